@@ -1,0 +1,30 @@
+# Two entry points (see README):
+#   make lab   -> install everything into .venv and open JupyterLab on notebooks/
+#   make test  -> install everything into .venv and run the whole test suite (unit tests + nbval)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+
+.PHONY: lab test install bench clean-cache
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e ".[lab,test]"
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+test: install
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+bench: install
+	$(PIP) install --quiet -c constraints.txt -e ".[bench]"
+	$(PIP) install --quiet --no-deps torchensemble
+	$(BIN)/python -m benchmarks
+
+clean-cache:
+	$(BIN)/python -c "import ensemble_lab.zoo as z; z.clear_cache()"
