@@ -1,0 +1,140 @@
+"""Combining the members of an ensemble into one prediction.
+
+Member outputs are logits shaped ``(K, N, C)`` (members, samples, classes); every rule returns ensemble
+probabilities shaped ``(N, C)``.  With weights ``w`` (non-negative, normalised to sum to one) and a temperature
+``T`` applied to every member's logits first:
+
+========  ==========================================================  =====================================
+rule      ensemble probability                                        also called
+========  ==========================================================  =====================================
+``prob``  ``sum_k w_k softmax(z_k / T)``                              average of probabilities (Deep Ensembles)
+``logit`` ``softmax(sum_k w_k z_k / T)``                              average of logits
+``geo``   ``softmax(sum_k w_k log softmax(z_k / T))``                 normalised geometric mean (product of experts)
+``vote``  ``sum_k w_k onehot(argmax_c z_k)``                          (weighted) majority vote; vote shares
+========  ==========================================================  =====================================
+
+Vote shares are not calibrated probabilities: a class no member votes for gets probability exactly 0, so its
+NLL is huge.  That is the point the course makes with it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._validation import check_choice, check_int, check_labels, check_member_logits, check_positive, check_weights
+
+__all__ = ["RULES", "combine", "learn_weights", "best_member"]
+
+RULES = ("prob", "logit", "geo", "vote")
+_DIFFERENTIABLE = ("prob", "logit", "geo")
+
+
+def _combine_log(z: torch.Tensor, w: torch.Tensor, rule: str) -> torch.Tensor:
+    """Log ensemble probabilities (N, C) from scaled logits ``z`` (K, N, C) and weights ``w`` (K,) on the simplex.
+
+    Differentiable in ``w`` for the rules in ``_DIFFERENTIABLE``.
+    """
+    wk = w.view(-1, 1, 1)
+    if rule == "prob":
+        # log sum_k w_k p_k, computed stably as logsumexp_k(log w_k + log p_k); w_k = 0 gives -inf terms.
+        return torch.logsumexp(torch.log(wk) + torch.log_softmax(z, dim=-1), dim=0)
+    if rule == "logit":
+        return torch.log_softmax((wk * z).sum(dim=0), dim=-1)
+    if rule == "geo":
+        return torch.log_softmax((wk * torch.log_softmax(z, dim=-1)).sum(dim=0), dim=-1)
+    raise AssertionError(rule)  # unreachable: callers validate the rule
+
+
+def combine(member_logits, weights=None, rule: str = "prob", temperature: float = 1.0) -> torch.Tensor:
+    """Ensemble probabilities ``(N, C)`` from member logits ``(K, N, C)``.
+
+    Args:
+        member_logits: ``(K, N, C)`` logits (tensor or array), finite.
+        weights: ``K`` non-negative numbers with a positive sum (normalised here); ``None`` means uniform.
+        rule: one of :data:`RULES` (see the module docstring for the formulas).
+        temperature: ``T > 0`` dividing every member's logits before combining (for ``vote`` it changes nothing).
+
+    Returns:
+        ``(N, C)`` probabilities on the device and in the dtype of ``member_logits``.
+    """
+    z = check_member_logits(member_logits)
+    k = z.shape[0]
+    check_choice(rule, "rule", RULES)
+    t = check_positive(temperature, "temperature")
+    w = torch.full((k,), 1.0 / k, dtype=z.dtype, device=z.device) if weights is None else check_weights(
+        weights, k, like=z
+    )
+    if rule == "vote":
+        votes = torch.nn.functional.one_hot(z.argmax(dim=-1), z.shape[-1]).to(z.dtype)  # (K, N, C)
+        return torch.einsum("k,knc->nc", w, votes)
+    return _combine_log(z / t, w, rule).exp()
+
+
+def learn_weights(
+    member_logits,
+    labels,
+    rule: str = "prob",
+    temperature: float = 1.0,
+    max_iter: int = 200,
+) -> torch.Tensor:
+    """Member weights on the simplex that minimise the NLL of ``combine(member_logits, w, rule)``.
+
+    The weights are parametrised as ``w = softmax(theta)`` and fitted with L-BFGS (strong-Wolfe line search)
+    on the tensors' device, starting from uniform weights.  For ``rule="prob"`` the NLL is convex in ``w``,
+    so this finds the global optimum over the simplex (up to weights the softmax can only approach, which
+    end up at ~1e-8 rather than exactly 0).  Fit on a validation split, evaluate on another.
+
+    Args:
+        member_logits: ``(K, N, C)`` logits of the split the weights are fitted on.
+        labels: ``(N,)`` int labels.
+        rule: ``"prob"``, ``"logit"`` or ``"geo"`` (a vote is not differentiable).
+        temperature: as in :func:`combine`, held fixed.
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        ``(K,)`` weights, non-negative, summing to one, on the device of ``member_logits``.
+    """
+    z = check_member_logits(member_logits)
+    k, n, c = z.shape
+    y = check_labels(labels, n, c).to(z.device)
+    if rule == "vote":
+        raise ValueError("rule='vote' has no gradient with respect to the weights; learn weights with rule "
+                         "'prob', 'logit' or 'geo'")
+    check_choice(rule, "rule", _DIFFERENTIABLE)
+    t = check_positive(temperature, "temperature")
+    check_int(max_iter, "max_iter", minimum=1)
+    zt = (z / t).detach()
+    if k == 1:
+        return torch.ones(1, dtype=z.dtype, device=z.device)
+    theta = torch.zeros(k, dtype=z.dtype, device=z.device, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        log_p = _combine_log(zt, torch.softmax(theta, dim=0), rule)
+        loss = torch.nn.functional.nll_loss(log_p, y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return torch.softmax(theta.detach(), dim=0)
+
+
+def best_member(member_logits, labels, by: str = "accuracy") -> int:
+    """Index of the best single member on the given split.
+
+    ``by="accuracy"`` ranks by accuracy and breaks ties by NLL; ``by="nll"`` ranks by NLL alone.
+    """
+    z = check_member_logits(member_logits)
+    k, n, c = z.shape
+    y = check_labels(labels, n, c).to(z.device)
+    check_choice(by, "by", ("accuracy", "nll"))
+    log_p = torch.log_softmax(z, dim=-1)  # (K, N, C)
+    nll = -log_p.gather(-1, y.view(1, n, 1).expand(k, n, 1)).squeeze(-1).mean(dim=1)  # (K,)
+    if by == "nll":
+        return int(nll.argmin())
+    acc = (z.argmax(dim=-1) == y).to(z.dtype).mean(dim=1)  # (K,)
+    best = acc == acc.max()
+    return int(torch.where(best, nll, torch.full_like(nll, float("inf"))).argmin())
