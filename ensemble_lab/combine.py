@@ -23,7 +23,7 @@ import torch
 
 from ._validation import check_choice, check_int, check_labels, check_member_logits, check_positive, check_weights
 
-__all__ = ["RULES", "combine", "learn_weights", "best_member"]
+__all__ = ["RULES", "Combiner", "combine", "learn_weights", "best_member"]
 
 RULES = ("prob", "logit", "geo", "vote")
 _DIFFERENTIABLE = ("prob", "logit", "geo")
@@ -45,6 +45,56 @@ def _combine_log(z: torch.Tensor, w: torch.Tensor, rule: str) -> torch.Tensor:
     raise AssertionError(rule)  # unreachable: callers validate the rule
 
 
+class Combiner:
+    """Member outputs prepared once, for combining them again and again with new weights.
+
+    Interactive use (a slider moving weights) re-weights the same members hundreds of times; the per-member
+    work (validation, softmax, log-softmax, votes) is done here once per rule, so that each call is a single
+    weighted sum over the member axis plus, for ``logit``/``geo``, one softmax of ``(N, C)``.
+
+    Args:
+        member_logits: ``(K, N, C)`` logits, finite.
+        temperature: ``T > 0`` dividing every member's logits.
+    """
+
+    def __init__(self, member_logits, temperature: float = 1.0):
+        self.temperature = check_positive(temperature, "temperature")
+        self.logits = check_member_logits(member_logits) / self.temperature  # (K, N, C), scaled
+        self.k, self.n, self.n_classes = self.logits.shape
+        self._prepared: dict[str, torch.Tensor] = {}
+
+    def prepared(self, rule: str) -> torch.Tensor:
+        """The ``(K, N, C)`` per-member quantity that ``rule`` averages (computed on first use)."""
+        check_choice(rule, "rule", RULES)
+        if rule not in self._prepared:
+            z = self.logits
+            if rule == "prob":
+                out = torch.softmax(z, dim=-1)
+            elif rule == "geo":
+                out = torch.log_softmax(z, dim=-1)
+            elif rule == "logit":
+                out = z
+            else:
+                out = torch.nn.functional.one_hot(z.argmax(dim=-1), self.n_classes).to(z.dtype)
+            self._prepared[rule] = out
+        return self._prepared[rule]
+
+    @property
+    def member_probs(self) -> torch.Tensor:
+        """``(K, N, C)`` member probabilities at this temperature."""
+        return self.prepared("prob")
+
+    def __call__(self, weights=None, rule: str = "prob") -> torch.Tensor:
+        """Ensemble probabilities ``(N, C)`` for ``weights`` (``None``: uniform) and ``rule``."""
+        x = self.prepared(rule)
+        w = (torch.full((self.k,), 1.0 / self.k, dtype=x.dtype, device=x.device) if weights is None
+             else check_weights(weights, self.k, like=x))
+        mixed = torch.tensordot(w, x, dims=1)  # (N, C): sum_k w_k x_k
+        if rule in ("logit", "geo"):
+            return torch.softmax(mixed, dim=-1)
+        return mixed
+
+
 def combine(member_logits, weights=None, rule: str = "prob", temperature: float = 1.0) -> torch.Tensor:
     """Ensemble probabilities ``(N, C)`` from member logits ``(K, N, C)``.
 
@@ -55,19 +105,11 @@ def combine(member_logits, weights=None, rule: str = "prob", temperature: float 
         temperature: ``T > 0`` dividing every member's logits before combining (for ``vote`` it changes nothing).
 
     Returns:
-        ``(N, C)`` probabilities on the device and in the dtype of ``member_logits``.
+        ``(N, C)`` probabilities on the device and in the dtype of ``member_logits``.  To combine the same
+        members with many different weights, build a :class:`Combiner` once instead.
     """
-    z = check_member_logits(member_logits)
-    k = z.shape[0]
     check_choice(rule, "rule", RULES)
-    t = check_positive(temperature, "temperature")
-    w = torch.full((k,), 1.0 / k, dtype=z.dtype, device=z.device) if weights is None else check_weights(
-        weights, k, like=z
-    )
-    if rule == "vote":
-        votes = torch.nn.functional.one_hot(z.argmax(dim=-1), z.shape[-1]).to(z.dtype)  # (K, N, C)
-        return torch.einsum("k,knc->nc", w, votes)
-    return _combine_log(z / t, w, rule).exp()
+    return Combiner(member_logits, temperature)(weights, rule)
 
 
 def learn_weights(
