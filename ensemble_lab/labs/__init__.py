@@ -1,0 +1,6 @@
+"""Interactive Labs: a State of settings, a compute step over cached predictions, and a View of widgets."""
+
+from .base import Lab, LabState
+from .deep_ensembles import DeepEnsembleLab, DeepEnsembleResult, DeepEnsembleState
+
+__all__ = ["Lab", "LabState", "DeepEnsembleLab", "DeepEnsembleResult", "DeepEnsembleState"]

@@ -1,0 +1,175 @@
+"""Widgets and plots of the deep-ensembles Lab (no maths: everything shown comes from ``lab.result``).
+
+Each control has a stable CSS class (``el-...``) so that browser tests can find it.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+
+from ..plots import ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
+from .deep_ensembles import DeepEnsembleLab
+from .figure import FigureBox
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def metrics_table_html(metrics: dict[str, dict[str, float]], split: str, n: int) -> str:
+    """The metric table as HTML (rows: ensemble, best member, average member)."""
+    head = "".join(f"<th style='padding:2px 8px'>{h}</th>" for h in ("", "accuracy", "NLL", "Brier", "ECE"))
+    rows = []
+    for name, m in metrics.items():
+        cells = (_pct(m["accuracy"]), f"{m['nll']:.3f}", f"{m['brier']:.3f}", _pct(m["ece"]))
+        style = "font-weight:bold" if name == "ensemble" else ""
+        rows.append(f"<tr style='{style}'><td style='padding:2px 8px'>{html.escape(name)}</td>"
+                    + "".join(f"<td style='padding:2px 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
+    return (f"<div><b>{html.escape(split)}</b> split, {n} samples"
+            f"<table class='el-table'><tr>{head}</tr>{''.join(rows)}</table></div>")
+
+
+def diversity_html(diversity: dict[str, float]) -> str:
+    return ("<div>Diversity of the weighted members: "
+            f"disagreement <b>{_pct(diversity['disagreement'])}</b> · "
+            f"mutual information <b>{diversity['mutual_information']:.3f}</b> nats "
+            "(= mean KL of the members to their average)</div>")
+
+
+class DeepEnsembleView:
+    """Controls on the left, numbers and plots on the right, a status line below."""
+
+    def __init__(self, lab: DeepEnsembleLab):
+        self.lab = lab
+        s = lab.state
+        self._syncing = False
+        n_sliders = min(lab.k, lab.max_sliders)
+        self.sliders = [
+            w.FloatSlider(value=s.weights[i], min=0.0, max=1.0, step=0.01, description=f"member {i + 1}",
+                          continuous_update=True, readout_format=".2f", layout=w.Layout(width="300px"))
+            for i in range(n_sliders)
+        ]
+        for i, slider in enumerate(self.sliders):
+            slider.add_class(f"el-weight-{i}")
+            slider.observe(lambda ch, i=i: self._on_slider(i, ch.new), names="value")
+        self.weights_text = w.Text(value=self._weights_string(), description="weights",
+                                   continuous_update=False, layout=w.Layout(width="300px"),
+                                   placeholder="comma-separated, one per member")
+        self.weights_text.add_class("el-weights-text")
+        self.weights_text.observe(self._on_weights_text, names="value")
+        self.rule = w.Dropdown(options=[("average probabilities", "prob"), ("average logits", "logit"),
+                                        ("geometric mean", "geo"), ("majority vote", "vote")],
+                               value=s.rule, description="rule")
+        self.temperature = w.FloatLogSlider(value=s.temperature, base=10, min=-1, max=1, step=0.02,
+                                            description="temperature", readout_format=".2f")
+        self.n_bins = w.IntSlider(value=s.n_bins, min=1, max=50, description="bins")
+        self.strategy = w.ToggleButtons(options=["uniform", "quantile"], value=s.strategy, description="bin widths",
+                                        style={"button_width": "80px"})
+        self.split = w.Dropdown(options=list(lab.eval_splits), value=s.split, description="evaluate on")
+        self._simple = {"rule": self.rule, "temperature": self.temperature, "n_bins": self.n_bins,
+                        "strategy": self.strategy, "split": self.split}
+        for name, control in self._simple.items():
+            control.add_class(f"el-{name.replace('_', '-')}")
+            control.observe(lambda ch, name=name: self._on_control(name, ch.new), names="value")
+        self.buttons = {}
+        for key, label in (("uniform", "uniform"), ("learn", "learn weights (NLL)"), ("best", "best single member")):
+            b = w.Button(description=label, layout=w.Layout(width="auto"))
+            b.add_class(f"el-{key}")
+            b.on_click(lambda _b, key=key: self.lab.press(key))
+            self.buttons[key] = b
+        self.table = w.HTML()
+        self.table.add_class("el-metrics")
+        self.diversity = w.HTML()
+        self.diversity.add_class("el-diversity")
+        self.status = w.HTML()
+        self.status.add_class("el-status")
+
+        self.fig, self.axes = mosaic_figure([["rel", "weights"], ["hist", "weights"]], figsize=(8.0, 4.2),
+                                            height_ratios=[3, 1], width_ratios=[3, 2])
+        self.reliability_plot = ReliabilityPlot(self.axes["rel"], self.axes["hist"], title="Ensemble")
+        self.weight_bars = WeightBars(self.axes["weights"], lab.k)
+        self.figure = FigureBox(self.fig)
+
+        more = [] if lab.k <= lab.max_sliders else [w.HTML(
+            f"<i>{lab.k} members: sliders for the first {lab.max_sliders}; type all weights below.</i>")]
+        controls = w.VBox([self.rule, self.temperature, self.n_bins, self.strategy, self.split,
+                           w.HBox(list(self.buttons.values())), w.HTML("<b>Member weights</b>"), *self.sliders,
+                           *more, self.weights_text], layout=w.Layout(min_width="330px"))
+        outputs = w.VBox([self.table, self.diversity, self.figure.widget])
+        self.widget = w.VBox([w.HBox([controls, outputs]), self.status])
+        self.widget.add_class("el-lab")
+        self.widget.add_class("el-deep-ensembles")
+
+        lab.observe(self._on_result, names="result")
+        lab.observe(self._on_status, names="status")
+        lab.state.observe(self._sync_controls, names=lab.state.settings())
+        self._last = None
+        self.redraw(lab.result)
+        freeze_layout(self.fig)
+
+    # -- widget -> lab ----------------------------------------------------------------------------------
+    def _on_slider(self, i: int, value: float) -> None:
+        if self._syncing:
+            return
+        weights = list(self.lab.state.weights)
+        weights[i] = float(value)
+        if not self.lab.set(weights=weights):
+            self._sync_controls()
+
+    def _on_weights_text(self, change) -> None:
+        if self._syncing:
+            return
+        try:
+            weights = [float(x) for x in change.new.replace(";", ",").split(",") if x.strip()]
+        except ValueError:
+            self.lab.status = f"weights must be numbers separated by commas, got {change.new!r}"
+            self._sync_controls()
+            return
+        if not self.lab.set(weights=weights):
+            self._sync_controls()
+
+    def _on_control(self, name: str, value) -> None:
+        if self._syncing:
+            return
+        if not self.lab.set(**{name: value}):
+            self._sync_controls()
+
+    # -- lab -> widgets ---------------------------------------------------------------------------------
+    def _weights_string(self) -> str:
+        return ", ".join(f"{v:g}" for v in self.lab.state.weights)
+
+    def _sync_controls(self, change=None) -> None:
+        """Make every control show the State (after a change elsewhere, or a refused entry)."""
+        self._syncing = True
+        try:
+            s = self.lab.state
+            for slider, value in zip(self.sliders, s.weights):
+                slider.value = min(max(value, slider.min), slider.max)
+            self.weights_text.value = self._weights_string()
+            for name, control in self._simple.items():
+                control.value = getattr(s, name)
+        finally:
+            self._syncing = False
+
+    def _on_status(self, change) -> None:
+        msg = change.new
+        self.status.value = (f"<span style='color:#b00020'>⚠ {html.escape(msg)}</span>" if msg
+                             else "<span style='color:#2e7d32'>ok</span>")
+
+    def _on_result(self, change) -> None:
+        self.redraw(change.new)
+
+    def redraw(self, result) -> None:
+        """Update only what changed: table, diversity line, reliability bars, weight bars."""
+        last = self._last
+        self.table.value = metrics_table_html(result.metrics, result.split, result.n_samples)
+        self.diversity.value = diversity_html(result.diversity)
+        self.reliability_plot.update(result.reliability)
+        if last is None or not bool((last.weights == result.weights).all()):
+            self.weight_bars.update(result.weights)
+        self.fig.canvas.draw_idle()
+        self.figure.refresh()
+        self._on_status(type("Change", (), {"new": self.lab.status}))
+        self._last = result

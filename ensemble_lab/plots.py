@@ -1,0 +1,149 @@
+"""Matplotlib drawings for the Labs and notebooks.
+
+Each drawing is a small class that creates its artists once on a given Axes and updates them in place
+(``update(...)`` changes heights and positions; nothing is re-created), so a Lab redraws within a blink.
+No widgets here: a Lab decides where the Axes live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+__all__ = ["ReliabilityPlot", "WeightBars", "mosaic_figure", "freeze_layout", "image_grid"]
+
+_ENSEMBLE = "#1f77b4"
+_GAP = "#d62728"
+_MUTED = "#7f7f7f"
+
+
+def mosaic_figure(mosaic, figsize=(8.0, 4.0), **gridspec):
+    """A figure laid out by ``plt.subplot_mosaic``, created without being shown (the caller shows it).
+
+    Returns ``(fig, axes)`` with ``axes`` a dict from the mosaic's labels to Axes; ``gridspec`` keywords
+    (``height_ratios``, ``width_ratios``) go to the grid.
+    """
+    with plt.ioff():
+        fig, axes = plt.subplot_mosaic(mosaic, figsize=figsize, layout="constrained", gridspec_kw=gridspec or None)
+    return fig, axes
+
+
+def freeze_layout(fig) -> None:
+    """Lay the figure out once (constrained layout) and keep those positions for every later draw.
+
+    Constrained layout costs about half of a redraw; a Lab's plots keep their size, so once is enough.
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+
+
+def _to_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+class ReliabilityPlot:
+    """Reliability diagram (accuracy per confidence bin vs the diagonal) with a confidence histogram.
+
+    The top Axes ``ax`` shows, per bin, a bar of the bin's accuracy and a hatched gap to its mean confidence;
+    the histogram below (``hist_ax``, optional) shows the share of samples per bin.  ``update`` takes a
+    ``metrics.Reliability`` (edges (B+1,), confidence (B,), accuracy (B,), count (B,), ece).
+    """
+
+    def __init__(self, ax: Axes, hist_ax: Axes | None = None, title: str = "Reliability"):
+        self.ax, self.hist_ax, self.title = ax, hist_ax, title
+        self._n_bins = None
+        ax.plot([0, 1], [0, 1], ls="--", color=_MUTED, lw=1, label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        if hist_ax is not None:
+            hist_ax.set_xlim(0, 1)
+            hist_ax.set_ylabel("share of samples")
+            hist_ax.set_xlabel("confidence")
+        self._acc_bars = self._gap_bars = self._hist_bars = None
+
+    def _make_bars(self, n_bins: int) -> None:
+        for bars in (self._acc_bars, self._gap_bars, self._hist_bars):
+            if bars is not None:
+                bars.remove()
+        zeros = np.zeros(n_bins)
+        self._acc_bars = self.ax.bar(zeros, zeros, width=0, align="edge", color=_ENSEMBLE, edgecolor="white",
+                                     lw=0.5, label="accuracy")
+        self._gap_bars = self.ax.bar(zeros, zeros, width=0, align="edge", facecolor="none", edgecolor=_GAP,
+                                     lw=1.2, label="gap to mean confidence")
+        if self.hist_ax is not None:
+            self._hist_bars = self.hist_ax.bar(zeros, zeros, width=0, align="edge", color=_MUTED,
+                                               edgecolor="white", lw=0.5)
+        self.ax.legend(loc="upper left", fontsize="small", frameon=False)
+        self._n_bins = n_bins
+
+    def update(self, reliability) -> None:
+        """Move the bars to the bins and values of ``reliability``."""
+        edges = _to_numpy(reliability.edges).astype(float)
+        conf = np.nan_to_num(_to_numpy(reliability.confidence).astype(float))
+        acc = np.nan_to_num(_to_numpy(reliability.accuracy).astype(float))
+        count = _to_numpy(reliability.count).astype(float)
+        if self._n_bins != len(count):
+            self._make_bars(len(count))
+        left, width = edges[:-1], np.diff(edges)
+        share = count / max(count.sum(), 1.0)
+        for i, (a, g) in enumerate(zip(self._acc_bars, self._gap_bars)):
+            a.set_x(left[i])
+            a.set_width(width[i])
+            a.set_height(acc[i])
+            lo, hi = sorted((acc[i], conf[i])) if count[i] > 0 else (0.0, 0.0)
+            g.set_x(left[i])
+            g.set_width(width[i])
+            g.set_y(lo)
+            g.set_height(hi - lo)
+        if self._hist_bars is not None:
+            for i, h in enumerate(self._hist_bars):
+                h.set_x(left[i])
+                h.set_width(width[i])
+                h.set_height(share[i])
+            self.hist_ax.set_ylim(0, max(share.max() * 1.1, 0.05))
+        self.ax.set_title(f"{self.title}  (ECE {100 * float(reliability.ece):.1f}%)", fontsize="medium")
+
+
+class WeightBars:
+    """One bar per ensemble member showing its (normalised) weight."""
+
+    def __init__(self, ax: Axes, n_members: int, title: str = "Member weights"):
+        self.ax = ax
+        x = np.arange(n_members)
+        self._bars = ax.bar(x, np.zeros(n_members), color=_ENSEMBLE)
+        ax.set_xticks(x, [str(i + 1) for i in x], fontsize="small" if n_members <= 10 else "x-small")
+        ax.set_xlabel("member")
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize="medium")
+
+    def update(self, weights) -> None:
+        w = _to_numpy(weights).astype(float)
+        for bar, v in zip(self._bars, w):
+            bar.set_height(v)
+        self.ax.set_ylim(0, max(0.25, float(w.max()) * 1.15))
+
+
+def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):
+    """A figure of grey-scale or RGB images ``(M, C, H, W)`` in [0, 1], ``ncols`` per row, with optional titles."""
+    imgs = _to_numpy(images)
+    if imgs.ndim != 4 or imgs.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (M, 1 or 3, H, W), got shape {imgs.shape}")
+    if titles is not None and len(titles) != len(imgs):
+        raise ValueError(f"titles must have one entry per image ({len(imgs)}), got {len(titles)}")
+    nrows = -(-len(imgs) // ncols)
+    with plt.ioff():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.2 * (titles is not None)),
+                                 squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(imgs):
+            img = imgs[i].transpose(1, 2, 0)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray_r", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize="x-small")
+    return fig
