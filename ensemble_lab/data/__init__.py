@@ -1,0 +1,30 @@
+"""Embedded datasets, dataset shift and loaders for real datasets.
+
+Everything here works offline: the digits come with scikit-learn, the distorted digits and the shifted sets
+are generated deterministically from them (and cached), and CIFAR-10 is read from files you already have
+(``download=True`` fetches them through torchvision for users with a network).
+
+* :class:`ImageDataset`: images ``(N, C, H, W)`` float32 in [0, 1], labels ``(N,)`` int64, class names.
+* :func:`load_digits`: the 1797 bundled 8x8 digits, split 60/20/20.
+* :func:`load_distorted_digits`: 20k/5k/5k harder 16x16 digits, test sources disjoint from train sources.
+* :func:`shift`, :func:`shifted_sets`, :data:`SHIFT_KINDS`, :data:`SEVERITIES`: corrupted copies.
+* :func:`load_cifar10`: CIFAR-10 read without unrestricted unpickling.
+"""
+
+from ._dataset import ImageDataset
+from .cifar import load_cifar10
+from .digits import DIGIT_CLASSES, load_digits, load_distorted_digits
+from .shifts import SEVERITIES, SHIFT_KINDS, SHIFT_LEVELS, shift, shifted_sets
+
+__all__ = [
+    "ImageDataset",
+    "DIGIT_CLASSES",
+    "load_digits",
+    "load_distorted_digits",
+    "SHIFT_KINDS",
+    "SEVERITIES",
+    "SHIFT_LEVELS",
+    "shift",
+    "shifted_sets",
+    "load_cifar10",
+]

@@ -1,0 +1,125 @@
+"""The one container every dataset in the package comes as: :class:`ImageDataset`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._validation import as_tensor, check_labels
+
+__all__ = ["ImageDataset"]
+
+
+@dataclass(frozen=True, eq=False)
+class ImageDataset:
+    """A labelled image set, held in memory as two tensors.
+
+    Attributes
+    ----------
+    images:
+        ``(N, C, H, W)`` float32, pixel intensities in ``[0, 1]`` (0 = black).  Numpy arrays and other float
+        dtypes are converted to a float32 tensor; integer images (e.g. uint8 0..255) are refused rather than
+        rescaled behind your back.
+    labels:
+        ``(N,)`` int64 class indices in ``[0, len(classes))``.
+    classes:
+        Class names, index ``i`` naming label ``i``, e.g. ``("zero", "one", ...)``.
+    name:
+        A short name used in plots and tables, e.g. ``"digits/test"`` or ``"digits/test/noise-2"``.
+
+    The dataclass is frozen; :meth:`subset` and :meth:`to` return new datasets (sharing storage where torch
+    indexing allows).  Equality is identity: compare ``images``/``labels`` with ``torch.equal`` yourself.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        images = as_tensor(self.images, "images", floating=False)
+        if not torch.is_floating_point(images):
+            raise TypeError(
+                f"images must be floating point in [0, 1], got dtype {images.dtype} "
+                "(divide uint8 images by 255 first)"
+            )
+        if images.dtype != torch.float32:
+            images = images.to(torch.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got shape {tuple(images.shape)}")
+        if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes):
+            raise TypeError(f"classes must be a sequence of class-name strings, got {self.classes!r}")
+        classes = tuple(self.classes)
+        if len(classes) < 1:
+            raise ValueError("classes must name at least one class, got an empty sequence")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        if images.numel():
+            lo, hi = float(images.min()), float(images.max())
+            if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+                raise ValueError(f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+        labels = check_labels(self.labels, images.shape[0], len(classes), name="labels")
+        if labels.device != images.device:
+            raise ValueError(f"labels must be on the images' device ({images.device}), got {labels.device}")
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "classes", classes)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset(name={self.name!r}, n={len(self)}, image_shape={self.image_shape}, "
+            f"n_classes={self.n_classes}, device={self.device})"
+        )
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes, ``len(classes)``."""
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        """Device the tensors live on."""
+        return self.images.device
+
+    def subset(self, index, name: str | None = None) -> ImageDataset:
+        """The images selected by ``index`` (slice, int, list/array/tensor of ints, or boolean mask of length N).
+
+        The name is kept unless ``name`` is given.
+        """
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            index = [int(index)]
+        if isinstance(index, torch.Tensor):
+            index = index.to(self.images.device)
+        elif isinstance(index, (list, tuple, np.ndarray)):
+            index = torch.as_tensor(np.asarray(index), device=self.images.device)
+        if isinstance(index, torch.Tensor):
+            if index.dtype == torch.bool:
+                if index.shape != (len(self),):
+                    raise ValueError(
+                        f"index as a boolean mask must have shape ({len(self)},), got {tuple(index.shape)}"
+                    )
+            elif torch.is_floating_point(index) or index.ndim != 1:
+                raise ValueError(
+                    f"index must be a 1-d integer or boolean index, got dtype {index.dtype}, "
+                    f"shape {tuple(index.shape)}"
+                )
+        elif not isinstance(index, slice):
+            raise TypeError(
+                "index must be a slice, int, sequence/array/tensor of ints or a boolean mask, "
+                f"got {type(index).__name__}"
+            )
+        return ImageDataset(self.images[index], self.labels[index], self.classes, self.name if name is None else name)
+
+    def to(self, device: str | torch.device) -> ImageDataset:
+        """The same dataset with both tensors on ``device``."""
+        return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name)
