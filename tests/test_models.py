@@ -1,0 +1,184 @@
+"""Model family (MAC counts against a hand count and a hook counter) and the stacked ensemble."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ensemble_lab.models import (
+    FAMILY,
+    ModelSpec,
+    StackedEnsemble,
+    build_model,
+    get_spec,
+    macs,
+    member_seed,
+)
+
+SHAPES = [(1, 16, 16), (1, 8, 8), (3, 12, 10)]
+
+
+def hook_macs(model: nn.Module, input_shape) -> int:
+    """Independent counter: MACs of every Linear/Conv2d seen in a real forward pass, from the tensors' shapes."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features * output.shape[:-1].numel() // output.shape[0]
+        elif isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            per_position = module.in_channels // module.groups * kh * kw
+            total += output[0].numel() * per_position
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+# ----------------------------------------------------------------------------- family
+def test_family_names_and_cost_order():
+    assert {"mlp-xs", "mlp-s", "mlp-m", "mlp-l", "cnn-s", "cnn-m", "cnn-l"} <= set(FAMILY)
+    costs = [macs(spec, (1, 16, 16), 10) for spec in FAMILY.values()]
+    assert costs == sorted(costs) and len(set(costs)) == len(costs)
+
+
+def test_macs_hand_count_tiny_mlp():
+    spec = ModelSpec("tiny-mlp", "mlp", (3,))
+    # Linear(4 -> 3) + Linear(3 -> 2)
+    assert macs(spec, (1, 2, 2), 2) == 4 * 3 + 3 * 2
+
+
+def test_macs_hand_count_tiny_cnn():
+    spec = ModelSpec("tiny-cnn", "cnn", (2,), hidden=(3,))
+    # conv 1->2, 3x3 at 4x4 positions; pool -> 2x2; Linear(2*2*2 -> 3); Linear(3 -> 2)
+    assert macs(spec, (1, 4, 4), 2) == 2 * 16 * 1 * 9 + 8 * 3 + 3 * 2
+
+
+def test_macs_hand_count_family_member():
+    # cnn-s at 16x16: conv 1->8 at 16x16, conv 8->16 at 8x8, Linear(16*4*4 -> 10)
+    assert macs("cnn-s", (1, 16, 16), 10) == 8 * 256 * 9 + 16 * 64 * 8 * 9 + 256 * 10
+    assert macs("mlp-m", (1, 16, 16), 10) == 256 * 128 + 128 * 128 + 128 * 10
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+@pytest.mark.parametrize("shape", SHAPES + [(2, 3, 3), (1, 1, 1)])
+def test_macs_match_hook_counter(name, shape):
+    model = build_model(name, shape, 7, seed=0)
+    assert macs(name, shape, 7) == hook_macs(model, shape)
+    assert model(torch.rand(3, *shape)).shape == (3, 7)
+
+
+def test_build_model_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = build_model("cnn-s", seed=5)
+    after = torch.rand(3)
+    assert torch.equal(before, after)
+    b = build_model("cnn-s", seed=5)
+    c = build_model("cnn-s", seed=6)
+    for (ka, va), (_, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+        assert torch.equal(va, vb), ka
+        assert not torch.equal(va, vc), ka
+    assert a.spec is FAMILY["cnn-s"] and a.input_shape == (1, 16, 16) and a.n_classes == 10
+
+
+def test_member_seed_distinct():
+    seeds = {member_seed(s, i, stream) for s in range(4) for i in range(16) for stream in (0, 1)}
+    assert len(seeds) == 4 * 16 * 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(name="x", kind="rnn", widths=(3,)), "kind"),
+        (dict(name="x", kind="mlp", widths=(0,)), "widths"),
+        (dict(name="x", kind="cnn", widths=()), "widths"),
+        (dict(name="x", kind="mlp", widths=(3,), hidden=(2,)), "hidden"),
+        (dict(name="x", kind="cnn", widths=(3,), kernel_size=2), "kernel_size"),
+    ],
+)
+def test_model_spec_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelSpec(**kwargs)
+
+
+def test_bad_names_and_shapes():
+    with pytest.raises(ValueError, match="spec"):
+        get_spec("mlp-xxl")
+    with pytest.raises(TypeError, match="spec"):
+        get_spec(3)
+    with pytest.raises(ValueError, match="input_shape"):
+        build_model("mlp-s", (16, 16))
+    with pytest.raises(ValueError, match="n_classes"):
+        macs("mlp-s", (1, 8, 8), 1)
+
+
+# ----------------------------------------------------------------------------- stacked
+@pytest.mark.parametrize("name", ["mlp-s", "mlp-l", "cnn-s", "cnn-l"])
+@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 12, 10)])
+def test_stacked_forward_equals_separate_members(name, shape):
+    k = 3
+    ens = StackedEnsemble(name, k, shape, 10, seed=4)
+    separate = [build_model(name, shape, 10, seed=member_seed(4, i)) for i in range(k)]
+    x = torch.rand(5, *shape)
+    xs = torch.rand(k, 5, *shape)
+    with torch.no_grad():
+        out = ens(x)
+        out_per_member = ens(xs)
+        ref = torch.stack([m(x) for m in separate])
+        ref_per_member = torch.stack([m(xi) for m, xi in zip(separate, xs)])
+    assert out.shape == (k, 5, 10)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_per_member, ref_per_member, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp-m", "cnn-s"])
+def test_stacked_gradients_equal_separate_gradients(name):
+    k, shape = 3, (1, 8, 8)
+    ens = StackedEnsemble(name, k, shape, 10, seed=1)
+    separate = ens.members()
+    xs, ys = torch.rand(k, 6, *shape), torch.randint(0, 10, (k, 6))
+    loss = F.cross_entropy(ens(xs).reshape(-1, 10), ys.reshape(-1)) * k
+    loss.backward()
+    for i, (m, x, y) in enumerate(zip(separate, xs, ys)):
+        F.cross_entropy(m(x), y).backward()
+        for (key, p), (_, stacked) in zip(m.named_parameters(), ens.named_parameters()):
+            torch.testing.assert_close(stacked.grad[i], p.grad, atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_members_round_trip_and_subset():
+    ens = StackedEnsemble("cnn-s", 4, (1, 8, 8), 10, seed=2)
+    members = ens.members()
+    assert len(members) == 4 and all(isinstance(m, nn.Sequential) for m in members)
+    again = StackedEnsemble.from_members(members)
+    assert again.k == 4 and again.spec == ens.spec and again.input_shape == (1, 8, 8)
+    for (key, a), (_, b) in zip(ens.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), key
+    x = torch.rand(7, 1, 8, 8)
+    with torch.no_grad():
+        sub = ens.subset([3, 1])
+        torch.testing.assert_close(sub(x), ens(x)[[3, 1]])
+    # state-dict keys are those of one member, with a leading K axis
+    assert list(ens.state_dict()) == list(members[0].state_dict())
+    assert ens.macs_per_member == macs("cnn-s", (1, 8, 8), 10)
+
+
+def test_stacked_rejects_bad_input():
+    ens = StackedEnsemble("mlp-s", 2, (1, 8, 8), 10)
+    with pytest.raises(ValueError, match=r"\(N, 1, 8, 8\) or \(2, N, 1, 8, 8\)"):
+        ens(torch.rand(4, 1, 16, 16))
+    with pytest.raises(ValueError, match="x must have shape"):
+        ens(torch.rand(3, 4, 1, 8, 8))
+    with pytest.raises(ValueError, match="k must be"):
+        StackedEnsemble("mlp-s", 0)
+    with pytest.raises(ValueError, match="members"):
+        StackedEnsemble.from_members([])
+    with pytest.raises(ValueError, match="members must have"):
+        StackedEnsemble.from_members([build_model("mlp-s", (1, 8, 8))], "mlp-s", (1, 16, 16), 10)

@@ -1,0 +1,122 @@
+"""Training engines: stacked vs one-by-one reference, determinism, prediction."""
+
+import pytest
+import torch
+
+from ensemble_lab.data import load_digits
+from ensemble_lab.models import StackedEnsemble, build_model, member_seed
+from ensemble_lab.train import predict_logits, train_ensemble, train_members_one_by_one
+
+RECIPE = dict(epochs=10, batch_size=128, lr=3e-3, weight_decay=1e-4, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(seed=0)
+
+
+def member_accuracy(ens, split) -> torch.Tensor:
+    logits = predict_logits(ens, split.images)
+    return (logits.argmax(-1) == split.labels).float().mean(dim=1)
+
+
+@pytest.fixture(scope="module")
+def both_engines(digits):
+    stacked = train_ensemble("mlp-m", digits["train"], k=3, seed=3, **RECIPE)
+    separate = train_members_one_by_one("mlp-m", digits["train"], k=3, seed=3, **RECIPE)
+    return stacked, separate
+
+
+def test_stacked_matches_one_by_one(both_engines, digits):
+    stacked, separate = both_engines
+    reference = StackedEnsemble.from_members(separate)
+    acc_stacked = member_accuracy(stacked, digits["test"])
+    acc_separate = member_accuracy(reference, digits["test"])
+    assert acc_stacked.mean() > 0.9
+    assert abs(float(acc_stacked.mean() - acc_separate.mean())) < 0.015
+    # same recipe and seeds: the members are the same up to float round-off, so they agree almost everywhere
+    images = digits["test"].images
+    agree = predict_logits(stacked, images).argmax(-1) == predict_logits(reference, images).argmax(-1)
+    assert agree.float().mean() > 0.98
+
+
+def test_members_start_from_their_own_seeded_init_and_differ(digits):
+    ens = train_ensemble("mlp-s", digits["train"], k=3, seed=5, **(RECIPE | {"epochs": 1}))
+    assert ens.k == 3 and not ens.training
+    first = ens.state_dict()["1.weight"]  # layer 0 is the Flatten
+    assert not torch.equal(first[0], first[1])
+    # one epoch from member_seed(5, 0)'s init moves the weights, but not far from it
+    init = build_model("mlp-s", (1, 8, 8), 10, seed=member_seed(5, 0)).state_dict()["1.weight"]
+    other_init = build_model("mlp-s", (1, 8, 8), 10, seed=member_seed(5, 1)).state_dict()["1.weight"]
+    assert (first[0] - init).norm() < (first[0] - other_init).norm()
+
+
+def test_deterministic_on_cpu(digits):
+    small = digits["train"].subset(slice(0, 300))
+    kw = RECIPE | {"epochs": 2}
+    a = train_ensemble("cnn-s", small, k=2, seed=7, **kw)
+    b = train_ensemble("cnn-s", small, k=2, seed=7, **kw)
+    c = train_ensemble("cnn-s", small, k=2, seed=8, **kw)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert not torch.equal(a.state_dict()["0.weight"], c.state_dict()["0.weight"])
+
+
+def test_each_stacked_member_follows_its_own_recipe(digits):
+    """Member i of the stacked engine equals the reference's member i (its own init and its own data order)."""
+    small = digits["train"].subset(slice(0, 256))
+    members = train_members_one_by_one("mlp-s", small, k=2, seed=0, **(RECIPE | {"epochs": 1}))
+    ens = train_ensemble("mlp-s", small, k=2, seed=0, **(RECIPE | {"epochs": 1}))
+    for i, member in enumerate(members):  # reference and stacked see member i's order
+        for key, value in member.state_dict().items():
+            torch.testing.assert_close(value, ens.state_dict()[key][i], atol=1e-5, rtol=1e-4)
+
+
+def test_predict_logits(both_engines, digits):
+    stacked, _ = both_engines
+    images = digits["test"].images
+    full = predict_logits(stacked, images)
+    chunked = predict_logits(stacked, images, batch_size=37)
+    assert full.shape == (3, len(images), 10) and full.dtype == torch.float32
+    assert not full.requires_grad and full.device == stacked.device
+    torch.testing.assert_close(full, chunked)
+    torch.testing.assert_close(predict_logits(stacked, digits["test"]), full)
+    assert predict_logits(stacked, images[:0]).shape == (3, 0, 10)
+
+
+def test_progress_bar_can_be_silenced(digits, capsys):
+    small = digits["train"].subset(slice(0, 64))
+    train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": False}))
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": True}))
+    assert "training 2 x mlp-xs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(k=0), ValueError, "k must"),
+        (dict(epochs=0), ValueError, "epochs must"),
+        (dict(batch_size=0), ValueError, "batch_size must"),
+        (dict(lr=-1.0), ValueError, "lr must"),
+        (dict(weight_decay=-0.1), ValueError, "weight_decay must"),
+        (dict(schedule="linear"), ValueError, "schedule must"),
+        (dict(spec="resnet"), ValueError, "spec must"),
+        (dict(train="digits"), TypeError, "train must"),
+        (dict(train=(torch.rand(5, 64), torch.zeros(5, dtype=torch.long))), ValueError, "train.images"),
+    ],
+)
+def test_bad_arguments(digits, kwargs, error, match):
+    args = dict(spec="mlp-xs", train=digits["train"]) | kwargs
+    spec, train = args.pop("spec"), args.pop("train")
+    with pytest.raises(error, match=match):
+        train_ensemble(spec, train, progress=False, device="cpu", **args)
+
+
+def test_predict_logits_bad_input(both_engines):
+    stacked, _ = both_engines
+    with pytest.raises(TypeError, match="ensemble"):
+        predict_logits(build_model("mlp-m", (1, 8, 8)), torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="images"):
+        predict_logits(stacked, torch.rand(2, 64))
