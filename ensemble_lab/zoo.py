@@ -292,3 +292,24 @@ def ensemble_predictions(
         member_macs=int(tensors["__meta__.member_macs"]),
         config=dict(config),
     )
+
+
+# The artefacts the notebooks load; `python -m ensemble_lab.zoo --prebuild` builds them (Binder's postBuild does).
+NOTEBOOK_ARTEFACTS: tuple[dict, ...] = ({"dataset": "distorted", "arch": "mlp-m", "k": 8},)
+
+
+def prebuild(progress: bool = True) -> None:
+    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`."""
+    for config in NOTEBOOK_ARTEFACTS:
+        ensemble_predictions(**config, progress=progress)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ensemble_lab.zoo", description=__doc__.splitlines()[0])
+    parser.add_argument("--prebuild", action="store_true", help="build the artefacts the notebooks use")
+    if parser.parse_args().prebuild:
+        prebuild()
+    else:
+        parser.print_help()
