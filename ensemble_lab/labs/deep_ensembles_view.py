@@ -74,8 +74,10 @@ class DeepEnsembleView:
             control.add_class(f"el-{name.replace('_', '-')}")
             control.observe(lambda ch, name=name: self._on_control(name, ch.new), names="value")
         self.buttons = {}
-        for key, label in (("uniform", "uniform"), ("learn", "learn weights (NLL)"), ("best", "best single member")):
-            b = w.Button(description=label, layout=w.Layout(width="auto"))
+        for key, label, tip in (("uniform", "uniform", "every member the same weight"),
+                                ("learn", "learn (NLL)", "the weights that minimise NLL on the validation split"),
+                                ("best", "best member", "only the member with the best validation accuracy")):
+            b = w.Button(description=label, tooltip=tip, layout=w.Layout(width="105px"))
             b.add_class(f"el-{key}")
             b.on_click(lambda _b, key=key: self.lab.press(key))
             self.buttons[key] = b
@@ -108,6 +110,7 @@ class DeepEnsembleView:
         self._last = None
         self.redraw(lab.result)
         freeze_layout(self.fig)
+        self.figure.refresh()
 
     # -- widget -> lab ----------------------------------------------------------------------------------
     def _on_slider(self, i: int, value: float) -> None:
