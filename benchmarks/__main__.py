@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._timing import machine
 
-ALL = ["bench_training", "bench_ece", "bench_lab", "bench_notebook"]
+ALL = ["bench_training", "bench_ece", "bench_calibration", "bench_lab", "bench_notebook"]
 
 
 def run(names: list[str]) -> str:
