@@ -19,6 +19,7 @@ __all__ = [
     "check_probs",
     "check_member_probs",
     "check_labels",
+    "check_labels_for",
     "check_weights",
     "check_positive",
     "check_int",
@@ -127,6 +128,25 @@ def check_labels(x, n: int, n_classes: int, name: str = "labels") -> torch.Tenso
             f"got values in [{int(t.min())}, {int(t.max())}]"
         )
     return t
+
+
+def check_labels_for(x, like: torch.Tensor, name: str = "labels") -> torch.Tensor:
+    """Labels for predictions ``like`` shaped ``(..., N, C)``, as :func:`check_labels`.
+
+    numpy arrays and lists are placed on ``like``'s device; a tensor on another device is refused rather than
+    moved (routines never move data behind the caller's back).
+    """
+    n, c = like.shape[-2], like.shape[-1]
+    if isinstance(x, torch.Tensor):
+        if x.device != like.device:
+            raise ValueError(f"{name} must be on the same device as the predictions ({like.device}), got "
+                             f"{x.device}; move one of them explicitly")
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        try:
+            x = torch.as_tensor(np.asarray(x), device=like.device)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a tensor or array of integers, got {type(x).__name__}") from exc
+    return check_labels(x, n, c, name)
 
 
 def check_weights(x, k: int, name: str = "weights", *, normalise: bool = True, like: torch.Tensor | None = None):

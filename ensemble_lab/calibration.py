@@ -70,7 +70,7 @@ from ._validation import (
     as_tensor,
     check_choice,
     check_int,
-    check_labels,
+    check_labels_for,
     check_logits,
     check_member_logits,
     check_positive,
@@ -105,22 +105,6 @@ _STRATEGIES = ("uniform", "quantile")
 
 def _fit_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
-
-
-def _labels_on(labels, like: torch.Tensor, name: str = "labels") -> torch.Tensor:
-    """``labels`` checked against ``like`` (..., N, C); numpy/lists are placed on ``like``'s device, a tensor on
-    another device is refused."""
-    n, c = like.shape[-2], like.shape[-1]
-    if isinstance(labels, torch.Tensor):
-        if labels.device != like.device:
-            raise ValueError(f"{name} must be on the same device as the predictions ({like.device}), got "
-                             f"{labels.device}; move one of them explicitly")
-    elif isinstance(labels, (np.ndarray, list, tuple)):
-        try:
-            labels = torch.as_tensor(np.asarray(labels), device=like.device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a tensor or array of integers, got {type(labels).__name__}") from exc
-    return check_labels(labels, n, c, name)
 
 
 def _check_split(n: int, c: int, name: str) -> None:
@@ -224,7 +208,7 @@ def fit_temperature(logits, labels, max_iter: int = 100) -> float:
         Temperature scaling never changes the argmax, so accuracy is unchanged.
     """
     z = check_logits(logits)
-    y = _labels_on(labels, z)
+    y = check_labels_for(labels, z)
     _check_split(z.shape[0], z.shape[1], "logits")
     it = check_int(max_iter, "max_iter", minimum=1)
     zf = z.detach().to(_fit_dtype(z.device))
@@ -250,7 +234,7 @@ def fit_member_temperatures(member_logits, labels, max_iter: int = 100) -> torch
         ``(K,)`` temperatures on the device and in the (floating) dtype of ``member_logits``.
     """
     z = check_member_logits(member_logits)
-    y = _labels_on(labels, z)
+    y = check_labels_for(labels, z)
     _check_split(z.shape[1], z.shape[2], "member_logits")
     it = check_int(max_iter, "max_iter", minimum=1)
     log_t = _fit_log_temperatures(z.detach().to(_fit_dtype(z.device)), y, it)
@@ -319,7 +303,7 @@ def fit_vector_scaling(logits, labels, max_iter: int = 500) -> VectorScaling:
         max_iter: L-BFGS iterations.
     """
     z = check_logits(logits)
-    y = _labels_on(labels, z)
+    y = check_labels_for(labels, z)
     n, c = z.shape
     _check_split(n, c, "logits")
     it = check_int(max_iter, "max_iter", minimum=1)
@@ -427,7 +411,7 @@ def fit_histogram_binning(probs, labels, n_bins: int = 15, strategy: str = "quan
             over bins) or ``"uniform"`` (edges ``k / B``).
     """
     p = check_probs(probs)
-    y = _labels_on(labels, p)
+    y = check_labels_for(labels, p)
     n, c = p.shape
     _check_split(n, c, "probs")
     b = check_int(n_bins, "n_bins", minimum=1)
@@ -543,7 +527,7 @@ def pool_then_calibrate(member_logits, labels, rule: str = "prob", weights=None,
     """
     z = check_member_logits(member_logits)
     r = _check_pool_rule(rule)
-    y = _labels_on(labels, z)
+    y = check_labels_for(labels, z)
     _check_split(z.shape[1], z.shape[2], "member_logits")
     w = None if weights is None else check_weights(weights, z.shape[0], like=z)
     t = fit_temperature(_pool(z, w, r), y, max_iter=max_iter)
@@ -560,7 +544,7 @@ def calibrate_then_pool(member_logits, labels, rule: str = "prob", weights=None,
     """
     z = check_member_logits(member_logits)
     r = _check_pool_rule(rule)
-    y = _labels_on(labels, z)
+    y = check_labels_for(labels, z)
     w = None if weights is None else check_weights(weights, z.shape[0], like=z)
     mt = fit_member_temperatures(z, y, max_iter=max_iter)
     return PooledCalibrator(rule=r, temperature=1.0, member_temperatures=mt, weights=w, order="calibrate-then-pool")

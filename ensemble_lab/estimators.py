@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import metrics
-from ._validation import check_choice, check_int, check_labels, check_positive, check_probs
+from ._validation import check_choice, check_int, check_labels_for, check_positive, check_probs
 
 __all__ = [
     "debiased_ece",
@@ -42,24 +42,10 @@ def _acc_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _labels_on(labels, like: torch.Tensor, name: str = "labels") -> torch.Tensor:
-    n, c = like.shape
-    if isinstance(labels, torch.Tensor):
-        if labels.device != like.device:
-            raise ValueError(f"{name} must be on the same device as probs ({like.device}), got {labels.device}; "
-                             "move one of them explicitly")
-    elif isinstance(labels, (np.ndarray, list, tuple)):
-        try:
-            labels = torch.as_tensor(np.asarray(labels), device=like.device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a tensor or array of integers, got {type(labels).__name__}") from exc
-    return check_labels(labels, n, c, name)
-
-
 def _top_label(probs, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked ``(confidence, correct)``, both ``(N,)`` in the accumulation dtype."""
     p = check_probs(probs).detach()
-    y = _labels_on(labels, p)
+    y = check_labels_for(labels, p)
     conf, pred = p.max(dim=1)  # ties -> lowest index
     acc = _acc_dtype(p.device)
     return conf.to(acc), (pred == y).to(acc)
@@ -96,7 +82,7 @@ def debiased_ece(probs, labels, n_bins: int = 15, strategy: str = "quantile", sq
     b = check_int(n_bins, "n_bins", minimum=1)
     check_choice(strategy, "strategy", ("uniform", "quantile"))
     p = check_probs(probs)
-    y = _labels_on(labels, p)
+    y = check_labels_for(labels, p)
     rel = metrics.reliability(p, y, n_bins=b, strategy=strategy, validate=False)
     n = p.shape[0]
     cnt = rel.count.to(rel.accuracy.dtype)
@@ -161,7 +147,7 @@ def bootstrap_ci(
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     s = check_int(seed, "seed")
     p = check_probs(probs).detach()
-    y = _labels_on(labels, p)
+    y = check_labels_for(labels, p)
     result = metric(p, y, **kwargs)
     try:
         estimate = float(result)

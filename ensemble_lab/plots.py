@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["ReliabilityPlot", "WeightBars", "mosaic_figure", "freeze_layout", "image_grid"]
+__all__ = ["ReliabilityPlot", "WeightBars", "BlitManager", "mosaic_figure", "freeze_layout", "image_grid"]
 
 _ENSEMBLE = "#1f77b4"
 _GAP = "#d62728"
@@ -60,11 +60,21 @@ class ReliabilityPlot:
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
+        ax.set_title(title, fontsize="medium")
+        self._ece_text = ax.text(0.97, 0.04, "", transform=ax.transAxes, ha="right", va="bottom")
         if hist_ax is not None:
             hist_ax.set_xlim(0, 1)
+            hist_ax.set_ylim(0, 1)  # fixed, so that an update never re-lays the axes out
             hist_ax.set_ylabel("share of samples")
             hist_ax.set_xlabel("confidence")
         self._acc_bars = self._gap_bars = self._hist_bars = None
+
+    @property
+    def artists(self) -> list:
+        """Everything ``update`` changes (for :class:`BlitManager`)."""
+        bars = [b for group in (self._acc_bars, self._gap_bars, self._hist_bars) if group is not None for b in group]
+        legend = self.ax.get_legend()  # drawn last, so that bars never hide it
+        return bars + [self._ece_text] + ([legend] if legend is not None else [])
 
     def _make_bars(self, n_bins: int) -> None:
         for bars in (self._acc_bars, self._gap_bars, self._hist_bars):
@@ -105,8 +115,7 @@ class ReliabilityPlot:
                 h.set_x(left[i])
                 h.set_width(width[i])
                 h.set_height(share[i])
-            self.hist_ax.set_ylim(0, max(share.max() * 1.1, 0.05))
-        self.ax.set_title(f"{self.title}  (ECE {100 * float(reliability.ece):.1f}%)", fontsize="medium")
+        self._ece_text.set_text(f"ECE {100 * float(reliability.ece):.1f}%")
 
 
 class WeightBars:
@@ -118,14 +127,61 @@ class WeightBars:
         self._bars = ax.bar(x, np.zeros(n_members), color=_ENSEMBLE)
         ax.set_xticks(x, [str(i + 1) for i in x], fontsize="small" if n_members <= 10 else "x-small")
         ax.set_xlabel("member")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1)  # fixed: weights are normalised
         ax.set_title(title, fontsize="medium")
+
+    @property
+    def artists(self) -> list:
+        return list(self._bars)
 
     def update(self, weights) -> None:
         w = _to_numpy(weights).astype(float)
         for bar, v in zip(self._bars, w):
             bar.set_height(v)
-        self.ax.set_ylim(0, max(0.25, float(w.max()) * 1.15))
+
+
+class BlitManager:
+    """Redraw only the artists that change, over a cached background (matplotlib's blitting pattern).
+
+    The managed artists are marked animated, so a full draw leaves them out; after every full draw (first
+    display, a resize, a browser refresh) the static background is captured and the artists are drawn on top.
+    ``update()`` restores that background and draws just the artists: a few ms instead of re-rendering every
+    tick label.  Works with any Agg-based canvas (ipympl, inline, Agg).
+    """
+
+    def __init__(self, canvas, artists=()):
+        self.canvas = canvas
+        self._background = None
+        self._artists: list = []
+        self.set_artists(artists)
+        canvas.mpl_connect("draw_event", self._on_draw)
+
+    def set_artists(self, artists) -> bool:
+        """Manage ``artists``; returns True if they differ from before (a full draw is then needed)."""
+        artists = list(artists)
+        changed = len(artists) != len(self._artists) or any(a is not b for a, b in zip(artists, self._artists))
+        for a in artists:
+            a.set_animated(True)
+        self._artists = artists
+        return changed
+
+    def _on_draw(self, event) -> None:
+        self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
+        self._draw_artists()
+
+    def _draw_artists(self) -> None:
+        figure = self.canvas.figure
+        for a in self._artists:
+            figure.draw_artist(a)
+
+    def update(self) -> None:
+        """Show the artists' current state."""
+        if self._background is None:
+            self.canvas.draw()  # the draw_event captures the background and draws the artists
+            return
+        self.canvas.restore_region(self._background)
+        self._draw_artists()
+        self.canvas.blit(self.canvas.figure.bbox)
 
 
 def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):

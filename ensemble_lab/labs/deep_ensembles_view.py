@@ -9,7 +9,7 @@ import html
 
 import ipywidgets as w
 
-from ..plots import ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
+from ..plots import BlitManager, ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
 from .deep_ensembles import DeepEnsembleLab
 from .figure import FigureBox
 
@@ -92,6 +92,7 @@ class DeepEnsembleView:
                                             height_ratios=[3, 1], width_ratios=[3, 2])
         self.reliability_plot = ReliabilityPlot(self.axes["rel"], self.axes["hist"], title="Ensemble")
         self.weight_bars = WeightBars(self.axes["weights"], lab.k)
+        self.blit = BlitManager(self.fig.canvas)
         self.figure = FigureBox(self.fig)
 
         more = [] if lab.k <= lab.max_sliders else [w.HTML(
@@ -172,7 +173,10 @@ class DeepEnsembleView:
         self.reliability_plot.update(result.reliability)
         if last is None or not bool((last.weights == result.weights).all()):
             self.weight_bars.update(result.weights)
-        self.fig.canvas.draw_idle()
+        if self.blit.set_artists(self.reliability_plot.artists + self.weight_bars.artists):
+            self.fig.canvas.draw_idle()  # new bars (bin count changed): a full draw
+        else:
+            self.blit.update()  # only the bars and the ECE label
         self.figure.refresh()
         self._on_status(type("Change", (), {"new": self.lab.status}))
         self._last = result
