@@ -2,7 +2,9 @@
 
 - :func:`debiased_ece`: Kumar, Liang & Ma (2019), "Verified Uncertainty Calibration", the debiased estimator of
   the squared l2 top-label calibration error.
-- :func:`bootstrap_ci`: percentile bootstrap interval for any metric ``f(probs, labels) -> float``.
+- :func:`bootstrap_ci`: percentile bootstrap interval for any metric ``f(probs, labels) -> float``;
+  :func:`bootstrap_ece`: the same interval for the three ECE estimators, all resamples in one batch (what a
+  Lab uses to stay live).
 - :func:`smooth_ece`, :func:`smooth_reliability`, :func:`smooth_ece_bandwidth`: Blasiok & Nakkiran (2023),
   "Smooth ECE: Principled Reliability Diagrams via Kernel Smoothing".
 
@@ -13,6 +15,7 @@ input's device (float64, float32 on MPS).  Pure torch, no plotting.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -26,6 +29,8 @@ from ._validation import check_choice, check_int, check_labels_for, check_positi
 __all__ = [
     "debiased_ece",
     "bootstrap_ci",
+    "bootstrap_ece",
+    "ECE_ESTIMATORS",
     "smooth_ece",
     "smooth_ece_bandwidth",
     "smooth_reliability",
@@ -141,11 +146,7 @@ def bootstrap_ci(
     """
     if not callable(metric):
         raise TypeError(f"metric must be a callable f(probs, labels) -> float, got {type(metric).__name__}")
-    b = check_int(n_boot, "n_boot", minimum=2)
-    lv = check_positive(level, "level")
-    if not 0 < lv < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    s = check_int(seed, "seed")
+    b, lv, s = _check_boot(n_boot, level, seed)
     p = check_probs(probs).detach()
     y = check_labels_for(labels, p)
     result = metric(p, y, **kwargs)
@@ -157,23 +158,184 @@ def bootstrap_ci(
     if "validate" not in fast and _accepts_validate(metric):
         fast["validate"] = False
     n = p.shape[0]
-    gen = torch.Generator(device=p.device).manual_seed(s)
-    chunk = max(1, min(b, (1 << 22) // max(1, n * p.shape[1])))  # <= ~4M gathered entries per batch
     values = []
-    done = 0
-    while done < b:
-        m = min(chunk, b - done)
-        idx = torch.randint(0, n, (m, n), generator=gen, device=p.device)
+    for idx in _resamples(n, p.shape[1], b, s, p.device):
+        m = idx.shape[0]
         ps = p.index_select(0, idx.reshape(-1)).view(m, n, -1)
         ys = y.index_select(0, idx.reshape(-1)).view(m, n)
         values.extend(float(metric(ps[j], ys[j], **fast)) for j in range(m))
+    return (estimate, *_percentile_interval(values, lv))
+
+
+def _check_boot(n_boot, level, seed) -> tuple[int, float, int]:
+    b = check_int(n_boot, "n_boot", minimum=2)
+    lv = check_positive(level, "level")
+    if not 0 < lv < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return b, lv, check_int(seed, "seed")
+
+
+def _resamples(n: int, c: int, n_boot: int, seed: int, device: torch.device):
+    """Row indices of ``n_boot`` resamples of ``n`` rows with replacement, as ``(m, n)`` int64 batches.
+
+    One ``torch.Generator`` seeded with ``seed`` on ``device``, batches of at most ~4M gathered ``(n, c)``
+    entries.  :func:`bootstrap_ci` and :func:`bootstrap_ece` draw through this, so with the same seed they see
+    the same resamples.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    chunk = max(1, min(n_boot, (1 << 22) // max(1, n * c)))
+    done = 0
+    while done < n_boot:
+        m = min(chunk, n_boot - done)
+        yield torch.randint(0, n, (m, n), generator=gen, device=device)
         done += m
+
+
+def _percentile_interval(values, level: float) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     if not np.isfinite(arr).all():
         raise ValueError(f"metric returned {int((~np.isfinite(arr)).sum())} non-finite value(s) on bootstrap "
                          "resamples; the percentile interval needs finite values")
-    low, high = np.quantile(arr, [(1 - lv) / 2, (1 + lv) / 2])
-    return estimate, float(low), float(high)
+    low, high = np.quantile(arr, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+ECE_ESTIMATORS = ("binned", "debiased", "smooth")
+
+
+def _resample_counts(idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """How often each row was drawn in each resample: ``(m, n)`` row indices -> ``(m, n)`` counts (sum n)."""
+    counts = torch.zeros(idx.shape, dtype=dtype, device=idx.device)
+    return counts.scatter_add_(1, idx, torch.ones(1, dtype=dtype, device=idx.device).expand(idx.shape))
+
+
+_CACHED_COUNTS = 1 << 22  # resample count matrices up to 4M entries (32 MB) are kept for the next call
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_counts(n: int, c: int, n_boot: int, seed: int, device: torch.device, dtype: torch.dtype):
+    return tuple(_resample_counts(idx, dtype) for idx in _resamples(n, c, n_boot, seed, device))
+
+
+def _counts_batches(n: int, c: int, n_boot: int, seed: int, device: torch.device, dtype: torch.dtype):
+    """The resamples of :func:`_resamples` as count matrices.  They depend only on the sizes and the seed, not on
+    the data, so small ones are cached: a Lab that recomputes an interval after every slider move draws them
+    once (read-only; never modified)."""
+    if n * n_boot <= _CACHED_COUNTS:
+        return _cached_counts(n, c, n_boot, seed, device, dtype)
+    return (_resample_counts(idx, dtype) for idx in _resamples(n, c, n_boot, seed, device))
+
+
+def _binned_sums(conf: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor, n_bins: int, strategy: str):
+    """Per-resample bin count, confidence sum and hit count, each ``(m, B)`` float64.
+
+    ``conf``/``hit`` ``(N,)`` are the full sample (``conf`` in the probs' dtype), ``counts`` ``(m, N)`` the
+    resample multiplicities.  Bins exactly as :func:`metrics.ece` bins a resample: uniform edges ``k / B`` (each
+    sample's bin is computed once), or quantile edges at each resample's own order statistics (read off the
+    cumulative counts in sorted order: the r-th smallest value of a resample is the first sorted value whose
+    cumulative count reaches r).
+    """
+    m, n = counts.shape
+    acc = counts.dtype
+    if strategy == "uniform":  # one bin per sample: the sums are counts @ (one-hot bins, scaled by 1, conf, hit)
+        bins = metrics._uniform_bins(conf, n_bins)[0].to(torch.int64)  # (N,)
+        rows = torch.arange(n, device=conf.device)
+        table = torch.zeros(n, 3, n_bins, dtype=acc, device=conf.device)
+        for k, v in enumerate((1.0, conf.to(acc), hit)):
+            table[rows, k, bins] = v
+        return (counts @ table.view(n, 3 * n_bins)).view(m, 3, n_bins).unbind(1)
+    order = conf.argsort(stable=True)
+    srt = conf[order]
+    cum = counts[:, order].cumsum(dim=1)  # (m, N), exact integers
+    b = torch.arange(1, n_bins, device=conf.device)
+    ranks = torch.div(b * n + n_bins - 1, n_bins, rounding_mode="floor")  # ceil(b N / B), 1-based
+    pos = torch.searchsorted(cum, ranks.to(acc).expand(m, -1).contiguous())  # first cumulative count >= rank
+    inner = srt[pos.clamp(max=n - 1)]  # (m, B - 1) interior edges
+    bins = torch.searchsorted(inner.contiguous(), conf.expand(m, n).contiguous(), right=False)  # (lo, hi] bins
+    out = torch.zeros(3, m, n_bins, dtype=acc, device=conf.device)
+    for k, src in enumerate((counts, counts * conf.to(acc), counts * hit)):
+        out[k].scatter_add_(1, bins, src)
+    return out.unbind(0)
+
+
+def _binned_batch(conf, hit, counts, n_bins: int, strategy: str) -> torch.Tensor:
+    """l1 binned ECE of each resample ``(m,)``."""
+    _, s_conf, s_hit = _binned_sums(conf, hit, counts, n_bins, strategy)
+    return (s_hit - s_conf).abs().sum(dim=1) / counts.shape[1]
+
+
+def _debiased_batch(conf, hit, counts, n_bins: int, strategy: str) -> torch.Tensor:
+    """Debiased squared ECE (:func:`debiased_ece`) of each resample ``(m,)``."""
+    cnt, s_conf, s_hit = _binned_sums(conf, hit, counts, n_bins, strategy)
+    ok = cnt >= 2
+    safe = torch.where(ok, cnt, 2.0)
+    a, c = s_hit / safe, s_conf / safe
+    per_bin = (a - c) ** 2 - a * (1 - a) / (safe - 1)
+    return torch.where(ok, cnt * per_bin, 0.0).sum(dim=1) / counts.shape[1]
+
+
+def bootstrap_ece(
+    probs,
+    labels,
+    estimator: str = "binned",
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    bandwidth: float | None = None,
+    n_boot: int = 200,
+    level: float = 0.9,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Percentile bootstrap interval of a calibration-error estimator, every resample computed at once.
+
+    The same interval as :func:`bootstrap_ci` with the matching metric and the same ``seed`` (same resamples,
+    equal to float rounding), much faster: a resample is represented by how often it drew each row, an
+    ``(m, N)`` count matrix, and every estimator is a weighted sum over the rows, so the full sample is binned
+    (or spread onto the smoothing grid) once and all m resamples are summed in one ``index_add`` instead of
+    one metric call each.
+
+    Args:
+        probs: ``(N, C)`` probabilities; labels: ``(N,)`` int labels.
+        estimator: ``"binned"`` (:func:`metrics.ece`, l1, ``n_bins``/``strategy``), ``"debiased"``
+            (:func:`debiased_ece`, squared, ``n_bins``/``strategy``) or ``"smooth"`` (:func:`smooth_ece`).
+        bandwidth: for ``"smooth"``: the kernel width; ``None`` picks the automatic (fixed-point) bandwidth of
+            the full sample and holds it for every resample, so the interval shows the sampling variability of
+            the estimate at that resolution.  (``bootstrap_ci(smooth_ece, ...)`` re-solves the fixed point on
+            every resample instead.)
+        n_boot, level, seed: as in :func:`bootstrap_ci`.
+
+    Returns:
+        ``(estimate, low, high)`` python floats, ``estimate`` on the full sample.
+    """
+    est = check_choice(estimator, "estimator", ECE_ESTIMATORS)
+    nb = check_int(n_bins, "n_bins", minimum=1)
+    check_choice(strategy, "strategy", ("uniform", "quantile"))
+    b, lv, s = _check_boot(n_boot, level, seed)
+    p = check_probs(probs).detach()
+    y = check_labels_for(labels, p)
+    conf_p, pred = p.max(dim=1)  # in the probs' dtype: quantile edges are order statistics of these
+    acc = _acc_dtype(p.device)
+    hit = (pred == y).to(acc)
+    if est == "smooth":
+        conf = conf_p.to(acc)
+        sigma = _bandwidth(bandwidth)
+        if sigma is None:
+            sigma = _fixed_point(conf, hit - conf)
+
+        def batch(counts):
+            _, dens, res = _smoothed(conf, hit - conf, sigma, counts)
+            return res.abs().sum(dim=-1) / dens.sum(dim=-1)
+    else:
+        kernel = _binned_batch if est == "binned" else _debiased_batch
+
+        def batch(counts):
+            return kernel(conf_p, hit, counts, nb, strategy)
+
+    n = p.shape[0]
+    estimate = float(batch(torch.ones(1, n, dtype=acc, device=p.device))[0])
+    values = []
+    for counts in _counts_batches(n, p.shape[1], b, s, p.device, acc):
+        values.extend(batch(counts).tolist())
+    return (estimate, *_percentile_interval(values, lv))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -188,12 +350,14 @@ def _reflect(idx: torch.Tensor, g: int) -> torch.Tensor:
     return torch.where(m >= g, 2 * g - 1 - m, m)
 
 
-def _smoothed(conf: torch.Tensor, resid: torch.Tensor, sigma: float):
+def _smoothed(conf: torch.Tensor, resid: torch.Tensor, sigma: float, counts: torch.Tensor | None = None):
     """Reflected-Gaussian kernel smoothing of the sample masses ``1/N`` and ``resid/N`` located at ``conf``.
 
-    Returns ``(h, D, R)``: the cell width and, at the G cell centres ``(j + 1/2) h``, the smoothed density
-    ``D(t) = (1/N) sum_i K(t, f_i)`` and smoothed residual ``R(t) = (1/N) sum_i K(t, f_i) r_i`` (both up to one
-    common constant factor), with ``K`` the Gaussian kernel of width ``sigma`` reflected at 0 and 1.
+    ``conf`` and ``resid`` are ``(N,)``.  Returns ``(h, D, R)``: the cell width and, at the G cell centres
+    ``(j + 1/2) h``, the smoothed density ``D(t) = (1/N) sum_i K(t, f_i)`` and smoothed residual
+    ``R(t) = (1/N) sum_i K(t, f_i) r_i`` (both up to one common constant factor), with ``K`` the Gaussian kernel
+    of width ``sigma`` reflected at 0 and 1.  With ``counts`` ``(m, N)`` (bootstrap multiplicities) sample i
+    weighs ``counts[:, i]`` instead of 1 and ``D``, ``R`` are ``(m, G)``, one row per resample.
 
     The samples are first spread onto the fine grid by linear interpolation between neighbouring cell centres
     (below the first centre or above the last, all mass goes to the edge cell: its mirror image is the same
@@ -209,18 +373,21 @@ def _smoothed(conf: torch.Tensor, resid: torch.Tensor, sigma: float):
     lo = lo.to(torch.int64)
     i0 = _reflect(lo, g)
     i1 = _reflect(lo + 1, g)
-    w = torch.stack([torch.ones_like(resid), resid]) / n  # (2, N): masses for D and R
-    grid = torch.zeros(2, g, dtype=dt, device=dev)
-    grid.index_add_(1, i0, w * (1 - frac))
-    grid.index_add_(1, i1, w * frac)
+    c = torch.ones(1, n, dtype=dt, device=dev) if counts is None else counts.to(dt)
+    w = torch.stack([c, c * resid]) / n  # (2, m, N): masses for D and R
+    grid = torch.zeros(2, c.shape[0], g, dtype=dt, device=dev)
+    grid.index_add_(2, i0, w * (1 - frac))
+    grid.index_add_(2, i1, w * frac)
     half = math.ceil(_TAIL * sigma / h)
     offsets = torch.arange(-half, half + 1, device=dev)
     kernel = torch.exp(-0.5 * (offsets.to(dt) * (h / sigma)) ** 2)  # symmetric, un-normalised
-    padded = grid[:, _reflect(torch.arange(-half, g + half, device=dev), g)]  # (2, G + 2 half)
-    size = padded.shape[1] + kernel.shape[0] - 1
+    padded = grid[..., _reflect(torch.arange(-half, g + half, device=dev), g)]  # (2, m, G + 2 half)
+    size = padded.shape[-1] + kernel.shape[0] - 1
     spec = torch.fft.rfft(padded, n=size) * torch.fft.rfft(kernel, n=size)
     full = torch.fft.irfft(spec, n=size)
-    out = full[:, 2 * half: 2 * half + g]  # the "valid" part: one value per cell centre
+    out = full[..., 2 * half: 2 * half + g]  # the "valid" part: one value per cell centre
+    if counts is None:
+        out = out[:, 0]
     return h, out[0], out[1]
 
 

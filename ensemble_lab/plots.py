@@ -62,6 +62,7 @@ class ReliabilityPlot:
         ax.set_ylabel("accuracy")
         ax.set_title(title, fontsize="medium")
         self._ece_text = ax.text(0.97, 0.04, "", transform=ax.transAxes, ha="right", va="bottom")
+        (self._curve,) = ax.plot([], [], color="black", lw=1.5, label="smoothed accuracy (smooth ECE)")
         if hist_ax is not None:
             hist_ax.set_xlim(0, 1)
             hist_ax.set_ylim(0, 1)  # fixed, so that an update never re-lays the axes out
@@ -74,7 +75,7 @@ class ReliabilityPlot:
         """Everything ``update`` changes (for :class:`BlitManager`)."""
         bars = [b for group in (self._acc_bars, self._gap_bars, self._hist_bars) if group is not None for b in group]
         legend = self.ax.get_legend()  # drawn last, so that bars never hide it
-        return bars + [self._ece_text] + ([legend] if legend is not None else [])
+        return bars + [self._curve, self._ece_text] + ([legend] if legend is not None else [])
 
     def _make_bars(self, n_bins: int) -> None:
         for bars in (self._acc_bars, self._gap_bars, self._hist_bars):
@@ -88,11 +89,16 @@ class ReliabilityPlot:
         if self.hist_ax is not None:
             self._hist_bars = self.hist_ax.bar(zeros, zeros, width=0, align="edge", color=_MUTED,
                                                edgecolor="white", lw=0.5)
-        self.ax.legend(loc="upper left", fontsize="small", frameon=False)
         self._n_bins = n_bins
+        self._legend()
 
-    def update(self, reliability) -> None:
-        """Move the bars to the bins and values of ``reliability``."""
+    def _legend(self) -> None:
+        shown = [self._acc_bars, self._gap_bars] + ([self._curve] if len(self._curve.get_xdata()) else [])
+        self.ax.legend(handles=shown, loc="upper left", fontsize="small", frameon=False)
+
+    def update(self, reliability, curve=None) -> None:
+        """Move the bars to the bins and values of ``reliability``; draw ``curve`` (``(x, y)``, e.g. a smoothed
+        reliability curve) over them, or nothing if it is None."""
         edges = _to_numpy(reliability.edges).astype(float)
         conf = np.nan_to_num(_to_numpy(reliability.confidence).astype(float))
         acc = np.nan_to_num(_to_numpy(reliability.accuracy).astype(float))
@@ -116,7 +122,13 @@ class ReliabilityPlot:
                 h.set_width(width[i])
                 h.set_height(share[i])
         self._ece_text.set_text(f"ECE {100 * float(reliability.ece):.1f}%")
-
+        had_curve = len(self._curve.get_xdata()) > 0
+        if curve is None:
+            self._curve.set_data([], [])
+        else:
+            self._curve.set_data(_to_numpy(curve[0]), _to_numpy(curve[1]))
+        if had_curve != (curve is not None):
+            self._legend()  # a new legend artist: BlitManager.set_artists asks for a full draw
 
 class WeightBars:
     """One bar per ensemble member showing its (normalised) weight."""

@@ -295,7 +295,10 @@ def ensemble_predictions(
 
 
 # The artefacts the notebooks load; `python -m ensemble_lab.zoo --prebuild` builds them (Binder's postBuild does).
-NOTEBOOK_ARTEFACTS: tuple[dict, ...] = ({"dataset": "distorted", "arch": "mlp-m", "k": 8},)
+NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
+    {"dataset": "distorted", "arch": "mlp-m", "k": 8},  # 01_deep_ensembles
+    {"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40},  # 02_calibration: trained long, over-confident
+)
 
 
 def prebuild(progress: bool = True) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ensemble_lab import metrics
 from ensemble_lab.estimators import (
     bootstrap_ci,
+    bootstrap_ece,
     debiased_ece,
     smooth_ece,
     smooth_ece_bandwidth,
@@ -161,6 +162,41 @@ def test_bootstrap_batches_larger_than_one_chunk():
     assert low < est < high and high - low < 0.02
 
 
+@pytest.mark.parametrize("estimator,metric,kwargs", [
+    ("binned", metrics.ece, {"n_bins": 15, "strategy": "uniform"}),
+    ("binned", metrics.ece, {"n_bins": 7, "strategy": "quantile"}),
+    ("debiased", debiased_ece, {"n_bins": 15, "strategy": "quantile"}),
+    ("debiased", debiased_ece, {"n_bins": 4, "strategy": "uniform"}),
+    ("smooth", smooth_ece, {"bandwidth": 0.05}),
+])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_bootstrap_equals_one_metric_call_per_resample(estimator, metric, kwargs, dtype):
+    """Same seed, same resamples: the batched interval is the generic one (which calls the tested metric)."""
+    p, y = _world(3000, delta=0.05, c=4, seed=11)
+    p = p.to(dtype)
+    fast = bootstrap_ece(p, y, estimator, n_boot=60, seed=2, **kwargs)
+    slow = bootstrap_ci(metric, p, y, n_boot=60, seed=2, **kwargs)
+    assert fast == pytest.approx(slow, abs=1e-12, rel=1e-9)
+
+
+def test_batched_smooth_bootstrap_holds_the_full_sample_bandwidth():
+    p, y = _world(2000, delta=0.1, seed=12)
+    sigma = smooth_ece_bandwidth(p, y)
+    auto = bootstrap_ece(p, y, "smooth", n_boot=40, seed=5)
+    fixed = bootstrap_ci(smooth_ece, p, y, n_boot=40, seed=5, bandwidth=sigma)
+    assert auto == pytest.approx(fixed, abs=1e-12)
+    assert auto[0] == pytest.approx(smooth_ece(p, y), abs=1e-9)
+    assert auto[1] < 0.1 < auto[2]  # the true smooth ECE of this world is delta = 0.1
+
+
+def test_batched_bootstrap_is_seeded_and_batches_across_chunks():
+    p, y = _world(120_000, delta=0.1, seed=13)  # > 1 resample batch of at most ~4M gathered entries
+    a = bootstrap_ece(p, y, n_boot=40, seed=1, n_bins=10)
+    assert a == bootstrap_ece(p, y, n_boot=40, seed=1, n_bins=10)
+    assert a != bootstrap_ece(p, y, n_boot=40, seed=2, n_bins=10)
+    assert a[1] < 0.1 < a[2] and a[2] - a[1] < 0.01
+
+
 # ----------------------------------------------------------------------------------------------------------
 # smooth ECE
 # ----------------------------------------------------------------------------------------------------------
@@ -257,6 +293,14 @@ _BAD = [
     (lambda: bootstrap_ci(metrics.ece, _P, _Y.float() + 0.5), ValueError, "labels must be integer"),
     (lambda: bootstrap_ci(lambda p, y: "high", _P, _Y), TypeError, "metric must return a number"),
     (lambda: bootstrap_ci(lambda p, y: float("nan"), _P, _Y), ValueError, "non-finite"),
+    (lambda: bootstrap_ece(_P, _Y, "kernel"), ValueError, "estimator must be one of"),
+    (lambda: bootstrap_ece(_P, _Y, n_bins=0), ValueError, "n_bins"),
+    (lambda: bootstrap_ece(_P, _Y, strategy="equal"), ValueError, "strategy"),
+    (lambda: bootstrap_ece(_P, _Y, n_boot=1), ValueError, "n_boot"),
+    (lambda: bootstrap_ece(_P, _Y, level=1.5), ValueError, "level"),
+    (lambda: bootstrap_ece(_P, _Y, "smooth", bandwidth=0.0), ValueError, "bandwidth"),
+    (lambda: bootstrap_ece(_NAN, _Y), ValueError, "probs must be finite"),
+    (lambda: bootstrap_ece(_P, _Y[:-1]), ValueError, "labels must have shape"),
     (lambda: smooth_ece(_P, _Y, bandwidth=0.0), ValueError, "bandwidth must be a finite number > 0"),
     (lambda: smooth_ece(_P, _Y, bandwidth=-0.1), ValueError, "bandwidth"),
     (lambda: smooth_ece(_P, _Y, bandwidth=1e-6), ValueError, r"bandwidth must be in \[0.0001, 10\]"),

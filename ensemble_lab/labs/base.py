@@ -9,13 +9,15 @@ message.  Widgets (the View) are built only when the Lab is displayed, and talk 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 import traitlets
 
 from ..device import fit_threads_to_cpus
 
-__all__ = ["LabState", "Lab"]
+__all__ = ["LabState", "Lab", "SplitPredictions", "split_predictions"]
 
 
 class LabState(traitlets.HasTraits):
@@ -143,3 +145,47 @@ def _message(exc: Exception) -> str:
     text = str(exc)
     # traitlets prefixes messages with "The 'x' trait of a Foo instance ..."; keep our own wording.
     return text if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class SplitPredictions:
+    """Member logits by split, checked: one split to fit on, the others to evaluate on.
+
+    ``logits``: split -> ``(K, N_split, C)``; ``labels``: split -> ``(N_split,)``; ``eval_splits``: every split but
+    ``fit_split``, in the predictions' order.
+    """
+
+    logits: dict
+    labels: dict
+    k: int
+    n_classes: int
+    fit_split: str
+    eval_splits: tuple[str, ...]
+
+    def split(self, name: str):
+        """``(logits, labels)`` of split ``name``; a ValueError naming ``split`` if there is none."""
+        if name not in self.logits:
+            raise ValueError(f"split must be one of {', '.join(self.logits)}; got {name!r}")
+        return self.logits[name], self.labels[name]
+
+
+def split_predictions(predictions, fit_split: str = "val") -> SplitPredictions:
+    """Check ``predictions`` (``.logits``: split -> ``(K, N, C)``, ``.labels``: split -> ``(N,)``, e.g.
+    ``zoo.ensemble_predictions(...)``) for a Lab: it must hold ``fit_split`` and at least one other split, all
+    with the same K and C."""
+    logits, labels = dict(predictions.logits), dict(predictions.labels)
+    if fit_split not in logits:
+        raise ValueError(f"predictions must contain a {fit_split!r} split to fit on; got splits {sorted(logits)}")
+    shapes = {name: tuple(t.shape) for name, t in logits.items()}
+    if any(len(s) != 3 for s in shapes.values()) or len({(s[0], s[2]) for s in shapes.values()}) != 1:
+        raise ValueError(f"predictions.logits must be (K, N, C) tensors sharing K and C across splits, got {shapes}")
+    bad = {name: tuple(labels[name].shape) for name in logits if tuple(labels.get(name, torch.empty(0)).shape)
+           != (shapes[name][1],)}
+    if bad:
+        raise ValueError(f"predictions.labels must hold one (N,) label tensor per split, matching the logits; "
+                         f"got {bad} for logits {shapes}")
+    eval_splits = tuple(s for s in logits if s != fit_split)
+    if not eval_splits:
+        raise ValueError(f"predictions must contain a split to evaluate on besides {fit_split!r}")
+    k, _, c = next(iter(shapes.values()))
+    return SplitPredictions(logits, labels, k, c, fit_split, eval_splits)

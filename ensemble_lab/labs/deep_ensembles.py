@@ -20,7 +20,7 @@ import traitlets
 
 from .. import metrics
 from ..combine import RULES, Combiner, best_member, learn_weights
-from .base import Lab, LabState
+from .base import Lab, LabState, split_predictions
 
 __all__ = ["DeepEnsembleState", "DeepEnsembleResult", "DeepEnsembleLab"]
 
@@ -95,20 +95,15 @@ class DeepEnsembleLab(Lab):
     max_sliders = 8
 
     def __init__(self, predictions, state: DeepEnsembleState | None = None):
-        logits, labels = dict(predictions.logits), dict(predictions.labels)
-        if FIT_SPLIT not in logits:
-            raise ValueError(f"predictions must contain a {FIT_SPLIT!r} split to fit weights on; "
-                             f"got splits {sorted(logits)}")
-        shapes = {name: tuple(t.shape) for name, t in logits.items()}
-        if len({(s[0], s[2]) for s in shapes.values()}) != 1:
-            raise ValueError(f"predictions.logits must share K and C across splits, got {shapes}")
+        data = split_predictions(predictions, FIT_SPLIT)
         self.predictions = predictions
-        self._logits, self._labels = logits, labels
-        self.k, self.n_classes = next(iter(shapes.values()))[0], next(iter(shapes.values()))[2]
-        self.eval_splits = tuple(s for s in logits if s != FIT_SPLIT)
+        self._data = data
+        self._logits, self._labels = data.logits, data.labels
+        self.k, self.n_classes = data.k, data.n_classes
+        self.eval_splits = data.eval_splits
         if state is None:
             state = DeepEnsembleState(weights=[1.0] * self.k,
-                                      split="test" if "test" in logits else self.eval_splits[0])
+                                      split="test" if "test" in data.logits else self.eval_splits[0])
         # caches of weight-independent work, so that a weight change only re-combines
         self._combiner = lru_cache(maxsize=8)(self._combiner_uncached)
         self._member_rows = lru_cache(maxsize=32)(self._member_rows_uncached)
@@ -118,9 +113,7 @@ class DeepEnsembleLab(Lab):
 
     # -- cached, weight-independent pieces -------------------------------------------------------------
     def _split_data(self, split: str):
-        if split not in self._logits:
-            raise ValueError(f"split must be one of {', '.join(self._logits)}; got {split!r}")
-        return self._logits[split], self._labels[split]
+        return self._data.split(split)
 
     def _combiner_uncached(self, split: str, temperature: float) -> Combiner:
         z, _ = self._split_data(split)

@@ -12,39 +12,30 @@ import ipywidgets as w
 from ..plots import BlitManager, ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
 from .deep_ensembles import DeepEnsembleLab
 from .figure import FigureBox
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+from .view import LabView, pct, table_html
 
 
 def metrics_table_html(metrics: dict[str, dict[str, float]], split: str, n: int) -> str:
     """The metric table as HTML (rows: ensemble, best member, average member)."""
-    head = "".join(f"<th style='padding:2px 8px'>{h}</th>" for h in ("", "accuracy", "NLL", "Brier", "ECE"))
-    rows = []
-    for name, m in metrics.items():
-        cells = (_pct(m["accuracy"]), f"{m['nll']:.3f}", f"{m['brier']:.3f}", _pct(m["ece"]))
-        style = "font-weight:bold" if name == "ensemble" else ""
-        rows.append(f"<tr style='{style}'><td style='padding:2px 8px'>{html.escape(name)}</td>"
-                    + "".join(f"<td style='padding:2px 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
-    return (f"<div><b>{html.escape(split)}</b> split, {n} samples"
-            f"<table class='el-table'><tr>{head}</tr>{''.join(rows)}</table></div>")
+    rows = {name: (pct(m["accuracy"]), f"{m['nll']:.3f}", f"{m['brier']:.3f}", pct(m["ece"]))
+            for name, m in metrics.items()}
+    table = table_html(("accuracy", "NLL", "Brier", "ECE"), rows, bold=("ensemble",))
+    return f"<div><b>{html.escape(split)}</b> split, {n} samples{table}</div>"
 
 
 def diversity_html(diversity: dict[str, float]) -> str:
     return ("<div>Diversity of the weighted members: "
-            f"disagreement <b>{_pct(diversity['disagreement'])}</b> · "
+            f"disagreement <b>{pct(diversity['disagreement'])}</b> · "
             f"mutual information <b>{diversity['mutual_information']:.3f}</b> nats "
             "(= mean KL of the members to their average)</div>")
 
 
-class DeepEnsembleView:
+class DeepEnsembleView(LabView):
     """Controls on the left, numbers and plots on the right, a status line below."""
 
     def __init__(self, lab: DeepEnsembleLab):
-        self.lab = lab
+        super().__init__(lab)
         s = lab.state
-        self._syncing = False
         n_sliders = min(lab.k, lab.max_sliders)
         self.sliders = [
             w.FloatSlider(value=s.weights[i], min=0.0, max=1.0, step=0.01, description=f"member {i + 1}",
@@ -59,20 +50,17 @@ class DeepEnsembleView:
                                    placeholder="comma-separated, one per member")
         self.weights_text.add_class("el-weights-text")
         self.weights_text.observe(self._on_weights_text, names="value")
-        self.rule = w.Dropdown(options=[("average probabilities", "prob"), ("average logits", "logit"),
-                                        ("geometric mean", "geo"), ("majority vote", "vote")],
-                               value=s.rule, description="rule")
-        self.temperature = w.FloatLogSlider(value=s.temperature, base=10, min=-1, max=1, step=0.02,
-                                            description="temperature", readout_format=".2f")
-        self.n_bins = w.IntSlider(value=s.n_bins, min=1, max=50, description="bins")
-        self.strategy = w.ToggleButtons(options=["uniform", "quantile"], value=s.strategy, description="bin widths",
-                                        style={"button_width": "80px"})
-        self.split = w.Dropdown(options=list(lab.eval_splits), value=s.split, description="evaluate on")
-        self._simple = {"rule": self.rule, "temperature": self.temperature, "n_bins": self.n_bins,
-                        "strategy": self.strategy, "split": self.split}
-        for name, control in self._simple.items():
-            control.add_class(f"el-{name.replace('_', '-')}")
-            control.observe(lambda ch, name=name: self._on_control(name, ch.new), names="value")
+        self.rule = self.bind("rule", w.Dropdown(
+            options=[("average probabilities", "prob"), ("average logits", "logit"), ("geometric mean", "geo"),
+                     ("majority vote", "vote")], value=s.rule, description="rule"))
+        self.temperature = self.bind("temperature", w.FloatLogSlider(
+            value=s.temperature, base=10, min=-1, max=1, step=0.02, description="temperature", readout_format=".2f"))
+        self.n_bins = self.bind("n_bins", w.IntSlider(value=s.n_bins, min=1, max=50, description="bins"))
+        self.strategy = self.bind("strategy", w.ToggleButtons(
+            options=["uniform", "quantile"], value=s.strategy, description="bin widths",
+            style={"button_width": "80px"}))
+        self.split = self.bind("split", w.Dropdown(options=list(lab.eval_splits), value=s.split,
+                                                   description="evaluate on"))
         self.buttons = {}
         for key, label, tip in (("uniform", "uniform", "every member the same weight"),
                                 ("learn", "learn (NLL)", "the weights that minimise NLL on the validation split"),
@@ -85,8 +73,6 @@ class DeepEnsembleView:
         self.table.add_class("el-metrics")
         self.diversity = w.HTML()
         self.diversity.add_class("el-diversity")
-        self.status = w.HTML()
-        self.status.add_class("el-status")
 
         self.fig, self.axes = mosaic_figure([["rel", "weights"], ["hist", "weights"]], figsize=(8.0, 4.2),
                                             height_ratios=[3, 1], width_ratios=[3, 2])
@@ -105,9 +91,7 @@ class DeepEnsembleView:
         self.widget.add_class("el-lab")
         self.widget.add_class("el-deep-ensembles")
 
-        lab.observe(self._on_result, names="result")
-        lab.observe(self._on_status, names="status")
-        lab.state.observe(self._sync_controls, names=lab.state.settings())
+        lab.observe(lambda change: self.redraw(change.new), names="result")
         self._last = None
         self.redraw(lab.result)
         freeze_layout(self.fig)
@@ -119,8 +103,7 @@ class DeepEnsembleView:
             return
         weights = list(self.lab.state.weights)
         weights[i] = float(value)
-        if not self.lab.set(weights=weights):
-            self._sync_controls()
+        self.send("weights", weights)
 
     def _on_weights_text(self, change) -> None:
         if self._syncing:
@@ -129,41 +112,18 @@ class DeepEnsembleView:
             weights = [float(x) for x in change.new.replace(";", ",").split(",") if x.strip()]
         except ValueError:
             self.lab.status = f"weights must be numbers separated by commas, got {change.new!r}"
-            self._sync_controls()
+            self.sync_controls()
             return
-        if not self.lab.set(weights=weights):
-            self._sync_controls()
-
-    def _on_control(self, name: str, value) -> None:
-        if self._syncing:
-            return
-        if not self.lab.set(**{name: value}):
-            self._sync_controls()
+        self.send("weights", weights)
 
     # -- lab -> widgets ---------------------------------------------------------------------------------
     def _weights_string(self) -> str:
         return ", ".join(f"{v:g}" for v in self.lab.state.weights)
 
-    def _sync_controls(self, change=None) -> None:
-        """Make every control show the State (after a change elsewhere, or a refused entry)."""
-        self._syncing = True
-        try:
-            s = self.lab.state
-            for slider, value in zip(self.sliders, s.weights):
-                slider.value = min(max(value, slider.min), slider.max)
-            self.weights_text.value = self._weights_string()
-            for name, control in self._simple.items():
-                control.value = getattr(s, name)
-        finally:
-            self._syncing = False
-
-    def _on_status(self, change) -> None:
-        msg = change.new
-        self.status.value = (f"<span style='color:#b00020'>⚠ {html.escape(msg)}</span>" if msg
-                             else "<span style='color:#2e7d32'>ok</span>")
-
-    def _on_result(self, change) -> None:
-        self.redraw(change.new)
+    def _sync_extra(self) -> None:
+        for slider, value in zip(self.sliders, self.lab.state.weights):
+            slider.value = min(max(value, slider.min), slider.max)
+        self.weights_text.value = self._weights_string()
 
     def redraw(self, result) -> None:
         """Update only what changed: table, diversity line, reliability bars, weight bars."""
@@ -178,5 +138,5 @@ class DeepEnsembleView:
         else:
             self.blit.update()  # only the bars and the ECE label
         self.figure.refresh()
-        self._on_status(type("Change", (), {"new": self.lab.status}))
+        self.show_status(self.lab.status)
         self._last = result

@@ -1,0 +1,252 @@
+"""The calibration Lab: temperature-scale an ensemble, before or after pooling, and see how calibration and its
+estimates move.
+
+Headless use::
+
+    lab = CalibrationLab(zoo.ensemble_predictions("distorted", "mlp-m", k=8))
+    lab.set(temperature=1.5);  lab.result.after["ece"]
+    lab.press("fit")                            # the temperature(s) minimising NLL on the calibration set
+    lab.set(order="calibrate-then-pool");  lab.press("fit")
+
+What is compared: *before* is the pooled ensemble as trained (uniform weights, ``rule``, no temperature);
+*after* applies the temperatures of the State in the chosen ``order`` (``ensemble_lab.calibration``):
+
+- ``"pool-then-calibrate"``: ``softmax(pooled_logits(z) / temperature)``, one temperature after pooling;
+- ``"calibrate-then-pool"``: every member divided by its own temperature (``member_temperatures``), then pooled.
+
+The temperature slider sets ``temperature`` in the first order and one temperature shared by every member in the
+second; "fit" fits them on the first ``n_cal`` samples of a seeded shuffle of the ``val`` split (one temperature,
+or one per member).  Everything else is evaluated on ``split`` (``test`` or a shifted test set).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import traitlets
+
+from .. import calibration, estimators, metrics
+from .base import Lab, LabState, split_predictions
+
+__all__ = ["CalibrationState", "CalibrationResult", "CalibrationLab", "ORDERS"]
+
+FIT_SPLIT = "val"
+ORDERS = ("pool-then-calibrate", "calibrate-then-pool")
+N_BOOT = 100  # bootstrap resamples of the interval (batched: ~10 ms at N = 10k for the binned estimators)
+LEVEL = 0.9
+
+
+class CalibrationState(LabState):
+    """Settings of the calibration Lab."""
+
+    order = traitlets.Unicode(ORDERS[0], help=f"one of {ORDERS}").tag(setting=True)
+    rule = traitlets.Unicode("prob", help="how members are pooled: 'prob', 'logit' or 'geo'").tag(setting=True)
+    temperature = traitlets.Float(1.0, help="the temperature after pooling (pool-then-calibrate)").tag(setting=True)
+    member_temperatures = traitlets.List(traitlets.Float(), help="one temperature per member (calibrate-then-pool); "
+                                         "empty means all 1").tag(setting=True)
+    n_cal = traitlets.Int(0, help="calibration samples drawn from val for 'fit'; 0 means all of val").tag(
+        setting=True)
+    n_bins = traitlets.Int(15, help="bins of the binned and debiased estimators and the diagrams").tag(setting=True)
+    strategy = traitlets.Unicode("uniform", help="'uniform' or 'quantile' (equal-mass) bins").tag(setting=True)
+    estimator = traitlets.Unicode("binned", help=f"calibration-error estimator, one of "
+                                  f"{estimators.ECE_ESTIMATORS}").tag(setting=True)
+    split = traitlets.Unicode("test", help="evaluation split: 'test' or a shifted test set").tag(setting=True)
+
+    @traitlets.validate("order")
+    def _valid_order(self, proposal):
+        return _one_of(proposal.value, "order", ORDERS)
+
+    @traitlets.validate("rule")
+    def _valid_rule(self, proposal):
+        return _one_of(proposal.value, "rule", calibration.POOL_RULES)
+
+    @traitlets.validate("strategy")
+    def _valid_strategy(self, proposal):
+        return _one_of(proposal.value, "strategy", ("uniform", "quantile"))
+
+    @traitlets.validate("estimator")
+    def _valid_estimator(self, proposal):
+        return _one_of(proposal.value, "estimator", estimators.ECE_ESTIMATORS)
+
+    @traitlets.validate("temperature")
+    def _valid_temperature(self, proposal):
+        return _positive(proposal.value, "temperature")
+
+    @traitlets.validate("member_temperatures")
+    def _valid_member_temperatures(self, proposal):
+        return [_positive(v, "member_temperatures") for v in proposal.value]
+
+    @traitlets.validate("n_bins")
+    def _valid_bins(self, proposal):
+        if not 1 <= proposal.value <= 1000:
+            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
+        return proposal.value
+
+    @traitlets.validate("n_cal")
+    def _valid_n_cal(self, proposal):
+        if proposal.value < 0:
+            raise traitlets.TraitError(f"n_cal must be >= 0 (0: all of val), got {proposal.value}")
+        return proposal.value
+
+
+def _one_of(value, name: str, choices) -> str:
+    if value not in choices:
+        raise traitlets.TraitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _positive(value, name: str) -> float:
+    if not (value > 0 and math.isfinite(value)):
+        raise traitlets.TraitError(f"{name} must be finite numbers > 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What the Lab shows for one State.
+
+    ``before``/``after``: accuracy, confidence (mean top-label confidence), nll, brier, ece (binned, l1, with the
+    State's bins) and ``error`` with ``error_low``/``error_high``: the chosen estimator and its 90% bootstrap
+    interval, all in probability units (``"debiased"`` reports the rooted l2 error ``sqrt(max(d, 0))`` of the
+    debiased squared error d, its interval the same transform of d's interval).  ``reliability_*``: binned
+    diagrams; ``curve_*``: the smoothed reliability curve ``(x, y)`` when the estimator is ``"smooth"``, else None.
+    ``temperature`` and ``member_temperatures`` are what "after" applied; ``fitted`` holds what "fit" would set:
+    ``{"temperature": T, "member_temperatures": [T_1, ..., T_K], "note": str | None}`` fitted on ``n_cal`` val
+    samples; ``note`` says when a fit did not converge to a finite temperature (too few samples).
+    """
+
+    split: str
+    n_samples: int
+    n_cal: int
+    order: str
+    estimator: str
+    before: dict[str, float]
+    after: dict[str, float]
+    reliability_before: metrics.Reliability
+    reliability_after: metrics.Reliability
+    curve_before: tuple | None
+    curve_after: tuple | None
+    temperature: float
+    member_temperatures: tuple[float, ...]
+    fitted: dict
+
+
+class CalibrationLab(Lab):
+    """Interactive temperature scaling of an ensemble, before or after pooling.
+
+    Args:
+        predictions: ``logits`` (split -> ``(K, N, C)``) and ``labels`` (split -> ``(N,)``) with a ``"val"`` split
+            to calibrate on, e.g. ``zoo.ensemble_predictions(...)``.
+        state: initial settings (default: pool-then-calibrate at T = 1, all of val, the ``test`` split).
+    """
+
+    def __init__(self, predictions, state: CalibrationState | None = None):
+        data = split_predictions(predictions, FIT_SPLIT)
+        self.predictions, self._data = predictions, data
+        self.k, self.n_classes = data.k, data.n_classes
+        self.eval_splits = data.eval_splits
+        self.n_val = int(data.labels[FIT_SPLIT].shape[0])
+        if state is None:
+            state = CalibrationState(split="test" if "test" in data.logits else self.eval_splits[0])
+        self._pooled = lru_cache(maxsize=32)(self._pooled_uncached)
+        self._side = lru_cache(maxsize=64)(self._side_uncached)
+        self._fitted = lru_cache(maxsize=64)(self._fitted_uncached)
+        super().__init__(state)
+
+    # -- cached pieces ----------------------------------------------------------------------------------
+    def _member_temperatures(self, state) -> tuple[float, ...]:
+        mt = tuple(state.member_temperatures) or (1.0,) * self.k
+        if len(mt) != self.k:
+            raise ValueError(f"member_temperatures must have one entry per member ({self.k}), got {len(mt)}")
+        return mt
+
+    def _pooled_uncached(self, split: str, rule: str, member_temperatures: tuple[float, ...]) -> torch.Tensor:
+        """``(N, C)`` pooled log-probabilities of ``split`` with every member divided by its temperature."""
+        z, _ = self._data.split(split)
+        t = torch.tensor(member_temperatures, dtype=z.dtype).view(-1, 1, 1)
+        return calibration.pooled_logits(z / t, rule=rule)
+
+    def _probs(self, split: str, rule: str, temperature: float, member_temperatures) -> torch.Tensor:
+        return torch.softmax(self._pooled(split, rule, member_temperatures) / temperature, dim=-1)
+
+    def _side_uncached(self, split, rule, temperature, member_temperatures, n_bins, strategy, estimator, seed):
+        """Numbers, diagram and curve of one calibrated (or raw) ensemble on ``split``."""
+        _, y = self._data.split(split)
+        p = self._probs(split, rule, temperature, member_temperatures)
+        row = metrics.summary(p, y, n_bins=n_bins, strategy=strategy, validate=False)
+        row["confidence"] = float(p.max(dim=1).values.double().mean())
+        bandwidth = estimators.smooth_ece_bandwidth(p, y) if estimator == "smooth" else None  # solved once
+        est, low, high = estimators.bootstrap_ece(p, y, estimator, n_bins=n_bins, strategy=strategy,
+                                                   bandwidth=bandwidth, n_boot=N_BOOT, level=LEVEL, seed=seed)
+        if estimator == "debiased":  # report the rooted l2 error, in probability units like the others
+            est, low, high = (math.sqrt(max(v, 0.0)) for v in (est, low, high))
+        row.update(error=est, error_low=low, error_high=high)
+        rel = metrics.reliability(p, y, n_bins=n_bins, strategy=strategy, validate=False)
+        curve = estimators.smooth_reliability(p, y, bandwidth, grid=101) if estimator == "smooth" else None
+        return row, rel, curve
+
+    def _fitted_uncached(self, rule: str, n_cal: int, seed: int) -> dict:
+        z, y = self._data.split(FIT_SPLIT)
+        idx = torch.randperm(self.n_val, generator=torch.Generator().manual_seed(seed))[:n_cal]
+        zc, yc = z[:, idx], y[idx]
+        with warnings.catch_warnings(record=True) as caught:  # shown in the Lab, not as stderr in the notebook
+            warnings.simplefilter("always", RuntimeWarning)
+            ptc = calibration.pool_then_calibrate(zc, yc, rule=rule)
+            mt = calibration.fit_member_temperatures(zc, yc)
+        note = None
+        if any(issubclass(w.category, RuntimeWarning) for w in caught):
+            note = (f"on {n_cal} samples the ensemble or a member separates every label, so no finite temperature "
+                    "minimises the NLL: the fit is unreliable; use more calibration samples")
+        return {"temperature": round(float(ptc.temperature), 4),
+                "member_temperatures": [round(float(t), 4) for t in mt], "note": note}
+
+    def _n_cal(self, state) -> int:
+        n = state.n_cal or self.n_val
+        if n > self.n_val:
+            raise ValueError(f"n_cal must be at most the {self.n_val} samples of the val split, got {n}")
+        if n < self.n_classes:
+            raise ValueError(f"n_cal must be at least the number of classes ({self.n_classes}) to fit a "
+                             f"temperature, got {n}")
+        return n
+
+    # -- the computation -------------------------------------------------------------------------------
+    def compute(self, state: CalibrationState) -> CalibrationResult:
+        _, y = self._data.split(state.split)
+        mt = self._member_temperatures(state)
+        n_cal = self._n_cal(state)
+        if state.order == ORDERS[0]:
+            t_after, mt_after = state.temperature, (1.0,) * self.k
+        else:
+            t_after, mt_after = 1.0, mt
+        common = (state.n_bins, state.strategy, state.estimator, state.seed)
+        before, rel_b, curve_b = self._side(state.split, state.rule, 1.0, (1.0,) * self.k, *common)
+        after, rel_a, curve_a = self._side(state.split, state.rule, t_after, mt_after, *common)
+        return CalibrationResult(
+            split=state.split, n_samples=int(y.shape[0]), n_cal=n_cal, order=state.order,
+            estimator=state.estimator, before=dict(before), after=dict(after),
+            reliability_before=rel_b, reliability_after=rel_a, curve_before=curve_b, curve_after=curve_a,
+            temperature=t_after, member_temperatures=mt_after, fitted=self._fitted(state.rule, n_cal, state.seed),
+        )
+
+    # -- buttons ---------------------------------------------------------------------------------------
+    def press(self, button: str) -> bool:
+        """``"fit"``: set the temperature(s) of the current order to those fitted on ``n_cal`` val samples.
+        ``"reset"``: every temperature back to 1."""
+        if button == "fit":
+            fitted = self.result.fitted
+            if self.state.order == ORDERS[0]:
+                return self.set(temperature=fitted["temperature"])
+            return self.set(member_temperatures=list(fitted["member_temperatures"]))
+        if button == "reset":
+            return self.set(temperature=1.0, member_temperatures=[])
+        self.status = f"unknown button {button!r}; use 'fit' or 'reset'"
+        return False
+
+    def _build_view(self):
+        from .calibration_view import CalibrationView
+
+        return CalibrationView(self)
