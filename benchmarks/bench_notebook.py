@@ -1,14 +1,13 @@
-"""Notebook 01 from a cold cache: wall time and peak memory of `jupyter nbconvert --execute` on 2 cores.
+"""Every notebook from a cold cache: wall time and peak memory of `jupyter nbconvert --execute` on 2 cores.
 
-The cache folder is a fresh temporary one, so the run generates the data, trains the members and predicts, as
-on a learner's first visit.  Peak memory is the largest resident set of any finished child process (the
-kernel), from getrusage.
+The cache folder is a fresh temporary one for each notebook, so the run generates the data, trains the members
+and predicts, as on a learner's first visit.  Peak memory is the largest resident set of any process under
+that one nbconvert (the kernel), from getrusage in a wrapper process per notebook.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_deep_ensembles.ipynb"]
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+_WRAPPER = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
 
 
 def run_cold(notebook: str) -> tuple[float, float]:
@@ -24,12 +30,11 @@ def run_cold(notebook: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = dict(os.environ, ENSEMBLE_LAB_CACHE=cache)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                        str(ROOT / "notebooks" / notebook), "--output-dir", out], env=env, check=True,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "jupyter", "nbconvert",
+                               "--to", "notebook", "--execute", str(ROOT / "notebooks" / notebook),
+                               "--output-dir", out], env=env, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, peak_kib / 1024
+    return seconds, int(done.stdout.split()[-1]) / 1024
 
 
 def main() -> str:

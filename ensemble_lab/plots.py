@@ -113,7 +113,7 @@ class ReliabilityPlot:
             a.set_height(acc[i])
             lo, hi = sorted((acc[i], conf[i])) if count[i] > 0 else (0.0, 0.0)
             g.set_x(left[i])
-            g.set_width(width[i])
+            g.set_width(width[i] if count[i] > 0 else 0.0)  # an empty bin has no gap to outline
             g.set_y(lo)
             g.set_height(hi - lo)
         if self._hist_bars is not None:

@@ -195,3 +195,9 @@ def test_estimator_dropdown_and_buttons(lab):
     assert lab.state.temperature < 1
     view.buttons["reset"].click()
     assert lab.state.temperature == 1.0 and view.temperature.value == 1.0
+
+
+def test_every_split_the_lab_accepts_can_be_shown(lab):
+    view = lab.view
+    assert lab.set(split="val") and view.split.value == "val" and lab.status == ""
+    assert lab.result.split == "val"

@@ -181,3 +181,8 @@ def test_many_members_get_a_note_and_eight_sliders():
     assert len(view.sliders) == 8
     view.weights_text.value = ", ".join(["1"] * 11 + ["0"])
     assert lab.state.weights[-1] == 0.0 and len(lab.result.weights) == 12
+
+
+def test_every_split_the_lab_accepts_can_be_shown(lab):
+    view = lab.view
+    assert lab.set(split="val") and view.split.value == "val" and lab.status == ""

@@ -8,9 +8,9 @@ import math
 import ipywidgets as w
 
 from ..plots import BlitManager, ReliabilityPlot, freeze_layout, mosaic_figure
-from .calibration import ORDERS, CalibrationLab
+from .calibration import FIT_SPLIT, ORDERS, CalibrationLab
 from .figure import FigureBox
-from .view import LabView, pct, table_html
+from .view import LabView, pct, split_options, table_html
 
 _ESTIMATOR_NAMES = {"binned": "binned ECE", "debiased": "debiased l2 CE", "smooth": "smooth ECE"}
 
@@ -46,13 +46,15 @@ class CalibrationView(LabView):
         super().__init__(lab)
         s = lab.state
         self.order = self.bind("order", w.ToggleButtons(
-            options=[("pool → calibrate", ORDERS[0]), ("calibrate → pool", ORDERS[1])], value=s.order,
-            description="order", style={"button_width": "120px"}))
+            options=[("pool, then calibrate", ORDERS[0]), ("calibrate, then pool", ORDERS[1])], value=s.order,
+            tooltips=["one temperature for the pooled ensemble", "one temperature per member, then pool"],
+            style={"button_width": "155px"}))
         self.rule = self.bind("rule", w.Dropdown(
             options=[("average probabilities", "prob"), ("average logits", "logit"), ("geometric mean", "geo")],
             value=s.rule, description="pool by"))
         self.temperature = w.FloatLogSlider(value=self._slider_temperature(), base=10, min=-1, max=1, step=0.01,
-                                            description="temperature", readout_format=".2f")
+                                            description="temperature", readout_format=".2f",
+                                            style={"description_width": "90px"})
         self.temperature.add_class("el-temperature")
         self.temperature.observe(self._on_temperature, names="value")
         self.buttons = {}
@@ -62,16 +64,17 @@ class CalibrationView(LabView):
             b.add_class(f"el-{key}")
             b.on_click(lambda _b, key=key: self.lab.press(key))
             self.buttons[key] = b
-        self.n_cal = self.bind("n_cal", w.IntText(value=s.n_cal, description="cal. samples",
+        self.n_cal = self.bind("n_cal", w.IntText(value=s.n_cal, description="calibration set",
                                                   tooltip=f"val samples to fit on (0: all {lab.n_val})",
-                                                  layout=w.Layout(width="220px")))
+                                                  style={"description_width": "110px"},
+                                                  layout=w.Layout(width="200px")))
         self.n_bins = self.bind("n_bins", w.IntSlider(value=s.n_bins, min=1, max=50, description="bins"))
         self.strategy = self.bind("strategy", w.ToggleButtons(
             options=["uniform", "quantile"], value=s.strategy, description="bin widths",
             style={"button_width": "80px"}))
         self.estimator = self.bind("estimator", w.Dropdown(
             options=[(v, k) for k, v in _ESTIMATOR_NAMES.items()], value=s.estimator, description="estimator"))
-        self.split = self.bind("split", w.Dropdown(options=list(lab.eval_splits), value=s.split,
+        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, FIT_SPLIT), value=s.split,
                                                    description="evaluate on"))
         self.table = w.HTML()
         self.table.add_class("el-metrics")
@@ -86,9 +89,10 @@ class CalibrationView(LabView):
         self.blit = BlitManager(self.fig.canvas)
         self.figure = FigureBox(self.fig)
 
-        controls = w.VBox([self.order, self.rule, self.temperature, w.HBox(list(self.buttons.values())),
-                           self.n_cal, w.HTML("<b>Measuring calibration</b>"), self.estimator, self.n_bins,
-                           self.strategy, self.split], layout=w.Layout(min_width="330px"))
+        controls = w.VBox([w.HTML("<b>Calibrating</b>"), self.order, self.rule, self.temperature, w.HBox(list(self.buttons.values())),
+                           w.HBox([self.n_cal, w.HTML(f"&nbsp;val samples (0: all {lab.n_val})")]),
+                           w.HTML("<b>Measuring calibration</b>"), self.estimator, self.n_bins,
+                           self.strategy, self.split], layout=w.Layout(min_width="340px"))
         outputs = w.VBox([self.table, self.temperatures, self.figure.widget])
         self.widget = w.VBox([w.HBox([controls, outputs]), self.status])
         self.widget.add_class("el-lab")

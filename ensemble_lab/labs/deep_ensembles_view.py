@@ -10,9 +10,9 @@ import html
 import ipywidgets as w
 
 from ..plots import BlitManager, ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
-from .deep_ensembles import DeepEnsembleLab
+from .deep_ensembles import FIT_SPLIT, DeepEnsembleLab
 from .figure import FigureBox
-from .view import LabView, pct, table_html
+from .view import LabView, pct, split_options, table_html
 
 
 def metrics_table_html(metrics: dict[str, dict[str, float]], split: str, n: int) -> str:
@@ -59,7 +59,7 @@ class DeepEnsembleView(LabView):
         self.strategy = self.bind("strategy", w.ToggleButtons(
             options=["uniform", "quantile"], value=s.strategy, description="bin widths",
             style={"button_width": "80px"}))
-        self.split = self.bind("split", w.Dropdown(options=list(lab.eval_splits), value=s.split,
+        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, FIT_SPLIT), value=s.split,
                                                    description="evaluate on"))
         self.buttons = {}
         for key, label, tip in (("uniform", "uniform", "every member the same weight"),

@@ -12,12 +12,18 @@ from collections.abc import Sequence
 
 import ipywidgets as w
 
-__all__ = ["LabView", "table_html", "pct"]
+__all__ = ["LabView", "table_html", "pct", "split_options"]
 
 
 def pct(x: float) -> str:
     """A fraction as a percentage with one decimal: ``0.1234 -> '12.3%'``."""
     return f"{100 * x:.1f}%"
+
+
+def split_options(eval_splits: Sequence[str], fit_split: str) -> list[tuple[str, str]]:
+    """Dropdown options for the evaluation split: every evaluation split, then the split the Lab fits on,
+    labelled as such (numbers on it are in-sample)."""
+    return [(s, s) for s in eval_splits] + [(f"{fit_split} (fitted on it)", fit_split)]
 
 
 def table_html(header: Sequence[str], rows: dict[str, Sequence[str]], css_class: str = "el-table",
