@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["ReliabilityPlot", "WeightBars", "BlitManager", "mosaic_figure", "freeze_layout", "image_grid"]
+__all__ = ["ReliabilityPlot", "WeightBars", "ScoreWeightBars", "BlitManager", "mosaic_figure", "freeze_layout",
+           "image_grid"]
 
 _ENSEMBLE = "#1f77b4"
 _GAP = "#d62728"
@@ -150,6 +151,55 @@ class WeightBars:
         w = _to_numpy(weights).astype(float)
         for bar, v in zip(self._bars, w):
             bar.set_height(v)
+
+
+class ScoreWeightBars:
+    """Two bar charts over the same items (e.g. prompts): a score per item on ``score_ax`` and a weight per
+    item on ``weight_ax`` (weights in [0, 1]).  ``update`` moves the bars; a new number of items re-creates them
+    (``update`` then returns True: the caller does a full draw)."""
+
+    def __init__(self, score_ax: Axes, weight_ax: Axes, score_label: str = "score", weight_label: str = "weight"):
+        self.score_ax, self.weight_ax = score_ax, weight_ax
+        score_ax.set_ylabel(score_label)
+        weight_ax.set_ylabel(weight_label)
+        weight_ax.set_ylim(0, 1)
+        weight_ax.set_xlabel("prompt")
+        self._scores = self._weights = None
+        self._n = None
+
+    @property
+    def artists(self) -> list:
+        return [b for group in (self._scores, self._weights) if group is not None for b in group]
+
+    def update(self, scores, weights, labels: Sequence[str], score_range: tuple[float, float] | None = None) -> bool:
+        """Show ``scores`` and ``weights`` (``(P,)`` each) for items named ``labels``; ``score_range`` fixes the
+        score axis (default: from the scores, with a margin)."""
+        s, w = _to_numpy(scores).astype(float), _to_numpy(weights).astype(float)
+        n = len(s)
+        rebuilt = n != self._n
+        if rebuilt:
+            for group in (self._scores, self._weights):
+                if group is not None:
+                    group.remove()
+            x = np.arange(n)
+            self._scores = self.score_ax.bar(x, np.zeros(n), color=_MUTED)
+            self._weights = self.weight_ax.bar(x, np.zeros(n), color=_ENSEMBLE)
+            size = "small" if n <= 12 else "xx-small"
+            for ax in (self.score_ax, self.weight_ax):
+                ax.set_xlim(-0.6, n - 0.4)
+            self.score_ax.set_xticks(x, [""] * n)
+            self.weight_ax.set_xticks(x, list(labels), fontsize=size, rotation=90 if n > 12 else 0)
+            self._n = n
+        lo, hi = score_range if score_range is not None else (min(0.0, s.min()), max(0.0, s.max()))
+        pad = 0.05 * (hi - lo or 1.0)
+        if rebuilt or self.score_ax.get_ylim() != (lo - pad, hi + pad):
+            self.score_ax.set_ylim(lo - pad, hi + pad)
+            rebuilt = True
+        for bar, v in zip(self._scores, s):
+            bar.set_height(v)
+        for bar, v in zip(self._weights, w):
+            bar.set_height(v)
+        return rebuilt
 
 
 class BlitManager:

@@ -1,0 +1,274 @@
+"""The prompts Lab: build a zero-shot classifier from a pool of prompt templates, weight the prompts, and see
+accuracy and calibration change.
+
+Headless use::
+
+    data = ZeroShotData(load_miniclip(), zero_shot_domains(), pretraining_sample(), CLASS_NAMES)
+    lab = PromptLab(data, PROMPT_POOL, hand_crafted=HAND_CRAFTED)
+    lab.set(weighting="zpe-both");  lab.result.metrics["accuracy"]
+    lab.add_template("a faded picture of the number {}.")      # checked, encoded, ticked
+    lab.set(selected=lab.state.selected[:10])                  # untick all but ten
+
+Weightings (``WEIGHTINGS``): ``"equal"`` is the standard CLIP prompt ensemble (average the normalised text
+embeddings per class, re-normalise); the others weight the per-prompt logits, ``sum_p w_p l[n, p, c]``:
+``"max-logit"`` (ZPE's score without debiasing), ``"zpe-both"``, ``"zpe-pretrain"``, ``"zpe-test"`` (ZPE with
+that debiasing), ``"zpe-select"`` (keep the prompts whose robust z-score exceeds ``tau``, equal weights) and
+``"oracle"`` (the weights minimising NLL *with the labels*, a reference no zero-shot method can use).
+Prompt scores use the first ``n_images`` images of a seeded shuffle of the domain (no labels); accuracy, NLL
+and ECE use all its images and labels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import traitlets
+
+from .. import metrics, prompts
+from ..combine import learn_weights
+from .base import Lab, LabState
+
+__all__ = ["PromptState", "PromptResult", "PromptLab", "WEIGHTINGS", "TABLE_COLUMNS"]
+
+WEIGHTINGS = ("equal", "max-logit", "zpe-both", "zpe-pretrain", "zpe-test", "zpe-select", "oracle")
+_DEBIAS = {"max-logit": "none", "zpe-both": "both", "zpe-pretrain": "pretrain", "zpe-test": "test",
+           "zpe-select": "both", "equal": "both", "oracle": "both"}  # the scores shown for each weighting
+CLASS_NAME_ONLY = "{}"
+PLAIN = "a photo of a {}."
+TABLE_COLUMNS = ("class name", "a photo of a {}.", "hand-crafted", "pool average", "max-logit", "ZPE",
+                 "ZPE select")
+
+
+class PromptState(LabState):
+    """Settings of the prompts Lab."""
+
+    templates = traitlets.List(traitlets.Unicode(), help="every template the Lab knows, in order").tag(
+        setting=True)
+    selected = traitlets.List(traitlets.Unicode(), help="the templates in the pool (ticked)").tag(setting=True)
+    weighting = traitlets.Unicode("zpe-both", help=f"one of {WEIGHTINGS}").tag(setting=True)
+    temperature = traitlets.Float(1.0, help="softmax temperature of the ZPE weights").tag(setting=True)
+    tau = traitlets.Float(0.5, help="zpe-select keeps prompts with robust z-score > tau").tag(setting=True)
+    n_images = traitlets.Int(0, help="unlabeled images used to score prompts; 0 means all").tag(setting=True)
+    domain = traitlets.Unicode("", help="the zero-shot test set").tag(setting=True)
+    n_bins = traitlets.Int(15, help="bins of ECE and the reliability diagram").tag(setting=True)
+
+    @traitlets.validate("weighting")
+    def _valid_weighting(self, proposal):
+        if proposal.value not in WEIGHTINGS:
+            raise traitlets.TraitError(f"weighting must be one of {', '.join(WEIGHTINGS)}; got {proposal.value!r}")
+        return proposal.value
+
+    @traitlets.validate("temperature")
+    def _valid_temperature(self, proposal):
+        if not (proposal.value > 0 and math.isfinite(proposal.value)):
+            raise traitlets.TraitError(f"temperature must be a finite number > 0, got {proposal.value!r}")
+        return proposal.value
+
+    @traitlets.validate("tau")
+    def _valid_tau(self, proposal):
+        if not math.isfinite(proposal.value):
+            raise traitlets.TraitError(f"tau must be a finite number, got {proposal.value!r}")
+        return proposal.value
+
+    @traitlets.validate("n_images")
+    def _valid_n_images(self, proposal):
+        if proposal.value < 0:
+            raise traitlets.TraitError(f"n_images must be >= 0 (0: all images), got {proposal.value}")
+        return proposal.value
+
+    @traitlets.validate("n_bins")
+    def _valid_bins(self, proposal):
+        if not 1 <= proposal.value <= 1000:
+            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
+        return proposal.value
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """What the Lab shows for one State.
+
+    ``metrics``: accuracy, nll, brier, ece (floats) of the current classifier on ``domain``; ``reliability``
+    its diagram; ``selected`` the pool's templates, ``scores`` ``(P,)`` their ZPE scores under the debiasing
+    that ``weighting`` uses (``"both"`` for equal and oracle, shown for reference) and ``weights`` ``(P,)`` the
+    weights used (uniform for ``"equal"``).  ``table``: domain -> column (``TABLE_COLUMNS``) -> accuracy, the
+    paper's layout, for the current pool, temperature and tau.
+    """
+
+    domain: str
+    weighting: str
+    n_samples: int
+    n_scored: int
+    metrics: dict[str, float]
+    reliability: metrics.Reliability
+    selected: tuple[str, ...]
+    scores: torch.Tensor
+    weights: torch.Tensor
+    table: dict[str, dict[str, float]]
+
+
+class PromptLab(Lab):
+    """Interactive zero-shot prompt ensembling on cached embeddings.
+
+    Args:
+        data: a :class:`~ensemble_lab.zeroshot.ZeroShotData`.
+        pool: the starting templates (all ticked).
+        hand_crafted: a hand-picked set of templates for the table's "hand-crafted" column (must be encodable).
+        state: initial settings (default: the whole pool, ZPE with both debiasings, the first domain).
+    """
+
+    def __init__(self, data, pool, hand_crafted=(), state: PromptState | None = None):
+        self.data = data
+        pool = [prompts.check_template(t, "pool") for t in pool]
+        if not pool:
+            raise ValueError("pool must hold at least one template")
+        self.hand_crafted = tuple(prompts.check_template(t, "hand_crafted") for t in hand_crafted) or (PLAIN,)
+        if state is None:
+            state = PromptState(templates=list(pool), selected=list(pool), domain=data.domains[0])
+        self._logits = lru_cache(maxsize=32)(self._logits_uncached)
+        self._all_scores = lru_cache(maxsize=64)(self._all_scores_uncached)
+        self._oracle = lru_cache(maxsize=32)(self._oracle_uncached)
+        self._fixed_row = lru_cache(maxsize=64)(self._fixed_row_uncached)
+        super().__init__(state)
+
+    # -- cached pieces ----------------------------------------------------------------------------------
+    def _score_index(self, domain: str, n_images: int, seed: int) -> torch.Tensor:
+        n = self.data.images[domain].shape[0]
+        if n_images > n:
+            raise ValueError(f"n_images must be at most the {n} images of domain {domain!r}, got {n_images}")
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: n_images or n]
+
+    def _logits_uncached(self, domain: str | None, templates: tuple[str, ...]) -> torch.Tensor:
+        """``(N, P_all, C)`` per-prompt logits of every known template (``domain=None``: the pre-training
+        sample)."""
+        if domain is None:
+            return self.data.pretrain_logits(templates)
+        return self.data.logits(domain, templates)
+
+    def _all_scores_uncached(self, domain, templates, n_images, seed, debias) -> torch.Tensor:
+        """ZPE scores ``(P_all,)`` of every known template: a prompt's score depends on its own logits only, so
+        (un)ticking prompts never re-scores."""
+        logits = self._logits(domain, templates)[self._score_index(domain, n_images, seed)]
+        pre = self._logits(None, templates) if debias in ("both", "pretrain") else None
+        return prompts.zpe_scores(logits, pre, debias=debias)
+
+    def _oracle_uncached(self, domain, templates, idx) -> torch.Tensor:
+        logits = self._logits(domain, templates)[:, list(idx)]  # (N, P, C)
+        return learn_weights(logits.permute(1, 0, 2), self.data.labels[domain], rule="logit")
+
+    def _fixed_row_uncached(self, domain: str, templates: tuple[str, ...]) -> float:
+        """Accuracy of the equal-average classifier of ``templates`` on ``domain``."""
+        cls = prompts.average_text_embeddings(self.data.text_embeddings(templates))
+        z = prompts.zero_shot_logits(self.data.images[domain], cls, self.data.logit_scale)
+        return float((z.argmax(1) == self.data.labels[domain]).double().mean())
+
+    # -- the classifier for one weighting -------------------------------------------------------------
+    def _classifier(self, state, domain: str, weighting: str):
+        """``(logits (N, C), scores (P,), weights (P,))`` of the ticked pool on ``domain``."""
+        templates, selected = tuple(state.templates), self._selected(state)
+        idx = torch.tensor([templates.index(t) for t in selected])
+        scores = self._all_scores(domain, templates, state.n_images, state.seed, _DEBIAS[weighting])[idx]
+        p = len(selected)
+        if weighting == "equal":
+            cls = prompts.average_text_embeddings(self.data.text_embeddings(selected))
+            logits = prompts.zero_shot_logits(self.data.images[domain], cls, self.data.logit_scale)
+            return logits, scores, torch.full((p,), 1.0 / p, dtype=torch.float64)
+        if weighting == "oracle":
+            w = self._oracle(domain, templates, tuple(idx.tolist()))
+        elif weighting == "zpe-select":
+            w = prompts.zpe_select(scores, state.tau)
+        else:
+            w = prompts.zpe_weights(scores, state.temperature)
+        logits = prompts.ensemble_prompt_logits(self._logits(domain, templates)[:, idx], w)
+        return logits, scores, w.to(torch.float64)
+
+    def _selected(self, state) -> tuple[str, ...]:
+        unknown = [t for t in state.selected if t not in state.templates]
+        if unknown:
+            raise ValueError(f"selected must name known templates; unknown: {unknown}")
+        if not state.selected:
+            raise ValueError("selected: the prompt pool is empty; tick at least one template")
+        chosen = set(state.selected)
+        return tuple(t for t in state.templates if t in chosen)
+
+    # -- the computation -------------------------------------------------------------------------------
+    def compute(self, state: PromptState) -> PromptResult:
+        if state.domain not in self.data.images:
+            raise ValueError(f"domain must be one of {', '.join(self.data.domains)}; got {state.domain!r}")
+        if len(set(state.templates)) != len(state.templates):
+            raise ValueError("templates must not repeat a template")
+        logits, scores, weights = self._classifier(state, state.domain, state.weighting)
+        y = self.data.labels[state.domain]
+        p = torch.softmax(logits.double(), dim=-1)
+        return PromptResult(
+            domain=state.domain, weighting=state.weighting, n_samples=int(y.shape[0]),
+            n_scored=int(self._score_index(state.domain, state.n_images, state.seed).shape[0]),
+            metrics=metrics.summary(p, y, n_bins=state.n_bins, validate=False),
+            reliability=metrics.reliability(p, y, n_bins=state.n_bins, validate=False),
+            selected=self._selected(state), scores=scores, weights=weights, table=self._table(state),
+        )
+
+    def _table(self, state) -> dict[str, dict[str, float]]:
+        """The paper's layout: one row per domain, one column per classifier (accuracy)."""
+        selected = self._selected(state)
+        table = {}
+        for domain in self.data.domains:
+            y = self.data.labels[domain]
+            if state.n_images > self.data.images[domain].shape[0]:
+                n_images = 0  # a smaller domain is scored on all its images
+            else:
+                n_images = state.n_images
+
+            def acc(weighting):
+                shadow = _Shadow(state, n_images=n_images)
+                z = self._classifier(shadow, domain, weighting)[0]
+                return float((z.argmax(1) == y).double().mean())
+
+            table[domain] = {
+                "class name": self._fixed_row(domain, (CLASS_NAME_ONLY,)),
+                "a photo of a {}.": self._fixed_row(domain, (PLAIN,)),
+                "hand-crafted": self._fixed_row(domain, self.hand_crafted),
+                "pool average": self._fixed_row(domain, selected),
+                "max-logit": acc("max-logit"),
+                "ZPE": acc("zpe-both"),
+                "ZPE select": acc("zpe-select"),
+            }
+        return table
+
+    # -- editing the pool ------------------------------------------------------------------------------
+    def add_template(self, template: str) -> bool:
+        """Check ``template`` (exactly one ``{}``), encode it, add it to the pool and tick it.
+
+        Words the model has never seen are flagged in ``status`` (they are ignored by its tokenizer); a template
+        of unknown words only, or an invalid one, is refused with a message and the pool stays as it was.
+        """
+        try:
+            template = prompts.check_template(template)
+            if template in self.state.templates:
+                raise ValueError(f"template {template!r} is already in the pool")
+            unknown = self.data.unknown_words(template)
+            self.data.text_embeddings([template])  # encodes now: an all-unknown template fails here
+        except (TypeError, ValueError) as exc:
+            self.status = str(exc)
+            return False
+        ok = self.set(templates=[*self.state.templates, template], selected=[*self.state.selected, template])
+        if ok and unknown:
+            self.status = f"note: the model does not know {', '.join(map(repr, unknown))}; those words are ignored"
+        return ok
+
+    def _build_view(self):
+        from .prompt_ensembling_view import PromptView
+
+        return PromptView(self)
+
+
+class _Shadow:
+    """The State's values with some replaced (for computing the table's other columns)."""
+
+    def __init__(self, state, **override):
+        self._state, self._override = state, override
+
+    def __getattr__(self, name):
+        return self._override[name] if name in self._override else getattr(self._state, name)
