@@ -63,6 +63,7 @@ __all__ = [
     "zpe_select",
     "ensemble_prompt_logits",
     "average_text_embeddings",
+    "equal_average_logits",
     "zero_shot_logits",
     "check_template",
     "fill_template",
@@ -252,6 +253,38 @@ def zero_shot_logits(image_embeddings, class_embeddings, logit_scale) -> torch.T
     return s * _normalise(x.to(dtype)) @ _normalise(e.to(dtype)).T
 
 
+def equal_average_logits(logits, text_embeddings, weights=None, *, validate: bool = True) -> torch.Tensor:
+    """The logits of :func:`average_text_embeddings`' classifier, computed from per-prompt logits.
+
+    ``zero_shot_logits(x, average_text_embeddings(t, w), s)[n, c] == sum_p w_p l[n, p, c] / |m_c|`` with
+    ``l = prompt_logits(x, t, s)`` and ``m_c = sum_p w_p normalise(t[p, c])``: the embedding average is the
+    weighted logit ensemble with class c's logits divided by the norm of its mean embedding.  With cached
+    per-prompt logits this costs one einsum and never touches the image embeddings again.
+
+    Args:
+        logits: ``(N, P, C)`` per-prompt logits, ``prompt_logits(x, text_embeddings, s)``.
+        text_embeddings: ``(P, C, D)`` the embeddings those logits came from.
+        weights: ``(P,)`` as in :func:`average_text_embeddings` (``None``: uniform); a zero weight drops a prompt.
+        validate: ``False`` skips the finiteness scan of ``logits`` (see :func:`ensemble_prompt_logits`).
+
+    Returns:
+        ``(N, C)`` logits in the logits' dtype.
+    """
+    t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
+    p = t.shape[0]
+    w = (torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device) if weights is None
+         else _check_prompt_weights(weights, p, like=t))
+    z = ensemble_prompt_logits(logits, w, validate=validate)
+    if z.shape[1] != t.shape[1]:
+        raise ValueError(f"logits (N, P, C) and text_embeddings (P, C, D) must agree on P and C, got shapes "
+                         f"{tuple(as_tensor(logits, 'logits').shape)} and {tuple(t.shape)}")
+    norm = torch.einsum("p,pcd->cd", w, t).norm(dim=-1)
+    if bool((norm == 0).any()):
+        raise ValueError("text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
+                         f"{int((norm == 0).sum())} class(es), it cannot be normalised")
+    return z / norm.to(z.dtype)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # ZPE: scores, weights, ensemble
 # ----------------------------------------------------------------------------------------------------------
@@ -354,7 +387,7 @@ def zpe_select(scores, tau: float) -> torch.Tensor:
     return (keep.to(x.dtype) / keep.sum()).to(s.dtype)
 
 
-def ensemble_prompt_logits(logits, weights) -> torch.Tensor:
+def ensemble_prompt_logits(logits, weights, *, validate: bool = True) -> torch.Tensor:
     """Weighted prompt ensemble ``sum_p w_p l[n, p, c]``.
 
     The weights are normalised to sum to one, and that is all: the authors' reference code divides the
@@ -367,10 +400,18 @@ def ensemble_prompt_logits(logits, weights) -> torch.Tensor:
         weights: ``(P,)`` non-negative, finite, positive sum (e.g. :func:`zpe_weights`); numpy and lists are
             placed on the logits' device, a tensor on another device is refused.
 
+        validate: ``False`` skips the finiteness scan of ``logits`` (for a caller, such as a Lab, that checked
+            the same cached tensor once and re-weights it many times); shapes and weights are always checked.
+
     Returns:
         ``(N, C)`` ensemble logits on the logits' device and in their dtype.
     """
-    z = _check_prompt_logits(logits, "logits")
+    if validate:
+        z = _check_prompt_logits(logits, "logits")
+    else:
+        z = as_tensor(logits, "logits")
+        if z.ndim != 3 or z.shape[1] == 0:
+            raise ValueError(f"logits must have shape (N, P, C) with P >= 1, got shape {tuple(z.shape)}")
     w = _check_prompt_weights(weights, z.shape[1], like=z)
     return torch.einsum("npc,p->nc", z, w)
 

@@ -13,6 +13,7 @@ from ensemble_lab import prompts
 from ensemble_lab.prompts import (
     DEBIAS_MODES,
     average_text_embeddings,
+    equal_average_logits,
     check_template,
     ensemble_prompt_logits,
     fill_template,
@@ -479,3 +480,15 @@ def test_cuda_matches_cpu_and_stays_on_the_device():
         zpe_scores(z, pre_cpu)
     with pytest.raises(ValueError, match="image_embeddings and text_embeddings must be on the same device"):
         prompt_logits(x.to(dev), text, 100.0)
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_equal_average_logits_is_the_embedding_average_classifier(with_weights):
+    g = torch.Generator().manual_seed(7)
+    x, t = torch.randn(40, 6, generator=g, dtype=torch.float64), torch.randn(5, 3, 6, generator=g, dtype=torch.float64)
+    w = torch.tensor([0.5, 0.0, 1.0, 2.0, 0.25], dtype=torch.float64) if with_weights else None
+    want = zero_shot_logits(x, average_text_embeddings(t, w), 30.0)
+    got = equal_average_logits(prompt_logits(x, t, 30.0), t, w)
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="text_embeddings"):
+        equal_average_logits(prompt_logits(x, t, 30.0), t[:, :2], w)

@@ -166,14 +166,19 @@ class PromptLab(Lab):
 
     # -- the classifier for one weighting -------------------------------------------------------------
     def _classifier(self, state, domain: str, weighting: str):
-        """``(logits (N, C), scores (P,), weights (P,))`` of the ticked pool on ``domain``."""
+        """``(logits (N, C), scores (P,), weights (P,))`` of the ticked pool on ``domain``.
+
+        The weighted ensemble runs over every known template with zero weight on the unticked ones, so a
+        checkbox change copies nothing: one einsum over the cached ``(N, P_all, C)`` logits."""
         templates, selected = tuple(state.templates), self._selected(state)
         idx = torch.tensor([templates.index(t) for t in selected])
         scores = self._all_scores(domain, templates, state.n_images, state.seed, _DEBIAS[weighting])[idx]
         p = len(selected)
-        if weighting == "equal":
-            cls = prompts.average_text_embeddings(self.data.text_embeddings(selected))
-            logits = prompts.zero_shot_logits(self.data.images[domain], cls, self.data.logit_scale)
+        full = self._logits(domain, templates)  # checked when it was computed
+        if weighting == "equal":  # CLIP's embedding average, from the cached logits (equal_average_logits)
+            w_all = torch.zeros(len(templates), dtype=full.dtype).index_fill_(0, idx, 1.0 / p)
+            logits = prompts.equal_average_logits(full, self.data.text_embeddings(templates), w_all,
+                                                  validate=False)
             return logits, scores, torch.full((p,), 1.0 / p, dtype=torch.float64)
         if weighting == "oracle":
             w = self._oracle(domain, templates, tuple(idx.tolist()))
@@ -181,7 +186,8 @@ class PromptLab(Lab):
             w = prompts.zpe_select(scores, state.tau)
         else:
             w = prompts.zpe_weights(scores, state.temperature)
-        logits = prompts.ensemble_prompt_logits(self._logits(domain, templates)[:, idx], w)
+        w_all = torch.zeros(len(templates), dtype=full.dtype).index_copy_(0, idx, w.to(full.dtype))
+        logits = prompts.ensemble_prompt_logits(full, w_all, validate=False)
         return logits, scores, w.to(torch.float64)
 
     def _selected(self, state) -> tuple[str, ...]:
@@ -212,7 +218,6 @@ class PromptLab(Lab):
 
     def _table(self, state) -> dict[str, dict[str, float]]:
         """The paper's layout: one row per domain, one column per classifier (accuracy)."""
-        selected = self._selected(state)
         table = {}
         for domain in self.data.domains:
             y = self.data.labels[domain]
@@ -230,7 +235,7 @@ class PromptLab(Lab):
                 "class name": self._fixed_row(domain, (CLASS_NAME_ONLY,)),
                 "a photo of a {}.": self._fixed_row(domain, (PLAIN,)),
                 "hand-crafted": self._fixed_row(domain, self.hand_crafted),
-                "pool average": self._fixed_row(domain, selected),
+                "pool average": acc("equal"),
                 "max-logit": acc("max-logit"),
                 "ZPE": acc("zpe-both"),
                 "ZPE select": acc("zpe-select"),
