@@ -38,8 +38,7 @@ _DEBIAS = {"max-logit": "none", "zpe-both": "both", "zpe-pretrain": "pretrain", 
            "zpe-select": "both", "equal": "both", "oracle": "both"}  # the scores shown for each weighting
 CLASS_NAME_ONLY = "{}"
 PLAIN = "a photo of a {}."
-TABLE_COLUMNS = ("class name", "a photo of a {}.", "hand-crafted", "pool average", "max-logit", "ZPE",
-                 "ZPE select")
+TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
 
 
 class PromptState(LabState):
@@ -116,21 +115,24 @@ class PromptLab(Lab):
         data: a :class:`~ensemble_lab.zeroshot.ZeroShotData`.
         pool: the starting templates (all ticked).
         hand_crafted: a hand-picked set of templates for the table's "hand-crafted" column (must be encodable).
+        plain: the single template of the table's "plain prompt" column (CLIP's ``"a photo of a {}."``).
         state: initial settings (default: the whole pool, ZPE with both debiasings, the first domain).
     """
 
-    def __init__(self, data, pool, hand_crafted=(), state: PromptState | None = None):
+    def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN, state: PromptState | None = None):
         self.data = data
         pool = [prompts.check_template(t, "pool") for t in pool]
         if not pool:
             raise ValueError("pool must hold at least one template")
-        self.hand_crafted = tuple(prompts.check_template(t, "hand_crafted") for t in hand_crafted) or (PLAIN,)
+        self.plain = prompts.check_template(plain, "plain")
+        self.hand_crafted = tuple(prompts.check_template(t, "hand_crafted") for t in hand_crafted) or (self.plain,)
         if state is None:
             state = PromptState(templates=list(pool), selected=list(pool), domain=data.domains[0])
         self._logits = lru_cache(maxsize=32)(self._logits_uncached)
         self._all_scores = lru_cache(maxsize=64)(self._all_scores_uncached)
         self._oracle = lru_cache(maxsize=32)(self._oracle_uncached)
         self._fixed_row = lru_cache(maxsize=64)(self._fixed_row_uncached)
+        self._table = lru_cache(maxsize=16)(self._table_uncached)  # the same whatever the domain or weighting
         super().__init__(state)
 
     # -- cached pieces ----------------------------------------------------------------------------------
@@ -213,11 +215,15 @@ class PromptLab(Lab):
             n_scored=int(self._score_index(state.domain, state.n_images, state.seed).shape[0]),
             metrics=metrics.summary(p, y, n_bins=state.n_bins, validate=False),
             reliability=metrics.reliability(p, y, n_bins=state.n_bins, validate=False),
-            selected=self._selected(state), scores=scores, weights=weights, table=self._table(state),
+            selected=self._selected(state), scores=scores, weights=weights,
+            table=self._table(tuple(state.templates), tuple(state.selected), state.temperature, state.tau,
+                              state.n_images, state.seed),
         )
 
-    def _table(self, state) -> dict[str, dict[str, float]]:
+    def _table_uncached(self, templates, selected, temperature, tau, n_images, seed) -> dict[str, dict[str, float]]:
         """The paper's layout: one row per domain, one column per classifier (accuracy)."""
+        state = _Shadow(None, templates=list(templates), selected=list(selected), temperature=temperature, tau=tau,
+                        n_images=n_images, seed=seed)
         table = {}
         for domain in self.data.domains:
             y = self.data.labels[domain]
@@ -233,7 +239,7 @@ class PromptLab(Lab):
 
             table[domain] = {
                 "class name": self._fixed_row(domain, (CLASS_NAME_ONLY,)),
-                "a photo of a {}.": self._fixed_row(domain, (PLAIN,)),
+                "plain prompt": self._fixed_row(domain, (self.plain,)),
                 "hand-crafted": self._fixed_row(domain, self.hand_crafted),
                 "pool average": acc("equal"),
                 "max-logit": acc("max-logit"),

@@ -30,10 +30,11 @@ def metrics_html(result) -> str:
             f"ECE {pct(m['ece'])}</div>")
 
 
-def domain_table_html(table: dict[str, dict[str, float]], current: str) -> str:
+def domain_table_html(table: dict[str, dict[str, float]], current: str, plain: str) -> str:
     rows = {domain: tuple(pct(row[c]) for c in TABLE_COLUMNS) for domain, row in table.items()}
+    header = tuple(f"“{plain}”" if c == "plain prompt" else c for c in TABLE_COLUMNS)
     return ("<div style='font-size:90%'>Zero-shot accuracy per domain (the paper's layout; pool columns use the "
-            "ticked prompts)" + table_html(TABLE_COLUMNS, rows, css_class="el-domain-table", bold=(current,))
+            "ticked prompts)" + table_html(header, rows, css_class="el-domain-table", bold=(current,))
             + "</div>")
 
 
@@ -133,7 +134,7 @@ class PromptView(LabView):
     # -- lab -> widgets ---------------------------------------------------------------------------------
     def redraw(self, result) -> None:
         self.summary.value = metrics_html(result)
-        self.table.value = domain_table_html(result.table, result.domain)
+        self.table.value = domain_table_html(result.table, result.domain, self.lab.plain)
         self.reliability_plot.update(result.reliability)
         numbers = [str(self.lab.state.templates.index(t) + 1) for t in result.selected]
         rebuilt = self.bars.update(result.scores, result.weights, numbers)
