@@ -145,9 +145,8 @@ class PromptLab(Lab):
     def _logits_uncached(self, domain: str | None, templates: tuple[str, ...]) -> torch.Tensor:
         """``(N, P_all, C)`` per-prompt logits of every known template (``domain=None``: the pre-training
         sample)."""
-        if domain is None:
-            return self.data.pretrain_logits(templates)
-        return self.data.logits(domain, templates)
+        z = self.data.pretrain_logits(templates) if domain is None else self.data.logits(domain, templates)
+        return z.transpose(0, 1).contiguous().transpose(0, 1)  # stored prompt-major: re-weighting is one GEMV
 
     def _all_scores_uncached(self, domain, templates, n_images, seed, debias) -> torch.Tensor:
         """ZPE scores ``(P_all,)`` of every known template: a prompt's score depends on its own logits only, so

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
+import torch
 
 from ..plots import BlitManager, ReliabilityPlot, ScoreWeightBars, freeze_layout, mosaic_figure
 from .figure import FigureBox
@@ -132,12 +133,26 @@ class PromptView(LabView):
             c.value = t in chosen
 
     # -- lab -> widgets ---------------------------------------------------------------------------------
+    def _score_range(self, result) -> tuple[float, float]:
+        """A score axis that changes only when the kind of score changes (not with every checkbox)."""
+        key = (result.weighting in ("max-logit",), result.domain, self.lab.state.n_images)
+        if getattr(self, "_range_key", None) != key:
+            lo, hi = float(result.scores.min()), float(result.scores.max())
+            self._range_key, self._range = key, (min(0.0, lo), max(0.0, hi))
+        return self._range
+
     def redraw(self, result) -> None:
         self.summary.value = metrics_html(result)
         self.table.value = domain_table_html(result.table, result.domain, self.lab.plain)
         self.reliability_plot.update(result.reliability)
-        numbers = [str(self.lab.state.templates.index(t) + 1) for t in result.selected]
-        rebuilt = self.bars.update(result.scores, result.weights, numbers)
+        # one bar per known template (unticked ones at 0), so (un)ticking moves bars instead of re-creating them
+        templates = self.lab.state.templates
+        position = {t: i for i, t in enumerate(templates)}
+        scores, weights = torch.zeros(len(templates)), torch.zeros(len(templates))
+        for t, s, wt in zip(result.selected, result.scores.tolist(), result.weights.tolist()):
+            scores[position[t]], weights[position[t]] = s, wt
+        rebuilt = self.bars.update(scores, weights, [str(i + 1) for i in range(len(templates))],
+                                   score_range=self._score_range(result))
         if self.blit.set_artists(self.reliability_plot.artists + self.bars.artists) or rebuilt:
             self.fig.canvas.draw_idle()
         else:
