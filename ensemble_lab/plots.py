@@ -171,9 +171,10 @@ class ScoreWeightBars:
     def artists(self) -> list:
         return [b for group in (self._scores, self._weights) if group is not None for b in group]
 
-    def update(self, scores, weights, labels: Sequence[str], score_range: tuple[float, float] | None = None) -> bool:
+    def update(self, scores, weights, labels: Sequence[str], score_range: tuple[float, float] | None = None,
+               weight_top: float = 1.0) -> bool:
         """Show ``scores`` and ``weights`` (``(P,)`` each) for items named ``labels``; ``score_range`` fixes the
-        score axis (default: from the scores, with a margin)."""
+        score axis (default: from the scores, with a margin), ``weight_top`` the top of the weight axis."""
         s, w = _to_numpy(scores).astype(float), _to_numpy(weights).astype(float)
         n = len(s)
         rebuilt = n != self._n
@@ -194,6 +195,9 @@ class ScoreWeightBars:
         pad = 0.05 * (hi - lo or 1.0)
         if rebuilt or self.score_ax.get_ylim() != (lo - pad, hi + pad):
             self.score_ax.set_ylim(lo - pad, hi + pad)
+            rebuilt = True
+        if self.weight_ax.get_ylim() != (0.0, weight_top):
+            self.weight_ax.set_ylim(0.0, weight_top)
             rebuilt = True
         for bar, v in zip(self._scores, s):
             bar.set_height(v)

@@ -302,9 +302,14 @@ NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
 
 
 def prebuild(progress: bool = True) -> None:
-    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`."""
+    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, and the image-caption world
+    of 03_prompt_ensembling (its zero-shot domains and pre-training sample)."""
+    from .data.captions import pretraining_sample, zero_shot_domains
+
     for config in NOTEBOOK_ARTEFACTS:
         ensemble_predictions(**config, progress=progress)
+    zero_shot_domains()
+    pretraining_sample()
 
 
 if __name__ == "__main__":

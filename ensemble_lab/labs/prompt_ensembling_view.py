@@ -141,6 +141,15 @@ class PromptView(LabView):
             self._range_key, self._range = key, (min(0.0, lo), max(0.0, hi))
         return self._range
 
+    def _weight_top(self, result) -> float:
+        """Top of the weight axis: a step of 0.25 above the largest weight, kept while the weights fit."""
+        top = getattr(self, "_top", None)
+        biggest = float(result.weights.max())
+        if top is None or biggest > top or (result.weighting, result.domain) != self._top_key:
+            top = min(1.0, 0.25 * (int(biggest / 0.25) + 1))
+        self._top, self._top_key = top, (result.weighting, result.domain)
+        return top
+
     def redraw(self, result) -> None:
         self.summary.value = metrics_html(result)
         self.table.value = domain_table_html(result.table, result.domain, self.lab.plain)
@@ -152,7 +161,7 @@ class PromptView(LabView):
         for t, s, wt in zip(result.selected, result.scores.tolist(), result.weights.tolist()):
             scores[position[t]], weights[position[t]] = s, wt
         rebuilt = self.bars.update(scores, weights, [str(i + 1) for i in range(len(templates))],
-                                   score_range=self._score_range(result))
+                                   score_range=self._score_range(result), weight_top=self._weight_top(result))
         if self.blit.set_artists(self.reliability_plot.artists + self.bars.artists) or rebuilt:
             self.fig.canvas.draw_idle()
         else:
