@@ -114,7 +114,7 @@ def test_shift_split_is_evaluated(lab):
     ({"n_cal": 3}, "n_cal must be at least the number of classes (5)"),
     ({"n_cal": 601}, "n_cal must be at most the 600 samples"),
     ({"n_cal": -1}, "n_cal must be >= 0"),
-    ({"temperature": 0.0}, "temperature must be finite numbers > 0"),
+    ({"temperature": 0.0}, "temperature must be a finite number > 0"),
     ({"temperature": float("inf")}, "temperature"),
     ({"member_temperatures": [1.0, 1.0]}, "one entry per member (4)"),
     ({"member_temperatures": [1.0, -1.0, 1.0, 1.0]}, "member_temperatures"),

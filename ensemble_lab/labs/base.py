@@ -9,6 +9,7 @@ message.  Widgets (the View) are built only when the Lab is displayed, and talk 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import traitlets
 
 from ..device import fit_threads_to_cpus
 
-__all__ = ["LabState", "Lab", "SplitPredictions", "split_predictions"]
+__all__ = ["LabState", "BinnedState", "Lab", "SplitPredictions", "split_predictions", "one_of", "positive"]
 
 
 class LabState(traitlets.HasTraits):
@@ -54,6 +55,32 @@ class LabState(traitlets.HasTraits):
         with self.hold_trait_notifications():
             for name, value in settings.items():
                 setattr(self, name, value)
+
+
+class BinnedState(LabState):
+    """A State with the bins of ECE and the reliability diagram."""
+
+    n_bins = traitlets.Int(15, help="bins of ECE and the reliability diagram").tag(setting=True)
+
+    @traitlets.validate("n_bins")
+    def _valid_bins(self, proposal):
+        if not 1 <= proposal.value <= 1000:
+            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
+        return proposal.value
+
+
+def one_of(value, name: str, choices):
+    """For a trait validator: ``value`` if it is one of ``choices``, else a TraitError naming ``name``."""
+    if value not in choices:
+        raise traitlets.TraitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def positive(value, name: str):
+    """For a trait validator: ``value`` if it is a finite number > 0, else a TraitError naming ``name``."""
+    if not (value > 0 and math.isfinite(value)):
+        raise traitlets.TraitError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
 
 
 class Lab(traitlets.HasTraits):

@@ -30,7 +30,7 @@ import torch
 import traitlets
 
 from .. import calibration, estimators, metrics
-from .base import Lab, LabState, split_predictions
+from .base import BinnedState, Lab, one_of, positive, split_predictions
 
 __all__ = ["CalibrationState", "CalibrationResult", "CalibrationLab", "ORDERS"]
 
@@ -40,7 +40,7 @@ N_BOOT = 100  # bootstrap resamples of the interval (batched: ~10 ms at N = 10k 
 LEVEL = 0.9
 
 
-class CalibrationState(LabState):
+class CalibrationState(BinnedState):
     """Settings of the calibration Lab."""
 
     order = traitlets.Unicode(ORDERS[0], help=f"one of {ORDERS}").tag(setting=True)
@@ -50,7 +50,6 @@ class CalibrationState(LabState):
                                          "empty means all 1").tag(setting=True)
     n_cal = traitlets.Int(0, help="calibration samples drawn from val for 'fit'; 0 means all of val").tag(
         setting=True)
-    n_bins = traitlets.Int(15, help="bins of the binned and debiased estimators and the diagrams").tag(setting=True)
     strategy = traitlets.Unicode("uniform", help="'uniform' or 'quantile' (equal-mass) bins").tag(setting=True)
     estimator = traitlets.Unicode("binned", help=f"calibration-error estimator, one of "
                                   f"{estimators.ECE_ESTIMATORS}").tag(setting=True)
@@ -58,33 +57,27 @@ class CalibrationState(LabState):
 
     @traitlets.validate("order")
     def _valid_order(self, proposal):
-        return _one_of(proposal.value, "order", ORDERS)
+        return one_of(proposal.value, "order", ORDERS)
 
     @traitlets.validate("rule")
     def _valid_rule(self, proposal):
-        return _one_of(proposal.value, "rule", calibration.POOL_RULES)
+        return one_of(proposal.value, "rule", calibration.POOL_RULES)
 
     @traitlets.validate("strategy")
     def _valid_strategy(self, proposal):
-        return _one_of(proposal.value, "strategy", ("uniform", "quantile"))
+        return one_of(proposal.value, "strategy", ("uniform", "quantile"))
 
     @traitlets.validate("estimator")
     def _valid_estimator(self, proposal):
-        return _one_of(proposal.value, "estimator", estimators.ECE_ESTIMATORS)
+        return one_of(proposal.value, "estimator", estimators.ECE_ESTIMATORS)
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
-        return _positive(proposal.value, "temperature")
+        return positive(proposal.value, "temperature")
 
     @traitlets.validate("member_temperatures")
     def _valid_member_temperatures(self, proposal):
-        return [_positive(v, "member_temperatures") for v in proposal.value]
-
-    @traitlets.validate("n_bins")
-    def _valid_bins(self, proposal):
-        if not 1 <= proposal.value <= 1000:
-            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
-        return proposal.value
+        return [positive(v, "member_temperatures") for v in proposal.value]
 
     @traitlets.validate("n_cal")
     def _valid_n_cal(self, proposal):
@@ -93,16 +86,6 @@ class CalibrationState(LabState):
         return proposal.value
 
 
-def _one_of(value, name: str, choices) -> str:
-    if value not in choices:
-        raise traitlets.TraitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-def _positive(value, name: str) -> float:
-    if not (value > 0 and math.isfinite(value)):
-        raise traitlets.TraitError(f"{name} must be finite numbers > 0, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

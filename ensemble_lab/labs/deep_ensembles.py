@@ -20,48 +20,34 @@ import traitlets
 
 from .. import metrics
 from ..combine import RULES, Combiner, best_member, learn_weights
-from .base import Lab, LabState, split_predictions
+from .base import BinnedState, Lab, one_of, positive, split_predictions
 
 __all__ = ["DeepEnsembleState", "DeepEnsembleResult", "DeepEnsembleLab"]
 
 FIT_SPLIT = "val"
 
 
-class DeepEnsembleState(LabState):
+class DeepEnsembleState(BinnedState):
     """Settings of the deep-ensembles Lab."""
 
     weights = traitlets.List(traitlets.Float(), help="one raw weight per member (normalised when used)").tag(
         setting=True)
     rule = traitlets.Unicode("prob", help=f"combination rule, one of {RULES}").tag(setting=True)
     temperature = traitlets.Float(1.0, help="divides every member's logits before combining").tag(setting=True)
-    n_bins = traitlets.Int(15, help="bins of ECE and of the reliability diagram").tag(setting=True)
     strategy = traitlets.Unicode("uniform", help="'uniform' or 'quantile' (equal-mass) bins").tag(setting=True)
     split = traitlets.Unicode("test", help="evaluation split: 'test' or a shifted test set").tag(setting=True)
 
     @traitlets.validate("rule")
     def _valid_rule(self, proposal):
-        if proposal.value not in RULES:
-            raise traitlets.TraitError(f"rule must be one of {', '.join(RULES)}; got {proposal.value!r}")
-        return proposal.value
+        return one_of(proposal.value, "rule", RULES)
 
     @traitlets.validate("strategy")
     def _valid_strategy(self, proposal):
-        if proposal.value not in ("uniform", "quantile"):
-            raise traitlets.TraitError(f"strategy must be 'uniform' or 'quantile'; got {proposal.value!r}")
-        return proposal.value
+        return one_of(proposal.value, "strategy", ("uniform", "quantile"))
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
-        v = proposal.value
-        if not (v > 0 and v < float("inf")):
-            raise traitlets.TraitError(f"temperature must be a finite number > 0, got {v!r}")
-        return v
-
-    @traitlets.validate("n_bins")
-    def _valid_bins(self, proposal):
-        if not 1 <= proposal.value <= 1000:
-            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
-        return proposal.value
+        return positive(proposal.value, "temperature")
 
 
 @dataclass(frozen=True)

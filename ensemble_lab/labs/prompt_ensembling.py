@@ -29,7 +29,7 @@ import traitlets
 
 from .. import metrics, prompts
 from ..combine import learn_weights
-from .base import Lab, LabState
+from .base import BinnedState, Lab, one_of, positive
 
 __all__ = ["PromptState", "PromptResult", "PromptLab", "WEIGHTINGS", "TABLE_COLUMNS"]
 
@@ -41,7 +41,7 @@ PLAIN = "a photo of a {}."
 TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
 
 
-class PromptState(LabState):
+class PromptState(BinnedState):
     """Settings of the prompts Lab."""
 
     templates = traitlets.List(traitlets.Unicode(), help="every template the Lab knows, in order").tag(
@@ -52,19 +52,14 @@ class PromptState(LabState):
     tau = traitlets.Float(0.5, help="zpe-select keeps prompts with robust z-score > tau").tag(setting=True)
     n_images = traitlets.Int(0, help="unlabeled images used to score prompts; 0 means all").tag(setting=True)
     domain = traitlets.Unicode("", help="the zero-shot test set").tag(setting=True)
-    n_bins = traitlets.Int(15, help="bins of ECE and the reliability diagram").tag(setting=True)
 
     @traitlets.validate("weighting")
     def _valid_weighting(self, proposal):
-        if proposal.value not in WEIGHTINGS:
-            raise traitlets.TraitError(f"weighting must be one of {', '.join(WEIGHTINGS)}; got {proposal.value!r}")
-        return proposal.value
+        return one_of(proposal.value, "weighting", WEIGHTINGS)
 
     @traitlets.validate("temperature")
     def _valid_temperature(self, proposal):
-        if not (proposal.value > 0 and math.isfinite(proposal.value)):
-            raise traitlets.TraitError(f"temperature must be a finite number > 0, got {proposal.value!r}")
-        return proposal.value
+        return positive(proposal.value, "temperature")
 
     @traitlets.validate("tau")
     def _valid_tau(self, proposal):
@@ -76,12 +71,6 @@ class PromptState(LabState):
     def _valid_n_images(self, proposal):
         if proposal.value < 0:
             raise traitlets.TraitError(f"n_images must be >= 0 (0: all images), got {proposal.value}")
-        return proposal.value
-
-    @traitlets.validate("n_bins")
-    def _valid_bins(self, proposal):
-        if not 1 <= proposal.value <= 1000:
-            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
         return proposal.value
 
 
