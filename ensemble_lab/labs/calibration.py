@@ -127,6 +127,9 @@ class CalibrationLab(Lab):
         state: initial settings (default: pool-then-calibrate at T = 1, all of val, the ``test`` split).
     """
 
+    fit_split = FIT_SPLIT
+    orders = ORDERS
+
     def __init__(self, predictions, state: CalibrationState | None = None):
         data = split_predictions(predictions, FIT_SPLIT)
         self.predictions, self._data = predictions, data

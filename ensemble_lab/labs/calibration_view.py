@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import html
 import math
 
 import ipywidgets as w
 
 from ..plots import BlitManager, ReliabilityPlot, freeze_layout, mosaic_figure
-from .calibration import FIT_SPLIT, ORDERS, CalibrationLab
 from .figure import FigureBox
 from .view import LabView, pct, split_options, table_html
+
+if TYPE_CHECKING:  # the Lab imports this module when it is displayed, not the other way round
+    from .calibration import CalibrationLab
 
 _ESTIMATOR_NAMES = {"binned": "binned ECE", "debiased": "debiased l2 CE", "smooth": "smooth ECE"}
 
@@ -29,7 +33,7 @@ def calibration_table_html(result) -> str:
 
 def temperatures_html(result) -> str:
     fitted = result.fitted
-    if result.order == ORDERS[0]:
+    if result.order == "pool-then-calibrate":
         now = f"T = <b>{result.temperature:.3g}</b> after pooling"
         fit = f"{fitted['temperature']:.3g}"
     else:
@@ -46,7 +50,7 @@ class CalibrationView(LabView):
         super().__init__(lab)
         s = lab.state
         self.order = self.bind("order", w.ToggleButtons(
-            options=[("pool, then calibrate", ORDERS[0]), ("calibrate, then pool", ORDERS[1])], value=s.order,
+            options=list(zip(("pool, then calibrate", "calibrate, then pool"), lab.orders)), value=s.order,
             tooltips=["one temperature for the pooled ensemble", "one temperature per member, then pool"],
             style={"button_width": "155px"}))
         self.rule = self.bind("rule", w.Dropdown(
@@ -74,7 +78,7 @@ class CalibrationView(LabView):
             style={"button_width": "80px"}))
         self.estimator = self.bind("estimator", w.Dropdown(
             options=[(v, k) for k, v in _ESTIMATOR_NAMES.items()], value=s.estimator, description="estimator"))
-        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, FIT_SPLIT), value=s.split,
+        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split), value=s.split,
                                                    description="evaluate on"))
         self.table = w.HTML()
         self.table.add_class("el-metrics")
@@ -106,12 +110,13 @@ class CalibrationView(LabView):
     # -- the temperature slider: one setting or the other, by order -----------------------------------
     def _slider_temperature(self) -> float:
         s = self.lab.state
-        if s.order == ORDERS[0] or not s.member_temperatures:
-            return s.temperature if s.order == ORDERS[0] else 1.0
+        first = s.order == self.lab.orders[0]
+        if first or not s.member_temperatures:
+            return s.temperature if first else 1.0
         return math.exp(sum(math.log(t) for t in s.member_temperatures) / len(s.member_temperatures))
 
     def _on_temperature(self, change) -> None:
-        if self.lab.state.order == ORDERS[0]:
+        if self.lab.state.order == self.lab.orders[0]:
             self.send("temperature", float(change.new))
         else:  # one temperature shared by every member
             self.send("member_temperatures", [float(change.new)] * self.lab.k)

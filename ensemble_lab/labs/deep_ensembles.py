@@ -79,6 +79,7 @@ class DeepEnsembleLab(Lab):
     """
 
     max_sliders = 8
+    fit_split = FIT_SPLIT
 
     def __init__(self, predictions, state: DeepEnsembleState | None = None):
         data = split_predictions(predictions, FIT_SPLIT)

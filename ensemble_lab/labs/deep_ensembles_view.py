@@ -5,14 +5,18 @@ Each control has a stable CSS class (``el-...``) so that browser tests can find 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import html
 
 import ipywidgets as w
 
 from ..plots import BlitManager, ReliabilityPlot, WeightBars, freeze_layout, mosaic_figure
-from .deep_ensembles import FIT_SPLIT, DeepEnsembleLab
 from .figure import FigureBox
 from .view import LabView, pct, split_options, table_html
+
+if TYPE_CHECKING:  # the Lab imports this module when it is displayed, not the other way round
+    from .deep_ensembles import DeepEnsembleLab
 
 
 def metrics_table_html(metrics: dict[str, dict[str, float]], split: str, n: int) -> str:
@@ -59,7 +63,7 @@ class DeepEnsembleView(LabView):
         self.strategy = self.bind("strategy", w.ToggleButtons(
             options=["uniform", "quantile"], value=s.strategy, description="bin widths",
             style={"button_width": "80px"}))
-        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, FIT_SPLIT), value=s.split,
+        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split), value=s.split,
                                                    description="evaluate on"))
         self.buttons = {}
         for key, label, tip in (("uniform", "uniform", "every member the same weight"),

@@ -108,6 +108,9 @@ class PromptLab(Lab):
         state: initial settings (default: the whole pool, ZPE with both debiasings, the first domain).
     """
 
+    weightings = WEIGHTINGS
+    table_columns = TABLE_COLUMNS
+
     def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN, state: PromptState | None = None):
         self.data = data
         pool = [prompts.check_template(t, "pool") for t in pool]

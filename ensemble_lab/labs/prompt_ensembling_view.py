@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import html
 
 import ipywidgets as w
@@ -9,8 +11,10 @@ import torch
 
 from ..plots import BlitManager, ReliabilityPlot, ScoreWeightBars, freeze_layout, mosaic_figure
 from .figure import FigureBox
-from .prompt_ensembling import TABLE_COLUMNS, WEIGHTINGS, PromptLab
 from .view import LabView, pct, table_html
+
+if TYPE_CHECKING:  # the Lab imports this module when it is displayed, not the other way round
+    from .prompt_ensembling import PromptLab
 
 _WEIGHTING_NAMES = {
     "equal": "equal average (CLIP)",
@@ -32,8 +36,9 @@ def metrics_html(result) -> str:
 
 
 def domain_table_html(table: dict[str, dict[str, float]], current: str, plain: str) -> str:
-    rows = {domain: tuple(pct(row[c]) for c in TABLE_COLUMNS) for domain, row in table.items()}
-    header = tuple(f"“{plain}”" if c == "plain prompt" else c for c in TABLE_COLUMNS)
+    columns = tuple(next(iter(table.values())))
+    rows = {domain: tuple(pct(row[c]) for c in columns) for domain, row in table.items()}
+    header = tuple(f"“{plain}”" if c == "plain prompt" else c for c in columns)
     return ("<div style='font-size:90%'>Zero-shot accuracy per domain (the paper's layout; pool columns use the "
             "ticked prompts)" + table_html(header, rows, css_class="el-domain-table", bold=(current,))
             + "</div>")
@@ -61,7 +66,7 @@ class PromptView(LabView):
         self.add_button.add_class("el-add-template")
         self.add_button.on_click(lambda _b: self._add())
         self.weighting = self.bind("weighting", w.Dropdown(
-            options=[(_WEIGHTING_NAMES[k], k) for k in WEIGHTINGS], value=s.weighting, description="weighting"))
+            options=[(_WEIGHTING_NAMES[k], k) for k in lab.weightings], value=s.weighting, description="weighting"))
         self.temperature = self.bind("temperature", w.FloatLogSlider(
             value=s.temperature, base=10, min=-2, max=1, step=0.05, description="temperature",
             readout_format=".2f"))
