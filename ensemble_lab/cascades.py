@@ -1,0 +1,609 @@
+"""Early-exit cascades of ensemble members, with selective classification and OOD-detection metrics.
+
+After Xia & Bouganis, "Window-Based Early-Exit Cascades for Uncertainty Estimation: When Deep Ensembles are More
+Efficient than Single Models" (ICCV 2023).  Members run one after another (in ``order``); after stage ``j`` the
+prediction is the running (weighted) average of the probabilities of the members run so far; a sample leaves the
+cascade (exits) as soon as the exit policy says it no longer needs the next member.  The last stage always exits.
+
+Pure, device-agnostic torch routines.  Inputs are torch tensors (numpy arrays and lists are converted); nothing is
+moved to another device.  Reported numbers are python floats; per-sample values are tensors on the input's device.
+
+Shapes and units
+----------------
+- ``member_logits``: ``(K, N, C)`` logits, member axis first.
+- ``order``: member indices run one after another, ``K'`` of them (``1 <= K' <= K``, no repeats, default
+  ``0..K-1``); stage ``j`` runs member ``order[j]``.  Stage axes below have length ``K'``.
+- ``weights``: ``(K,)`` non-negative weights indexed by MEMBER (not by stage), default equal.  The running average
+  after stage ``j`` is ``sum_{i<=j} w[order[i]] p[order[i]] / sum_{i<=j} w[order[i]]``, so the first member in
+  ``order`` needs a weight > 0.
+- ``costs``: ``(K,)`` non-negative cost of running each member on one sample (e.g. multiply-accumulates), indexed by
+  member, default all ones (cost = number of members run).  A sample that exits at stage ``j`` costs exactly
+  ``sum_{i<=j} costs[order[i]]``.  Costs are accumulated in float64 (float32 on MPS).
+
+Scores (higher = more confident), see :data:`SCORES`
+----------------------------------------------------
+For one model's logits ``z`` ``(N, C)`` (:func:`confidence_score`): ``msp = max_c softmax(z)_c``,
+``neg_entropy = -H(softmax(z)) = sum_c p_c log p_c``, ``max_logit = max_c z_c``, ``neg_energy = logsumexp_c z_c``.
+
+For an ensemble stage (:func:`stage_scores`): ``msp`` and ``neg_entropy`` are those of the running averaged
+PROBABILITIES (equivalently of the stage logits ``log pbar``).  ``max_logit`` and ``neg_energy`` are computed on the
+running (same-weighted) average of the member LOGITS, ``zbar = sum w z / sum w``: ``max_c zbar_c`` and
+``logsumexp_c zbar_c``.  (On ``log pbar`` they would be ``log msp`` and the constant 0, which says nothing.)  The
+prediction is always the argmax of the averaged probabilities (ties -> lowest class index).  For a stage with one
+member every score equals :func:`confidence_score` of that member's logits (up to rounding).
+
+Selective classification
+------------------------
+A threshold ``t`` accepts the samples whose confidence is ``>= t``; coverage is the accepted fraction, selective risk
+the error rate among them (NaN when nothing is accepted).  :func:`threshold_for_risk`, :func:`threshold_for_coverage`
+and :func:`selective_risk` work with such deterministic thresholds (a tied block is accepted or rejected as a whole).
+:func:`risk_at_coverage` and :func:`coverage_at_risk` read the risk-coverage curve of
+:func:`ensemble_lab.metrics.risk_coverage` (ties averaged inside a tied block), so they agree with ``aurc``; both
+conventions agree at every coverage a threshold can produce.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._validation import as_tensor, check_choice, check_labels_for, check_member_logits, check_weights
+from .metrics import _acc_dtype, _conf_correct, _on_device
+
+__all__ = [
+    "SCORES",
+    "CascadeResult",
+    "confidence_score",
+    "stage_probs",
+    "stage_scores",
+    "threshold_cascade",
+    "window_cascade",
+    "window_edges",
+    "window_sweep",
+    "expected_cost",
+    "selective_risk",
+    "threshold_for_risk",
+    "threshold_for_coverage",
+    "risk_at_coverage",
+    "coverage_at_risk",
+    "ood_auroc",
+    "fpr_at_tpr",
+]
+
+SCORES = ("msp", "neg_entropy", "max_logit", "neg_energy")
+_PROB_SCORES = ("msp", "neg_entropy")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checks
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _finite_float(x, name: str) -> float:
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be a number, got bool")
+    try:
+        v = float(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from exc
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    return v
+
+
+def _in_range(x, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
+    v = _finite_float(x, name)
+    if v > hi or v < lo or (lo_open and v == lo):
+        raise ValueError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {x!r}")
+    return v
+
+
+def _order(order, k: int, device) -> torch.Tensor:
+    """Member order as an int64 tensor ``(K',)`` on ``device``: non-empty, integers in [0, K), no repeats."""
+    if order is None:
+        return torch.arange(k, device=device)
+    if isinstance(order, torch.Tensor):
+        arr = order.detach().cpu().numpy()
+    elif isinstance(order, (Sequence, range, np.ndarray)) and not isinstance(order, str):
+        arr = np.asarray(list(order) if not isinstance(order, np.ndarray) else order)
+    else:
+        raise TypeError(f"order must be a sequence of member indices, got {type(order).__name__}")
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise ValueError(f"order must be a non-empty 1-D sequence of member indices, got shape {arr.shape}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"order must hold integer member indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= k:
+        raise ValueError(f"order must hold member indices in [0, {k - 1}] for {k} members, got {arr.tolist()}")
+    if len(np.unique(arr)) != len(arr):
+        raise ValueError(f"order must not repeat a member, got {arr.tolist()}")
+    return torch.as_tensor(arr.astype(np.int64), device=device)
+
+
+def _costs(costs, k: int, like: torch.Tensor) -> torch.Tensor:
+    """Member costs ``(K,)`` in the accumulation dtype on ``like``'s device: finite and non-negative."""
+    acc = _acc_dtype(like.device)
+    if costs is None:
+        return torch.ones(k, dtype=acc, device=like.device)
+    if isinstance(costs, torch.Tensor):
+        t = costs.detach()
+    elif isinstance(costs, (Sequence, np.ndarray)) and not isinstance(costs, str):
+        try:
+            t = torch.as_tensor(np.asarray(costs, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"costs must be a sequence of numbers, got {costs!r}") from exc
+    else:
+        raise TypeError(f"costs must be a sequence or tensor of {k} numbers, got {type(costs).__name__}")
+    if t.ndim != 1 or t.shape[0] != k:
+        raise ValueError(f"costs must have one entry per member ({k},), got shape {tuple(t.shape)}")
+    t = t.to(device=like.device, dtype=acc)
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        raise ValueError(f"costs must be finite and non-negative, got {t.cpu().tolist()[:6]}")
+    return t
+
+
+def _scores_1d(x, name: str, like: torch.Tensor | None = None, like_name: str = "") -> torch.Tensor:
+    if like is not None:
+        x = _on_device(x, name, like, like_name)
+    t = as_tensor(x, name).detach()
+    if t.ndim != 1 or t.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N,) with N >= 1, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)")
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------------
+# scores and stages
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _neg_entropy_probs(p: torch.Tensor) -> torch.Tensor:
+    return (p * torch.log(p.clamp(min=torch.finfo(p.dtype).tiny))).sum(dim=-1)
+
+
+def confidence_score(logits, score: str = "msp") -> torch.Tensor:
+    """Confidence score ``(N,)`` of one model's logits ``(N, C)`` (higher = more confident).
+
+    ``msp``: max softmax probability; ``neg_entropy``: ``-H(softmax(z))`` in nats (range ``[-log C, 0]``);
+    ``max_logit``: ``max_c z_c``; ``neg_energy``: ``logsumexp_c z_c`` (minus the free energy at T = 1).
+    Any leading axes are kept: ``(K, N, C)`` -> ``(K, N)``.
+    """
+    check_choice(score, "score", SCORES)
+    z = as_tensor(logits, "logits").detach()
+    if z.ndim < 2 or z.shape[-1] < 2 or z.numel() == 0:
+        raise ValueError(f"logits must have shape (N, C) with N >= 1 and C >= 2, got shape {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError(f"logits must be finite, got {int((~torch.isfinite(z)).sum())} NaN/inf value(s)")
+    if score == "msp":
+        return torch.softmax(z, dim=-1).amax(dim=-1)
+    if score == "neg_entropy":
+        return (torch.softmax(z, dim=-1) * torch.log_softmax(z, dim=-1)).sum(dim=-1)
+    if score == "max_logit":
+        return z.amax(dim=-1)
+    return torch.logsumexp(z, dim=-1)
+
+
+def _prepare(member_logits, order, weights):
+    z = check_member_logits(member_logits).detach()
+    k = z.shape[0]
+    idx = _order(order, k, z.device)
+    if weights is None:
+        w = torch.ones(k, dtype=z.dtype, device=z.device)
+    else:
+        w = check_weights(weights, k, normalise=False, like=z)
+    w_ord = w.index_select(0, idx)
+    if not bool(w_ord[0] > 0):
+        raise ValueError(
+            f"weights of the first member in order (member {int(idx[0])}) must be > 0 so that the first stage "
+            f"has a prediction, got {float(w_ord[0])}"
+        )
+    return z, idx, w_ord
+
+
+def _running_mean(x: torch.Tensor, w_ord: torch.Tensor) -> torch.Tensor:
+    """``(K', N, C)`` running weighted means of ``x`` ``(K', N, C)`` (already in stage order)."""
+    num = torch.cumsum(w_ord.view(-1, 1, 1) * x, dim=0)
+    return num / torch.cumsum(w_ord, dim=0).view(-1, 1, 1)
+
+
+def _stages(member_logits, order, weights, score: str):
+    """Stage probabilities ``(K', N, C)``, stage scores ``(K', N)``, the order ``(K',)`` and the logits."""
+    check_choice(score, "score", SCORES)
+    z, idx, w_ord = _prepare(member_logits, order, weights)
+    zo = z.index_select(0, idx)
+    probs = _running_mean(torch.softmax(zo, dim=-1), w_ord)
+    if score == "msp":
+        s = probs.amax(dim=-1)
+    elif score == "neg_entropy":
+        s = _neg_entropy_probs(probs)
+    else:
+        zbar = _running_mean(zo, w_ord)
+        s = zbar.amax(dim=-1) if score == "max_logit" else torch.logsumexp(zbar, dim=-1)
+    return probs, s, idx, z
+
+
+def stage_probs(member_logits, order=None, weights=None) -> torch.Tensor:
+    """Running (weighted) average of the members' softmax probabilities after each stage.
+
+    member_logits ``(K, N, C)``; order: ``K'`` member indices (default ``0..K-1``); weights ``(K,)`` by member.
+    Returns ``(K', N, C)``: entry ``j`` is ``sum_{i<=j} w[order[i]] softmax(z[order[i]]) / sum_{i<=j} w[order[i]]``.
+    """
+    return _stages(member_logits, order, weights, "msp")[0]
+
+
+def stage_scores(member_logits, score: str = "msp", order=None, weights=None) -> torch.Tensor:
+    """Confidence score of every stage, ``(K', N)`` (see the module docstring for the ensemble convention).
+
+    ``stage_scores(val_logits, score)[0]`` gives the first-stage validation scores that :func:`window_cascade`
+    takes as ``val_scores``.
+    """
+    return _stages(member_logits, order, weights, score)[1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# policies
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """Outcome of a cascade on ``N`` samples with ``K'`` stages.
+
+    Attributes:
+        predictions: ``(N,)`` int64, argmax of the exit stage's averaged probabilities (ties -> lowest class).
+        exit_stage: ``(N,)`` int64 in ``0..K'-1``, the stage at which the sample left (it ran ``exit_stage + 1``
+            members).
+        confidence: ``(N,)`` the exit stage's score (the one the policy used), for selective classification.
+        cost: ``(N,)`` float64 (float32 on MPS), the sum of ``costs`` of the members run for that sample.
+        probs: ``(N, C)`` the exit stage's averaged probabilities.
+    """
+
+    predictions: torch.Tensor
+    exit_stage: torch.Tensor
+    confidence: torch.Tensor
+    cost: torch.Tensor
+    probs: torch.Tensor
+
+    @property
+    def mean_cost(self) -> float:
+        """Mean cost per sample (python float)."""
+        return float(self.cost.mean())
+
+
+def expected_cost(result: CascadeResult) -> float:
+    """Mean cost per sample of a cascade result (python float)."""
+    if not isinstance(result, CascadeResult):
+        raise TypeError(f"result must be a CascadeResult, got {type(result).__name__}")
+    return result.mean_cost
+
+
+def _exit_from_pass(passes: torch.Tensor) -> torch.Tensor:
+    """Exit stage from ``passes`` ``(..., K', N)`` bool (True = pass on to the next stage): the number of leading
+    True among the first ``K' - 1`` stages (the last stage always exits).  Returns ``(..., N)`` int64."""
+    lead = passes[..., :-1, :].to(torch.int64).cumprod(dim=-2)
+    return lead.sum(dim=-2)
+
+
+def _result(probs, scores, idx, costs, exit_stage) -> CascadeResult:
+    n, c = probs.shape[1], probs.shape[2]
+    stage_cost = torch.cumsum(costs.index_select(0, idx), dim=0)
+    p = probs.gather(0, exit_stage.view(1, n, 1).expand(1, n, c))[0]
+    return CascadeResult(
+        predictions=p.argmax(dim=-1),
+        exit_stage=exit_stage,
+        confidence=scores.gather(0, exit_stage.view(1, n))[0],
+        cost=stage_cost[exit_stage],
+        probs=p,
+    )
+
+
+def threshold_cascade(member_logits, threshold, score: str = "msp", costs=None, order=None,
+                      weights=None) -> CascadeResult:
+    """Confidence-threshold cascade: a sample is passed on while its stage score is BELOW ``threshold``.
+
+    member_logits ``(K, N, C)``; threshold a finite number in score units; it exits at the first stage ``j``
+    with ``score_j >= threshold`` (or at the last stage).  See the module docstring for order, weights, costs.
+    """
+    tau = _finite_float(threshold, "threshold")
+    probs, s, idx, z = _stages(member_logits, order, weights, score)
+    cst = _costs(costs, z.shape[0], z)
+    passes = s.to(_acc_dtype(s.device)) < tau
+    return _result(probs, s, idx, cst, _exit_from_pass(passes))
+
+
+def _half_widths(half_width, quantile: bool, name: str) -> torch.Tensor:
+    """Half-widths as a float64 CPU tensor ``(W,)`` after the range checks of the mode."""
+    if isinstance(half_width, torch.Tensor):
+        arr = half_width.detach().cpu().to(torch.float64).reshape(-1).numpy()
+        if half_width.ndim > 1:
+            raise ValueError(f"{name} must be a number or a 1-D sequence, got shape {tuple(half_width.shape)}")
+    else:
+        try:
+            arr = np.asarray(half_width, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a number or a sequence of numbers, got {half_width!r}") from exc
+        if arr.ndim > 1:
+            raise ValueError(f"{name} must be a number or a 1-D sequence, got shape {arr.shape}")
+        arr = arr.reshape(-1)
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {arr.tolist()[:6]}")
+    if quantile and ((arr < 0).any() or (arr > 0.5).any()):
+        raise ValueError(f"{name} must be in [0, 0.5] (quantile units, val_scores given), got {arr.tolist()[:6]}")
+    if not quantile and (arr < 0).any():
+        raise ValueError(f"{name} must be >= 0 (score units, no val_scores), got {arr.tolist()[:6]}")
+    return torch.as_tensor(arr)
+
+
+def _edges(tau: float, hw: torch.Tensor, val: torch.Tensor | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window edges ``lo, hi`` ``(W,)`` in the accumulation dtype on ``device`` (see :func:`window_edges`)."""
+    acc = _acc_dtype(device)
+    hw = hw.to(device=device, dtype=acc)
+    if val is None:
+        return tau - hw, tau + hw
+    v = val.to(acc)
+    m = v.shape[0]
+    srt = v.sort().values
+    u = (v <= tau).sum().to(acc) / m  # F(tau)
+    levels = torch.arange(1, m + 1, dtype=acc, device=device) / m  # F at the order statistics (lower bound)
+
+    def q_inv(p: torch.Tensor) -> torch.Tensor:
+        # inf{x: F(x) >= p} for p in (0, 1); p <= 0 -> -inf, p >= 1 -> +inf (the ends of the score line)
+        k = torch.searchsorted(levels, p.contiguous()).clamp(max=m - 1)
+        out = srt[k]
+        out = torch.where(p <= 0, torch.full_like(out, -math.inf), out)
+        return torch.where(p >= 1, torch.full_like(out, math.inf), out)
+
+    return q_inv(u - hw), q_inv(u + hw)
+
+
+def window_edges(threshold, half_width, val_scores=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edges ``(lo, hi)`` of the open window ``lo < score < hi`` in which a sample is passed on.
+
+    half_width is a number or a 1-D sequence of ``W`` numbers; returns two tensors of shape ``(W,)`` (``(1,)`` for
+    a number), float64 (float32 on MPS).
+
+    - ``val_scores is None`` (score units): ``lo = threshold - half_width``, ``hi = threshold + half_width``,
+      half_width ``>= 0``.
+    - ``val_scores`` ``(M,)`` given (quantile units, as in the paper): with ``F`` the empirical CDF of the
+      validation scores (``F(t)`` = fraction ``<= t``) and ``Q(p) = inf{x : F(x) >= p}`` its generalised inverse
+      (an order statistic of ``val_scores``), ``lo = Q(F(threshold) - q)`` and ``hi = Q(F(threshold) + q)`` with
+      ``q = half_width`` in ``[0, 0.5]``.  Quantile levels are clamped to ``[0, 1]`` and the levels ``0`` and
+      ``1`` stand for the ends of the score line: ``Q(<= 0) = -inf``, ``Q(>= 1) = +inf``, so a window that reaches
+      an end of the validation distribution is open on that side (test scores beyond the validation range are
+      passed on too).  ``q = 0.5`` with ``F(threshold) = 0.5`` passes on everyone.
+
+    ``half_width = 0`` gives ``lo == hi``: an empty window in both modes.  Edges are monotone in half_width.
+    """
+    tau = _finite_float(threshold, "threshold")
+    val = None if val_scores is None else _scores_1d(val_scores, "val_scores")
+    hw = _half_widths(half_width, val is not None, "half_width")
+    device = val.device if val is not None else torch.device("cpu")
+    return _edges(tau, hw, val, device)
+
+
+def window_cascade(member_logits, threshold, half_width, score: str = "msp", costs=None, order=None,
+                   weights=None, val_scores=None) -> CascadeResult:
+    """Window-based early-exit cascade (Xia & Bouganis 2023).
+
+    member_logits ``(K, N, C)``; threshold ``tau``: the operating threshold of selective classification (score
+    units); half_width: the window's half-width, in quantile units of ``val_scores`` ``(M,)`` (first-stage scores on
+    a validation split, e.g. ``stage_scores(val_logits, score)[0]``) when given, else in score units (see
+    :func:`window_edges`).  The same window is used at every stage: a sample is passed on while ``lo < score < hi``
+    (open window), i.e. only samples whose accept/reject decision is uncertain pay for the next member; the last
+    stage always exits.  ``half_width = 0`` -> everyone exits at stage 0 (single-model cost); a window covering all
+    scores -> everyone runs all ``K'`` members (the full ensemble).
+    """
+    tau = _finite_float(threshold, "threshold")
+    probs, s, idx, z = _stages(member_logits, order, weights, score)
+    cst = _costs(costs, z.shape[0], z)
+    val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
+    if isinstance(half_width, (torch.Tensor, np.ndarray, Sequence)) and np.ndim(half_width) > 0:
+        raise ValueError(f"half_width must be a single number (window_sweep takes many), got shape "
+                         f"{tuple(np.shape(half_width))}")
+    hw = _half_widths(half_width, val is not None, "half_width")
+    lo, hi = _edges(tau, hw, val, z.device)
+    sa = s.to(lo.dtype)
+    passes = (lo < sa) & (sa < hi)
+    return _result(probs, s, idx, cst, _exit_from_pass(passes))
+
+
+def window_sweep(member_logits, threshold, half_widths, score: str = "msp", costs=None, val_scores=None, *,
+                 labels, order=None, weights=None):
+    """Mean cost, selective risk and coverage of :func:`window_cascade` for many half-widths at once.
+
+    member_logits ``(K, N, C)``; half_widths ``(W,)`` (quantile units with ``val_scores``, else score units);
+    labels ``(N,)`` (keyword, required: risk needs them).  For each half-width the cascade's exit-stage confidence
+    is thresholded at the operating threshold: accepted = ``confidence >= threshold``.
+
+    Returns ``(mean_cost, risk, coverage)``, each ``(W,)`` float64 (float32 on MPS): mean cost per sample, error
+    rate among the accepted samples (NaN where none is accepted) and the accepted fraction.  Equal to calling
+    :func:`window_cascade` and :func:`selective_risk` per half-width; vectorised over W (memory ``W K' N`` bools).
+    """
+    tau = _finite_float(threshold, "threshold")
+    probs, s, idx, z = _stages(member_logits, order, weights, score)
+    n = z.shape[1]
+    y = check_labels_for(labels, z)
+    cst = _costs(costs, z.shape[0], z)
+    val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
+    hw = _half_widths(half_widths, val is not None, "half_widths")
+    lo, hi = _edges(tau, hw, val, z.device)  # (W,)
+    sa = s.to(lo.dtype)  # (K', N)
+    passes = (lo.view(-1, 1, 1) < sa) & (sa < hi.view(-1, 1, 1))  # (W, K', N)
+    ex = _exit_from_pass(passes)  # (W, N)
+    acc = lo.dtype
+    stage_cost = torch.cumsum(cst.index_select(0, idx), dim=0)
+    mean_cost = stage_cost[ex].sum(dim=1) / n
+    conf = sa.gather(0, ex)  # (W, N)
+    wrong = probs.argmax(dim=-1).gather(0, ex) != y
+    accepted = conf >= tau
+    n_acc = accepted.sum(dim=1).to(acc)
+    risk = (accepted & wrong).sum(dim=1).to(acc) / n_acc  # 0/0 -> NaN
+    return mean_cost, risk, n_acc / n
+
+
+# ----------------------------------------------------------------------------------------------------------
+# selective classification
+# ----------------------------------------------------------------------------------------------------------
+
+
+def selective_risk(confidence, correct, threshold) -> tuple[float, float]:
+    """``(risk, coverage)`` when accepting the samples with ``confidence >= threshold``.
+
+    confidence ``(N,)``, correct ``(N,)`` bool or 0/1.  risk = error rate among the accepted (NaN when none is
+    accepted), coverage = accepted fraction.
+    """
+    conf, ok = _conf_correct(confidence, correct, True)
+    tau = _finite_float(threshold, "threshold")
+    acc = _acc_dtype(conf.device)
+    accepted = conf.to(acc) >= tau
+    n_acc = accepted.sum().to(acc)
+    risk = (accepted & ~ok).sum().to(acc) / n_acc
+    vals = torch.stack([risk, n_acc / conf.shape[0]]).tolist()
+    return vals[0], vals[1]
+
+
+def _blocks(conf: torch.Tensor, ok: torch.Tensor):
+    """Distinct confidences in decreasing order ``(B,)``, the number accepted ``(B,)`` and errors among them
+    ``(B,)`` when thresholding at each (a threshold accepts whole tied blocks)."""
+    acc = _acc_dtype(conf.device)
+    srt, perm = torch.sort(conf, descending=True, stable=True)
+    cum_err = (~ok)[perm].to(acc).cumsum(0)
+    values, counts = torch.unique_consecutive(srt, return_counts=True)
+    ends = counts.cumsum(0)
+    return values, ends.to(acc), cum_err[ends - 1]
+
+
+def threshold_for_risk(confidence, correct, target_risk) -> float:
+    """The smallest threshold (largest coverage) whose selective risk on this data is ``<= target_risk``.
+
+    confidence ``(N,)``, correct ``(N,)`` bool or 0/1, target_risk in ``(0, 1]``.  Candidates are the distinct
+    confidence values; threshold ``t`` accepts every sample with ``confidence >= t`` (tied samples together).
+    Raises ValueError (naming ``target_risk`` and the lowest risk a threshold reaches) when none reaches it.
+    """
+    conf, ok = _conf_correct(confidence, correct, True)
+    target = _in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
+    values, n_acc, n_err = _blocks(conf, ok)
+    risk = n_err / n_acc
+    good = (risk <= target).nonzero()
+    if good.numel() == 0:
+        raise ValueError(
+            f"target_risk {target_risk!r} is not reached by any threshold on this data; the lowest selective risk "
+            f"a threshold reaches is {float(risk.min()):.6g}"
+        )
+    return float(values[good[-1, 0]])
+
+
+def threshold_for_coverage(confidence, coverage) -> float:
+    """The largest threshold that accepts (``confidence >= t``) at least ``coverage`` of the samples.
+
+    confidence ``(N,)``, coverage in ``[0, 1]``.  That is the ``i``-th largest confidence with ``i`` the smallest
+    integer with ``i / N >= coverage``; ties can make the accepted fraction larger than asked.  ``coverage = 0``
+    returns ``inf`` (accepts nobody).
+    """
+    conf = _scores_1d(confidence, "confidence")
+    cov = _in_range(coverage, "coverage", 0.0, 1.0)
+    if cov == 0:
+        return math.inf
+    i = _first_index_reaching(conf.shape[0], cov, conf.device)
+    return float(torch.sort(conf, descending=True).values[i])
+
+
+def _first_index_reaching(n: int, cov: float, device) -> int:
+    """0-based ``i - 1`` for the smallest ``i`` in ``1..n`` with ``i / n >= cov`` (``0 < cov <= 1``)."""
+    acc = _acc_dtype(device)
+    levels = torch.arange(1, n + 1, dtype=acc, device=device) / n
+    return int(torch.searchsorted(levels, torch.tensor([cov], dtype=acc, device=device))[0].clamp(max=n - 1))
+
+
+def _curve(conf: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Risk ``(N,)`` of the ``i`` most confident samples, ``i = 1..N``, ties averaged as in
+    :func:`ensemble_lab.metrics.risk_coverage`, computed as ONE correctly rounded division of exact integers:
+    ``(errors_before * b + j * errors_in_block) / (b * i)`` for the ``j``-th sample of a tied block of size ``b``
+    (so a risk that equals a target exactly compares as equal)."""
+    acc = _acc_dtype(conf.device)
+    n = conf.shape[0]
+    srt, perm = torch.sort(conf, descending=True, stable=True)
+    cum = (~ok)[perm].to(acc).cumsum(0)
+    _, counts = torch.unique_consecutive(srt, return_counts=True)
+    ends = counts.cumsum(0)
+    starts = ends - counts
+    cum_end = cum[ends - 1]
+    cum_before = torch.cat([torch.zeros(1, dtype=acc, device=conf.device), cum_end[:-1]])
+    block = torch.repeat_interleave(torch.arange(counts.shape[0], device=conf.device), counts)
+    b = counts.to(acc)[block]
+    i = torch.arange(1, n + 1, dtype=acc, device=conf.device)
+    j = i - starts.to(acc)[block]
+    return (cum_before[block] * b + j * (cum_end - cum_before)[block]) / (b * i)
+
+
+def risk_at_coverage(confidence, correct, coverage) -> float:
+    """Selective risk of the ``i`` most confident samples, ``i`` the smallest integer with ``i / N >= coverage``.
+
+    confidence ``(N,)``, correct ``(N,)``, coverage in ``(0, 1]``.  Tie convention of
+    :func:`ensemble_lab.metrics.risk_coverage` (same curve up to rounding): a coverage that cuts through a tied
+    block gets the expected risk over random orders of that block.
+    """
+    conf, ok = _conf_correct(confidence, correct, True)
+    cov = _in_range(coverage, "coverage", 0.0, 1.0, lo_open=True)
+    i = _first_index_reaching(conf.shape[0], cov, conf.device)
+    return float(_curve(conf, ok)[i])
+
+
+def coverage_at_risk(confidence, correct, target_risk) -> float:
+    """The largest coverage ``i / N`` on the risk-coverage curve whose risk is ``<= target_risk``; 0.0 if none.
+
+    confidence ``(N,)``, correct ``(N,)``, target_risk in ``(0, 1]``.  Uses the curve of
+    :func:`ensemble_lab.metrics.risk_coverage` (ties averaged, each risk one correctly rounded division), so it can
+    exceed the coverage of :func:`threshold_for_risk` when a tied block straddles the target; without ties the
+    two agree.
+    """
+    conf, ok = _conf_correct(confidence, correct, True)
+    target = _in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
+    good = (_curve(conf, ok) <= target).nonzero()
+    return 0.0 if good.numel() == 0 else float((good[-1, 0] + 1).to(_acc_dtype(conf.device)) / conf.shape[0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# OOD detection
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _in_out(scores_in, scores_out):
+    s_in = _scores_1d(scores_in, "scores_in")
+    s_out = _scores_1d(scores_out, "scores_out", s_in, "scores_in")
+    dt = torch.promote_types(s_in.dtype, s_out.dtype)
+    if s_in.device.type != "mps":
+        dt = torch.promote_types(dt, torch.float64)
+    return s_in.to(dt), s_out.to(dt)
+
+
+def ood_auroc(scores_in, scores_out) -> float:
+    """AUROC of telling in-distribution samples (positives, expected higher score) from OOD ones by the score.
+
+    scores_in ``(N_in,)``, scores_out ``(N_out,)``.  ``P(s_in > s_out) + P(s_in == s_out) / 2`` over all pairs
+    (ties count 1/2; equals ``sklearn.metrics.roc_auc_score``), by sorting and ``searchsorted``.
+    """
+    s_in, s_out = _in_out(scores_in, scores_out)
+    acc = _acc_dtype(s_in.device)
+    srt = s_out.sort().values
+    below = torch.searchsorted(srt, s_in, right=False).to(acc)
+    upto = torch.searchsorted(srt, s_in, right=True).to(acc)
+    return float((below.sum() + 0.5 * (upto - below).sum()) / (s_in.shape[0] * s_out.shape[0]))
+
+
+def fpr_at_tpr(scores_in, scores_out, tpr: float = 0.95) -> float:
+    """Fraction of OOD samples accepted at the threshold that accepts ``tpr`` of the in-distribution ones.
+
+    scores_in ``(N_in,)``, scores_out ``(N_out,)``, tpr in ``[0, 1]``.  The threshold is
+    ``t = threshold_for_coverage(scores_in, tpr)`` (the largest ``t`` with at least ``tpr`` of the in-distribution
+    scores ``>= t``) and the result is the fraction of ``scores_out >= t`` (OOD ties with ``t`` count as accepted).
+    """
+    s_in, s_out = _in_out(scores_in, scores_out)
+    t = threshold_for_coverage(s_in, _in_range(tpr, "tpr", 0.0, 1.0))
+    return float((s_out >= t).sum().to(_acc_dtype(s_out.device)) / s_out.shape[0])
