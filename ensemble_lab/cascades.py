@@ -423,7 +423,8 @@ def window_sweep(member_logits, threshold, half_widths, score: str = "msp", cost
 
     Returns ``(mean_cost, risk, coverage)``, each ``(W,)`` float64 (float32 on MPS): mean cost per sample, error
     rate among the accepted samples (NaN where none is accepted) and the accepted fraction.  Equal to calling
-    :func:`window_cascade` and :func:`selective_risk` per half-width; vectorised over W (memory ``W K' N`` bools).
+    :func:`window_cascade` and :func:`selective_risk` per half-width, in ``O(K' N log W)`` time and ``O(K' N)``
+    memory (see the comments in the code).
     """
     tau = _finite_float(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
@@ -432,19 +433,42 @@ def window_sweep(member_logits, threshold, half_widths, score: str = "msp", cost
     cst = _costs(costs, z.shape[0], z)
     val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
     hw = _half_widths(half_widths, val is not None, "half_widths")
-    lo, hi = _edges(tau, hw, val, z.device)  # (W,)
-    sa = s.to(lo.dtype)  # (K', N)
-    passes = (lo.view(-1, 1, 1) < sa) & (sa < hi.view(-1, 1, 1))  # (W, K', N)
-    ex = _exit_from_pass(passes)  # (W, N)
+    # Windows grow with the half-width (both edges move outward), so a score that is inside the window at one
+    # half-width stays inside at every larger one.  Sort the half-widths; for every sample and stage find the
+    # first half-width whose window holds the score (two searchsorted calls); a sample passes stage j at every
+    # half-width from M_j = max(first_0, ..., first_j) on.  Each sample then changes state at most K' - 1 times
+    # along the sweep, so the per-half-width totals are cumulative sums of those changes: O(K' N log W), never
+    # a (W, K', N) tensor.
+    order_w = torch.argsort(hw, stable=True)
+    lo, hi = _edges(tau, hw.index_select(0, order_w), val, z.device)  # (W,) sorted: lo falls, hi rises
     acc = lo.dtype
-    stage_cost = torch.cumsum(cst.index_select(0, idx), dim=0)
-    mean_cost = stage_cost[ex].sum(dim=1) / n
-    conf = sa.gather(0, ex)  # (W, N)
-    wrong = probs.argmax(dim=-1).gather(0, ex) != y
-    accepted = conf >= tau
-    n_acc = accepted.sum(dim=1).to(acc)
-    risk = (accepted & wrong).sum(dim=1).to(acc) / n_acc  # 0/0 -> NaN
-    return mean_cost, risk, n_acc / n
+    n_w = lo.shape[0]
+    sa = s.to(acc)  # (K', N)
+    a = torch.searchsorted(-lo.contiguous(), -sa.contiguous(), right=True)  # first w with lo[w] < s
+    b = torch.searchsorted(hi.contiguous(), sa.contiguous(), right=True)  # first w with s < hi[w]
+    first = torch.maximum(a, b)[:-1]  # (K'-1, N): the last stage always exits
+    m = torch.cummax(first, dim=0).values if first.shape[0] else first  # (K'-1, N) in 0..W (W: never)
+    stage_cost = torch.cumsum(cst.index_select(0, idx), dim=0).to(acc)  # cost of exiting at each stage
+    conf_ok = (sa >= tau).to(acc)  # accepted if exiting at that stage
+    wrong_ok = conf_ok * (probs.argmax(dim=-1) != y).to(acc)  # accepted and wrong
+
+    def totals(per_stage: torch.Tensor) -> torch.Tensor:
+        """sum over samples of ``per_stage[exit stage]`` at each (sorted) half-width, ``(W,)``."""
+        base = per_stage[0].sum() if per_stage.dim() == 2 else per_stage[0] * n
+        out = torch.full((n_w + 1,), 0.0, dtype=acc, device=z.device)
+        for j in range(m.shape[0]):
+            step = per_stage[j + 1] - per_stage[j]
+            if step.dim() == 0:
+                step = step.expand(n)
+            out.index_add_(0, m[j], step)
+        return base + torch.cumsum(out, 0)[:n_w]
+
+    mean_cost = totals(stage_cost) / n
+    n_acc = totals(conf_ok)
+    risk = totals(wrong_ok) / n_acc  # 0/0 -> NaN
+    unsort = torch.empty_like(order_w).scatter_(0, order_w, torch.arange(n_w))
+    unsort = unsort.to(z.device)
+    return mean_cost[unsort], risk[unsort], (n_acc / n)[unsort]
 
 
 # ----------------------------------------------------------------------------------------------------------
