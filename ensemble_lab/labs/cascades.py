@@ -1,0 +1,218 @@
+"""The cascades Lab: run ensemble members one after another, let confident samples exit early, and see risk,
+coverage, calibration and cost respond (Xia & Bouganis, ICCV 2023).
+
+Headless use::
+
+    lab = CascadeLab(members, costs=[50432] * 4, singles={"mlp-l": (single_preds, 199168)})
+    lab.set(target=0.05, half_width=0.1);  lab.result.cascade["coverage"], lab.result.cascade["macs"]
+
+``members`` has ``logits`` (split -> ``(K, N, C)``) and ``labels`` (split -> ``(N,)``) with a ``"val"`` split, as
+``zoo.ensemble_predictions`` returns.  The operating threshold tau is chosen on val for the target risk (or
+coverage) of the *full* cascade (every stage run); the window is ``half_width`` in quantile space of the first
+stage's val scores.  Everything else is evaluated on ``split``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import traitlets
+
+from .. import cascades, metrics
+from .base import BinnedState, Lab, one_of, split_predictions
+
+__all__ = ["CascadeState", "CascadeResult", "CascadeLab", "POLICIES", "TARGETS"]
+
+FIT_SPLIT = "val"
+POLICIES = ("window", "threshold")
+TARGETS = ("risk", "coverage")
+SWEEP = tuple(i / 40 for i in range(21))  # half-widths of the cost/quality frontier, 0 .. 0.5
+
+
+class CascadeState(BinnedState):
+    """Settings of the cascades Lab."""
+
+    target_kind = traitlets.Unicode("risk", help=f"tau from a target {TARGETS}").tag(setting=True)
+    target = traitlets.Float(0.05, help="the target selective risk or coverage, in (0, 1]").tag(setting=True)
+    half_width = traitlets.Float(0.1, help="window half-width in quantile space, in [0, 0.5]").tag(setting=True)
+    policy = traitlets.Unicode("window", help=f"one of {POLICIES}").tag(setting=True)
+    score = traitlets.Unicode("msp", help=f"exit score, one of {cascades.SCORES}").tag(setting=True)
+    order = traitlets.List(traitlets.Int(), help="members in the order they run; empty means all").tag(setting=True)
+    split = traitlets.Unicode("test", help="evaluation split").tag(setting=True)
+
+    @traitlets.validate("target_kind")
+    def _valid_target_kind(self, proposal):
+        return one_of(proposal.value, "target_kind", TARGETS)
+
+    @traitlets.validate("policy")
+    def _valid_policy(self, proposal):
+        return one_of(proposal.value, "policy", POLICIES)
+
+    @traitlets.validate("score")
+    def _valid_score(self, proposal):
+        return one_of(proposal.value, "score", cascades.SCORES)
+
+    @traitlets.validate("target")
+    def _valid_target(self, proposal):
+        if not 0 < proposal.value <= 1:
+            raise traitlets.TraitError(f"target must be in (0, 1], got {proposal.value!r}")
+        return proposal.value
+
+    @traitlets.validate("half_width")
+    def _valid_half_width(self, proposal):
+        if not 0 <= proposal.value <= 0.5:
+            raise traitlets.TraitError(f"half_width must be in [0, 0.5] (quantile space), got {proposal.value!r}")
+        return proposal.value
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """What the Lab shows for one State.
+
+    ``cascade`` / ``ensemble`` (all stages for every sample): accuracy, ece, aurc, risk and coverage at tau,
+    macs (mean cost per sample); ``exit_share`` ``(K',)`` the share of samples leaving at each stage.
+    ``singles``: name -> {"macs", "accuracy", "coverage", "risk", "aurc"} at the same target, each single model
+    with its own tau from val.  ``frontier``: ``(macs (W,), coverage (W,))`` of the window cascade over
+    :data:`SWEEP` half-widths.  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
+    """
+
+    split: str
+    tau: float
+    window: tuple[float, float]
+    cascade: dict[str, float]
+    ensemble: dict[str, float]
+    exit_share: torch.Tensor
+    singles: dict[str, dict[str, float]]
+    frontier: tuple[torch.Tensor, torch.Tensor]
+    curves: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+class CascadeLab(Lab):
+    """Interactive early-exit cascades.
+
+    Args:
+        members: predictions of the cascade's members (``logits`` split -> ``(K, N, C)``, ``labels``).
+        costs: ``(K,)`` multiply-accumulates per sample of each member.
+        singles: optional name -> ``(predictions, macs)`` of single models to compare with, each predictions
+            object holding ``logits`` split -> ``(1, N, C)`` or ``(N, C)`` on the same splits and labels.
+        state: initial settings.
+    """
+
+    fit_split = FIT_SPLIT
+
+    def __init__(self, members, costs, singles=None, state: CascadeState | None = None):
+        data = split_predictions(members, FIT_SPLIT)
+        self._data, self.k = data, data.k
+        self.eval_splits = data.eval_splits
+        self.costs = torch.as_tensor(costs, dtype=torch.float64)
+        if self.costs.shape != (self.k,) or not bool(torch.isfinite(self.costs).all()) or bool((self.costs < 0).any()):
+            raise ValueError(f"costs must be {self.k} finite non-negative numbers (one per member), got "
+                             f"{self.costs.tolist()}")
+        self.singles = {}
+        for name, (preds, macs) in (singles or {}).items():
+            logits = {s: (t if t.ndim == 3 else t[None]) for s, t in dict(preds.logits).items()}
+            self.singles[name] = (logits, float(macs))
+        if state is None:
+            state = CascadeState(split="test" if "test" in data.logits else self.eval_splits[0])
+        self._tau = lru_cache(maxsize=64)(self._tau_uncached)
+        self._singles = lru_cache(maxsize=64)(self._singles_uncached)
+        self._fixed = lru_cache(maxsize=64)(self._fixed_uncached)
+        super().__init__(state)
+
+    # -- pieces -----------------------------------------------------------------------------------------
+    def _order(self, state) -> tuple[int, ...]:
+        order = tuple(state.order) or tuple(range(self.k))
+        if any(not 0 <= i < self.k for i in order) or len(set(order)) != len(order):
+            raise ValueError(f"order must list distinct members in 0..{self.k - 1}, got {list(order)}")
+        return order
+
+    def _threshold(self, conf, correct, kind: str, target: float) -> float:
+        if kind == "risk":
+            return cascades.threshold_for_risk(conf, correct, target)
+        return cascades.threshold_for_coverage(conf, target)
+
+    def _tau_uncached(self, order, score, kind, target):
+        """tau on val for the full cascade, and the first stage's val scores (for the quantile window)."""
+        z, y = self._data.split(FIT_SPLIT)
+        scores = cascades.stage_scores(z, score, order=list(order))  # (K', N)
+        probs = cascades.stage_probs(z, order=list(order))[-1]
+        tau = self._threshold(scores[-1], probs.argmax(-1) == y, kind, target)
+        return tau, scores[0]
+
+    def _singles_uncached(self, split, score, kind, target, n_bins):
+        out = {}
+        for name, (logits, macs) in self.singles.items():
+            zv, yv = logits[FIT_SPLIT][0], self._data.labels[FIT_SPLIT]
+            tau = self._threshold(cascades.confidence_score(zv, score), zv.argmax(-1) == yv, kind, target)
+            z, y = logits[split][0], self._data.labels[split]
+            conf, ok = cascades.confidence_score(z, score), z.argmax(-1) == y
+            risk, cov = cascades.selective_risk(conf, ok, tau)
+            out[name] = {"macs": macs, "accuracy": float(ok.double().mean()), "risk": risk, "coverage": cov,
+                         "aurc": metrics.aurc(conf, ok), "_curve": metrics.risk_coverage(conf, ok)}
+        return out
+
+    def _full(self, z, order, score) -> cascades.CascadeResult:
+        """Every stage for every sample: the full ensemble of the members in ``order``."""
+        probs = cascades.stage_probs(z, order=list(order))[-1]
+        n = probs.shape[0]
+        return cascades.CascadeResult(
+            predictions=probs.argmax(-1), exit_stage=torch.full((n,), len(order) - 1, dtype=torch.int64),
+            confidence=cascades.stage_scores(z, score, order=list(order))[-1],
+            cost=torch.full((n,), float(self.costs[list(order)].sum()), dtype=torch.float64), probs=probs)
+
+    def _fixed_uncached(self, split, order, score, kind, target, n_bins):
+        """What a half-width or policy change leaves alone: the full ensemble's row and curve, the frontier."""
+        z, y = self._data.split(split)
+        tau, val0 = self._tau(order, score, kind, target)
+        full = self._full(z, order, score)
+        mc, _, cov = cascades.window_sweep(z, tau, list(SWEEP), score=score, costs=self.costs, val_scores=val0,
+                                           labels=y, order=list(order))
+        return (self._row(full, y, tau, n_bins), _curve(metrics.risk_coverage(full.confidence, full.predictions == y)),
+                (mc, cov))
+
+    def _row(self, result, y, tau, n_bins) -> dict[str, float]:
+        ok = result.predictions == y
+        risk, cov = cascades.selective_risk(result.confidence, ok, tau)
+        return {"accuracy": float(ok.double().mean()), "ece": metrics.ece(result.probs, y, n_bins=n_bins),
+                "aurc": metrics.aurc(result.confidence, ok), "risk": risk, "coverage": cov,
+                "macs": float(result.cost.double().mean())}
+
+    # -- the computation -------------------------------------------------------------------------------
+    def compute(self, state: CascadeState) -> CascadeResult:
+        order = self._order(state)
+        z, y = self._data.split(state.split)
+        tau, val0 = self._tau(order, state.score, state.target_kind, state.target)
+        common = dict(score=state.score, costs=self.costs, order=list(order))
+        if state.policy == "window":
+            result = cascades.window_cascade(z, tau, state.half_width, val_scores=val0, **common)
+            lo, hi = cascades.window_edges(tau, state.half_width, val0)
+            window = (float(lo[0]), float(hi[0]))
+        else:
+            result = cascades.threshold_cascade(z, tau, **common)
+            window = (tau, float("inf"))
+        full_row, full_curve, frontier = self._fixed(state.split, order, state.score, state.target_kind, state.target,
+                                                     state.n_bins)
+        singles = self._singles(state.split, state.score, state.target_kind, state.target, state.n_bins)
+        curves = {"cascade": _curve(metrics.risk_coverage(result.confidence, result.predictions == y)),
+                  "full ensemble": full_curve}
+        curves.update({name: _curve(s["_curve"]) for name, s in singles.items()})
+        return CascadeResult(
+            split=state.split, tau=tau, window=window,
+            cascade=self._row(result, y, tau, state.n_bins), ensemble=full_row,
+            exit_share=torch.bincount(result.exit_stage, minlength=len(order)).double() / y.shape[0],
+            singles={n: {k: v for k, v in s.items() if k != "_curve"} for n, s in singles.items()},
+            frontier=frontier, curves=curves,
+        )
+
+    def _build_view(self):
+        from .cascades_view import CascadeView
+
+        return CascadeView(self)
+
+
+def _curve(rc, points: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """A risk-coverage curve thinned to about ``points`` points (for plotting)."""
+    step = max(1, rc.coverage.shape[0] // points)
+    return rc.coverage[step - 1::step], rc.risk[step - 1::step]

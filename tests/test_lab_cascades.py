@@ -1,0 +1,120 @@
+"""Headless tests of the cascades Lab: every number against the cascades routines it should come from."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ensemble_lab import cascades, metrics
+from ensemble_lab.labs.cascades import SWEEP, CascadeLab, CascadeState
+
+K, C, N = 3, 5, 800
+
+
+def _predictions(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits, labels = {}, {}
+    for split, noise in (("val", 1.2), ("test", 1.2), ("noise-3", 2.5)):
+        y = torch.randint(0, C, (N,), generator=g)
+        logits[split] = 2.0 * torch.nn.functional.one_hot(y, C).float() + noise * torch.randn(K, N, C, generator=g)
+        labels[split] = y
+    return SimpleNamespace(logits=logits, labels=labels)
+
+
+COSTS = [10.0, 10.0, 10.0]
+
+
+@pytest.fixture
+def lab():
+    preds = _predictions()
+    big = _predictions(1)  # a "larger single model": cleaner logits on the same labels
+    single = SimpleNamespace(logits={s: 3.0 * torch.nn.functional.one_hot(preds.labels[s], C).float()
+                                     + big.logits[s][0] for s in preds.logits})
+    return CascadeLab(preds, COSTS, singles={"big": (single, 40.0)})
+
+
+def test_result_matches_the_routines(lab):
+    z, y = lab._data.split("val")
+    full_val_conf = cascades.stage_scores(z)[-1]
+    full_val_ok = cascades.stage_probs(z)[-1].argmax(-1) == y
+    tau = cascades.threshold_for_risk(full_val_conf, full_val_ok, 0.05)
+    r = lab.result
+    assert r.tau == pytest.approx(tau)
+    zt, yt = lab._data.split("test")
+    want = cascades.window_cascade(zt, tau, 0.1, costs=COSTS, val_scores=cascades.stage_scores(z)[0])
+    ok = want.predictions == yt
+    assert r.cascade["macs"] == pytest.approx(float(want.cost.mean()))
+    assert r.cascade["aurc"] == pytest.approx(metrics.aurc(want.confidence, ok))
+    assert (r.cascade["risk"], r.cascade["coverage"]) == pytest.approx(cascades.selective_risk(want.confidence, ok, tau))
+    torch.testing.assert_close(r.exit_share, torch.bincount(want.exit_stage, minlength=K).double() / N)
+    assert r.ensemble["macs"] == pytest.approx(30.0)
+    assert len(r.frontier[0]) == len(SWEEP) and bool((r.frontier[0].diff() >= -1e-9).all())
+
+
+def test_window_extremes_and_threshold_policy(lab):
+    assert lab.set(half_width=0.0)
+    assert lab.result.cascade["macs"] == pytest.approx(10.0) and float(lab.result.exit_share[0]) == 1.0
+    assert lab.set(policy="threshold")
+    zt, yt = lab._data.split("test")
+    want = cascades.threshold_cascade(zt, lab.result.tau, costs=COSTS)
+    assert lab.result.cascade["macs"] == pytest.approx(float(want.cost.mean()))
+
+
+def test_stages_target_split_and_singles(lab):
+    assert lab.set(order=[0, 1]) and lab.result.exit_share.shape == (2,)
+    assert lab.result.ensemble["macs"] == pytest.approx(20.0)
+    assert lab.set(target_kind="coverage", target=0.8)
+    assert lab.result.ensemble["coverage"] == pytest.approx(0.8, abs=0.06)
+    assert lab.set(split="noise-3") and lab.result.split == "noise-3"
+    big = lab.result.singles["big"]
+    assert big["macs"] == 40.0 and big["accuracy"] > lab.result.ensemble["accuracy"]
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"half_width": 0.7}, "half_width must be in [0, 0.5]"),
+    ({"target": 0.0}, "target must be in (0, 1]"),
+    ({"order": [0, 0]}, "order must list distinct members"),
+    ({"order": [5]}, "order must list distinct members"),
+    ({"policy": "greedy"}, "policy must be one of"),
+    ({"score": "margin"}, "score must be one of"),
+    ({"split": "nope"}, "split must be one of"),
+])
+def test_bad_settings_go_to_the_status_line(lab, changes, fragment):
+    state, result = lab.state.to_dict(), lab.result
+    assert not lab.set(**changes)
+    assert fragment in lab.status
+    assert lab.state.to_dict() == state and lab.result is result
+
+
+def test_unreachable_risk_names_what_the_data_can_reach():
+    preds = _predictions()
+    g = torch.Generator().manual_seed(5)
+    preds.labels["val"] = torch.randint(0, C, (N,), generator=g)  # val labels unrelated to the logits
+    lab = CascadeLab(preds, COSTS, state=CascadeState(target=0.95))
+    state = lab.state.to_dict()
+    assert not lab.set(target=0.05)
+    assert "target_risk" in lab.status and "lowest" in lab.status.lower()
+    assert lab.state.to_dict() == state
+
+
+def test_bad_costs():
+    with pytest.raises(ValueError, match="costs must be 3 finite non-negative"):
+        CascadeLab(_predictions(), [1.0, 2.0])
+    with pytest.raises(ValueError, match="costs"):
+        CascadeLab(_predictions(), [1.0, -2.0, 1.0])
+
+
+def test_state_round_trips(lab):
+    lab.set(order=[2, 0], score="neg_entropy", half_width=0.2, split="noise-3")
+    copy = CascadeLab(_predictions(), COSTS, state=CascadeState.from_json(lab.state.to_json()))
+    assert copy.result.cascade == lab.result.cascade
+
+
+def test_view_controls(lab):
+    view = lab.view
+    view.half_width.value = 0.0
+    assert lab.state.half_width == 0.0 and "stage 1: 100.0%" in view.table.value
+    view.stages.value = 2
+    assert lab.state.order == [0, 1]
+    view.policy.value = "threshold"
+    assert lab.state.policy == "threshold" and "ok" in view.status.value
