@@ -298,6 +298,8 @@ def ensemble_predictions(
 NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
     {"dataset": "distorted", "arch": "mlp-m", "k": 8},  # 01_deep_ensembles
     {"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40},  # 02_calibration: trained long, over-confident
+    {"dataset": "distorted", "arch": "mlp-s", "k": 2},  # 04_early_exit_cascades: the family's small ...
+    {"dataset": "distorted", "arch": "mlp-l", "k": 2},  # ... and large members (mlp-m: the 01 ensemble)
 )
 
 

@@ -29,6 +29,7 @@ FIT_SPLIT = "val"
 POLICIES = ("window", "threshold")
 TARGETS = ("risk", "coverage")
 SWEEP = tuple(i / 40 for i in range(21))  # half-widths of the cost/quality frontier, 0 .. 0.5
+RISKS = (0.02, 0.05, 0.1)  # risks at which coverage is read off each evaluated risk-coverage curve
 
 
 class CascadeState(BinnedState):
@@ -72,7 +73,9 @@ class CascadeResult:
     """What the Lab shows for one State.
 
     ``cascade`` / ``ensemble`` (all stages for every sample): accuracy, ece, aurc, risk and coverage at tau,
-    macs (mean cost per sample); ``exit_share`` ``(K',)`` the share of samples leaving at each stage.
+    ``coverage_at_risk`` (risk -> the largest coverage whose risk on this split is at most that, for
+    :data:`RISKS`: the evaluated curve read at fixed risks, no threshold transfer from val), macs (mean cost per
+    sample); ``exit_share`` ``(K',)`` the share of samples leaving at each stage.
     ``singles``: name -> {"macs", "accuracy", "coverage", "risk", "aurc"} at the same target, each single model
     with its own tau from val.  ``frontier``: ``(macs (W,), coverage (W,))`` of the window cascade over
     :data:`SWEEP` half-widths.  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
@@ -150,7 +153,8 @@ class CascadeLab(Lab):
             conf, ok = cascades.confidence_score(z, score), z.argmax(-1) == y
             risk, cov = cascades.selective_risk(conf, ok, tau)
             out[name] = {"macs": macs, "accuracy": float(ok.double().mean()), "risk": risk, "coverage": cov,
-                         "aurc": metrics.aurc(conf, ok), "_curve": metrics.risk_coverage(conf, ok)}
+                         "aurc": metrics.aurc(conf, ok), "_curve": metrics.risk_coverage(conf, ok),
+                         "coverage_at_risk": {r: cascades.coverage_at_risk(conf, ok, r) for r in RISKS}}
         return out
 
     def _full(self, z, order, score) -> cascades.CascadeResult:
@@ -177,6 +181,7 @@ class CascadeLab(Lab):
         risk, cov = cascades.selective_risk(result.confidence, ok, tau)
         return {"accuracy": float(ok.double().mean()), "ece": metrics.ece(result.probs, y, n_bins=n_bins),
                 "aurc": metrics.aurc(result.confidence, ok), "risk": risk, "coverage": cov,
+                "coverage_at_risk": {r: cascades.coverage_at_risk(result.confidence, ok, r) for r in RISKS},
                 "macs": float(result.cost.double().mean())}
 
     # -- the computation -------------------------------------------------------------------------------
