@@ -118,3 +118,30 @@ def test_view_controls(lab):
     assert lab.state.order == [0, 1]
     view.policy.value = "threshold"
     assert lab.state.policy == "threshold" and "ok" in view.status.value
+
+
+def test_ood_detection_on_a_shifted_split(lab):
+    assert lab.result.ood is None
+    assert lab.set(split="noise-3")
+    ood = lab.result.ood
+    z_in, z_out = lab._data.split("test")[0], lab._data.split("noise-3")[0]
+    full_in, full_out = cascades.stage_scores(z_in)[-1], cascades.stage_scores(z_out)[-1]
+    assert ood["full ensemble"]["auroc"] == pytest.approx(cascades.ood_auroc(full_in, full_out))
+    assert ood["full ensemble"]["fpr95"] == pytest.approx(cascades.fpr_at_tpr(full_in, full_out, 0.95))
+    z_val = lab._data.split("val")[0]
+    tau, val0 = lab.result.tau, cascades.stage_scores(z_val)[0]
+    conf = [cascades.window_cascade(z, tau, 0.1, costs=COSTS, val_scores=val0).confidence for z in (z_in, z_out)]
+    assert ood["cascade"]["auroc"] == pytest.approx(cascades.ood_auroc(*conf))
+    lo_cov, hi_cov = lab.result.window_coverage
+    assert 0.0 <= lo_cov <= hi_cov <= 1.0
+
+
+def test_members_text_box(lab):
+    view = lab.view
+    view.members.value = "2, 0"
+    assert lab.state.order == [2, 0] and view.stages.value == 2
+    view.members.value = "0, x"
+    assert "members must be member numbers" in view.status.value and lab.state.order == [2, 0]
+    assert view.members.value == "2, 0"
+    view.split.value = "noise-3"
+    assert "AUROC" in view.table.value

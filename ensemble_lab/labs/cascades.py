@@ -26,6 +26,7 @@ from .base import BinnedState, Lab, one_of, split_predictions
 __all__ = ["CascadeState", "CascadeResult", "CascadeLab", "POLICIES", "TARGETS"]
 
 FIT_SPLIT = "val"
+CLEAN = "test"  # the in-distribution split that shifted splits are told apart from
 POLICIES = ("window", "threshold")
 TARGETS = ("risk", "coverage")
 SWEEP = tuple(i / 40 for i in range(21))  # half-widths of the cost/quality frontier, 0 .. 0.5
@@ -79,11 +80,16 @@ class CascadeResult:
     ``singles``: name -> {"macs", "accuracy", "coverage", "risk", "aurc"} at the same target, each single model
     with its own tau from val.  ``frontier``: ``(macs (W,), coverage (W,))`` of the window cascade over
     :data:`SWEEP` half-widths.  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
+    ``window_coverage``: the coverages at which the window's upper and lower edges would sit as thresholds on the
+    cascade's exit confidence (where the window lies on the risk-coverage curve).  ``ood``: for a shifted split, telling its images (out) from the clean test images (in) by the exit
+    confidence: ``{"cascade": {"auroc", "fpr95"}, "full ensemble": {...}}``; None on the clean split itself.
     """
 
     split: str
     tau: float
     window: tuple[float, float]
+    ood: dict[str, dict[str, float]] | None
+    window_coverage: tuple[float, float]
     cascade: dict[str, float]
     ensemble: dict[str, float]
     exit_share: torch.Tensor
@@ -157,6 +163,23 @@ class CascadeLab(Lab):
                          "coverage_at_risk": {r: cascades.coverage_at_risk(conf, ok, r) for r in RISKS}}
         return out
 
+    def _ood(self, split, confidence, order, score):
+        """Clean test images (in) against ``split``'s images (out), by exit confidence; None for clean test."""
+        if split in (CLEAN, FIT_SPLIT) or CLEAN not in self._data.logits:
+            return None
+        z_in, _ = self._data.split(CLEAN)
+        state = self.state
+        tau, val0 = self._tau(order, score, state.target_kind, state.target)
+        common = dict(score=score, costs=self.costs, order=list(order))
+        if state.policy == "window":
+            conf_in = cascades.window_cascade(z_in, tau, state.half_width, val_scores=val0, **common).confidence
+        else:
+            conf_in = cascades.threshold_cascade(z_in, tau, **common).confidence
+        full_in = cascades.stage_scores(z_in, score, order=list(order))[-1]
+        full_out = cascades.stage_scores(self._data.split(split)[0], score, order=list(order))[-1]
+        return {name: {"auroc": cascades.ood_auroc(a, b), "fpr95": cascades.fpr_at_tpr(a, b, 0.95)}
+                for name, (a, b) in (("cascade", (conf_in, confidence)), ("full ensemble", (full_in, full_out)))}
+
     def _full(self, z, order, score) -> cascades.CascadeResult:
         """Every stage for every sample: the full ensemble of the members in ``order``."""
         probs = cascades.stage_probs(z, order=list(order))[-1]
@@ -203,8 +226,11 @@ class CascadeLab(Lab):
         curves = {"cascade": _curve(metrics.risk_coverage(result.confidence, result.predictions == y)),
                   "full ensemble": full_curve}
         curves.update({name: _curve(s["_curve"]) for name, s in singles.items()})
+        ood = self._ood(state.split, result.confidence, order, state.score)
         return CascadeResult(
-            split=state.split, tau=tau, window=window,
+            split=state.split, tau=tau, window=window, ood=ood,
+            window_coverage=(float((result.confidence >= window[1]).double().mean()),
+                             float((result.confidence > window[0]).double().mean())),
             cascade=self._row(result, y, tau, state.n_bins), ensemble=full_row,
             exit_share=torch.bincount(result.exit_stage, minlength=len(order)).double() / y.shape[0],
             singles={n: {k: v for k, v in s.items() if k != "_curve"} for n, s in singles.items()},

@@ -23,8 +23,13 @@ def cascade_table_html(result) -> str:
                        bold=("cascade",))
     shares = " · ".join(f"stage {i + 1}: {pct(float(v))}" for i, v in enumerate(result.exit_share))
     lo, hi = result.window
+    ood = ""
+    if result.ood:
+        ood = "<div>Telling these images from clean test ones by exit confidence: " + " · ".join(
+            f"{name}: AUROC {m['auroc']:.3f}, FPR at 95% TPR {pct(m['fpr95'])}" for name, m in result.ood.items()
+        ) + "</div>"
     return (f"<div><b>{html.escape(result.split)}</b> split · tau = {result.tau:.3f} · window ({lo:.3f}, {hi:.3f})"
-            f"{table}<div>exits: {shares}</div></div>")
+            f"{table}<div>exits: {shares}</div>{ood}</div>")
 
 
 class CascadeView(LabView):
@@ -46,6 +51,10 @@ class CascadeView(LabView):
         self.stages = w.IntSlider(value=len(s.order) or lab.k, min=1, max=lab.k, description="stages")
         self.stages.add_class("el-stages")
         self.stages.observe(lambda ch: self.send("order", list(range(ch.new))), names="value")
+        self.members = w.Text(value=self._members_string(), description="members",
+                              placeholder=f"order, e.g. 0, 1, 2 (of 0..{lab.k - 1})", continuous_update=False)
+        self.members.add_class("el-members")
+        self.members.observe(self._on_members, names="value")
         self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split),
                                                    value=s.split, description="evaluate on"))
         self.table = w.HTML()
@@ -57,7 +66,8 @@ class CascadeView(LabView):
         for name in lab.result.curves:
             (self.lines[name],) = ax.plot([], [], lw=2 if name == "cascade" else 1, label=name,
                                           color=_COLORS.get(name))
-        self.tau_line = ax.axvline(0, color="grey", ls=":", lw=1)
+        self.tau_line = ax.axvline(0, color="grey", ls=":", lw=1, label="tau")
+        self.window_band = ax.axvspan(0, 0, color="grey", alpha=0.15, lw=0, label="window")
         ax.set_xlim(0, 1)
         ax.set_xlabel("coverage")
         ax.set_ylabel("selective risk")
@@ -74,7 +84,7 @@ class CascadeView(LabView):
         self.figure = FigureBox(self.fig)
 
         controls = w.VBox([self.target_kind, self.target, self.policy, self.half_width, self.score, self.stages,
-                           self.split], layout=w.Layout(min_width="330px"))
+                           self.members, self.split], layout=w.Layout(min_width="330px"))
         self.widget = w.VBox([w.HBox([controls, w.VBox([self.table, self.figure.widget])]), self.status])
         self.widget.add_class("el-lab")
         self.widget.add_class("el-cascades")
@@ -83,8 +93,24 @@ class CascadeView(LabView):
         freeze_layout(self.fig)
         self.figure.refresh()
 
+    def _members_string(self) -> str:
+        order = self.lab.state.order or list(range(self.lab.k))
+        return ", ".join(str(i) for i in order)
+
+    def _on_members(self, change) -> None:
+        if self._syncing:
+            return
+        try:
+            order = [int(x) for x in change.new.replace(";", ",").split(",") if x.strip()]
+        except ValueError:
+            self.lab.status = f"members must be member numbers separated by commas, got {change.new!r}"
+            self.sync_controls()
+            return
+        self.send("order", order)
+
     def _sync_extra(self) -> None:
         self.stages.value = len(self.lab.state.order) or self.lab.k
+        self.members.value = self._members_string()
 
     def redraw(self, result) -> None:
         self.table.value = cascade_table_html(result)
@@ -95,6 +121,9 @@ class CascadeView(LabView):
                 top = max(top, float(np.nanmax(risk.numpy())))
         self.axes["rc"].set_ylim(0, max(0.05, 1.05 * top))
         self.tau_line.set_xdata([result.cascade["coverage"]] * 2)
+        c_hi, c_lo = result.window_coverage
+        self.window_band.set_x(c_hi)
+        self.window_band.set_width(max(0.0, c_lo - c_hi))
         macs, cov = result.frontier
         self.frontier_line.set_data(macs.numpy(), cov.numpy())
         self.current.set_data([result.cascade["macs"]], [result.cascade["coverage"]])
