@@ -70,6 +70,7 @@ __all__ = [
     "threshold_for_coverage",
     "risk_at_coverage",
     "coverage_at_risk",
+    "coverages_at_risks",
     "ood_auroc",
     "fpr_at_tpr",
 ]
@@ -587,10 +588,19 @@ def coverage_at_risk(confidence, correct, target_risk) -> float:
     exceed the coverage of :func:`threshold_for_risk` when a tied block straddles the target; without ties the
     two agree.
     """
+    return coverages_at_risks(confidence, correct, [target_risk])[0]
+
+
+def coverages_at_risks(confidence, correct, target_risks) -> list[float]:
+    """:func:`coverage_at_risk` for several target risks, building the risk-coverage curve once."""
     conf, ok = _conf_correct(confidence, correct, True)
-    target = _in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
-    good = (_curve(conf, ok) <= target).nonzero()
-    return 0.0 if good.numel() == 0 else float((good[-1, 0] + 1).to(_acc_dtype(conf.device)) / conf.shape[0])
+    targets = [_in_range(t, "target_risk", 0.0, 1.0, lo_open=True) for t in target_risks]
+    curve = _curve(conf, ok)
+    out = []
+    for target in targets:
+        good = (curve <= target).nonzero()
+        out.append(0.0 if good.numel() == 0 else float((good[-1, 0] + 1).to(_acc_dtype(conf.device)) / conf.shape[0]))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------

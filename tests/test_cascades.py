@@ -591,3 +591,13 @@ def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
     sweep = CS.window_sweep(z.cuda(), 0.6, [0.0, 0.2], val_scores=val.cuda(), labels=y.cuda())
     assert sweep[0].device.type == "cuda"
     assert CS.ood_auroc(val.cuda(), z[0, :, 0].cuda()) == pytest.approx(CS.ood_auroc(val, z[0, :, 0]))
+
+
+def test_coverages_at_risks_equals_one_call_per_risk():
+    g = torch.Generator().manual_seed(3)
+    conf = torch.rand(500, generator=g)
+    ok = torch.rand(500, generator=g) < conf
+    risks = [0.01, 0.05, 0.2, 1.0]
+    assert CS.coverages_at_risks(conf, ok, risks) == [CS.coverage_at_risk(conf, ok, r) for r in risks]
+    with pytest.raises(ValueError, match="target_risk"):
+        CS.coverages_at_risks(conf, ok, [0.1, 0.0])

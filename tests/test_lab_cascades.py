@@ -145,3 +145,17 @@ def test_members_text_box(lab):
     assert view.members.value == "2, 0"
     view.split.value = "noise-3"
     assert "AUROC" in view.table.value
+
+
+def test_frontier_reads_each_half_widths_curve_at_the_target(lab):
+    z_val = lab._data.split("val")[0]
+    zt, yt = lab._data.split("test")
+    tau, val0 = lab.result.tau, cascades.stage_scores(z_val)[0]
+    macs, quality = lab.result.frontier
+    for i in (0, 5, len(SWEEP) - 1):
+        r = cascades.window_cascade(zt, tau, SWEEP[i], costs=COSTS, val_scores=val0)
+        assert float(macs[i]) == pytest.approx(float(r.cost.mean()))
+        assert float(quality[i]) == pytest.approx(cascades.coverage_at_risk(r.confidence, r.predictions == yt, 0.05))
+    assert lab.set(target_kind="coverage", target=0.8)
+    r = cascades.window_cascade(zt, lab.result.tau, 0.1, costs=COSTS, val_scores=val0)
+    assert lab.result.quality == pytest.approx(cascades.risk_at_coverage(r.confidence, r.predictions == yt, 0.8))

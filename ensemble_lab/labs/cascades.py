@@ -78,8 +78,9 @@ class CascadeResult:
     :data:`RISKS`: the evaluated curve read at fixed risks, no threshold transfer from val), macs (mean cost per
     sample); ``exit_share`` ``(K',)`` the share of samples leaving at each stage.
     ``singles``: name -> {"macs", "accuracy", "coverage", "risk", "aurc"} at the same target, each single model
-    with its own tau from val.  ``frontier``: ``(macs (W,), coverage (W,))`` of the window cascade over
-    :data:`SWEEP` half-widths.  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
+    with its own tau from val, and ``quality`` (see :func:`_quality`).  ``frontier``: ``(macs (W,), quality (W,))``
+    of the window cascade over :data:`SWEEP` half-widths: the coverage at the target risk read off each
+    half-width's risk-coverage curve on this split (the risk at the target coverage for a coverage target).  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
     ``window_coverage``: the coverages at which the window's upper and lower edges would sit as thresholds on the
     cascade's exit confidence (where the window lies on the risk-coverage curve).  ``ood``: for a shifted split, telling its images (out) from the clean test images (in) by the exit
     confidence: ``{"cascade": {"auroc", "fpr95"}, "full ensemble": {...}}``; None on the clean split itself.
@@ -90,6 +91,7 @@ class CascadeResult:
     window: tuple[float, float]
     ood: dict[str, dict[str, float]] | None
     window_coverage: tuple[float, float]
+    quality: float
     cascade: dict[str, float]
     ensemble: dict[str, float]
     exit_share: torch.Tensor
@@ -159,8 +161,9 @@ class CascadeLab(Lab):
             conf, ok = cascades.confidence_score(z, score), z.argmax(-1) == y
             risk, cov = cascades.selective_risk(conf, ok, tau)
             out[name] = {"macs": macs, "accuracy": float(ok.double().mean()), "risk": risk, "coverage": cov,
+                         "quality": _quality(conf, ok, kind, target),
                          "aurc": metrics.aurc(conf, ok), "_curve": metrics.risk_coverage(conf, ok),
-                         "coverage_at_risk": {r: cascades.coverage_at_risk(conf, ok, r) for r in RISKS}}
+                         "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(conf, ok, RISKS)))}
         return out
 
     def _ood(self, split, confidence, order, score):
@@ -194,17 +197,20 @@ class CascadeLab(Lab):
         z, y = self._data.split(split)
         tau, val0 = self._tau(order, score, kind, target)
         full = self._full(z, order, score)
-        mc, _, cov = cascades.window_sweep(z, tau, list(SWEEP), score=score, costs=self.costs, val_scores=val0,
-                                           labels=y, order=list(order))
+        macs, quality = [], []
+        for q in SWEEP:  # each half-width's risk-coverage curve, read at the target (cached: not per slider move)
+            r = cascades.window_cascade(z, tau, q, score=score, costs=self.costs, order=list(order), val_scores=val0)
+            macs.append(float(r.cost.double().mean()))
+            quality.append(_quality(r.confidence, r.predictions == y, kind, target))
         return (self._row(full, y, tau, n_bins), _curve(metrics.risk_coverage(full.confidence, full.predictions == y)),
-                (mc, cov))
+                (torch.tensor(macs), torch.tensor(quality)))
 
     def _row(self, result, y, tau, n_bins) -> dict[str, float]:
         ok = result.predictions == y
         risk, cov = cascades.selective_risk(result.confidence, ok, tau)
         return {"accuracy": float(ok.double().mean()), "ece": metrics.ece(result.probs, y, n_bins=n_bins),
                 "aurc": metrics.aurc(result.confidence, ok), "risk": risk, "coverage": cov,
-                "coverage_at_risk": {r: cascades.coverage_at_risk(result.confidence, ok, r) for r in RISKS},
+                "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(result.confidence, ok, RISKS))),
                 "macs": float(result.cost.double().mean())}
 
     # -- the computation -------------------------------------------------------------------------------
@@ -235,12 +241,21 @@ class CascadeLab(Lab):
             exit_share=torch.bincount(result.exit_stage, minlength=len(order)).double() / y.shape[0],
             singles={n: {k: v for k, v in s.items() if k != "_curve"} for n, s in singles.items()},
             frontier=frontier, curves=curves,
+            quality=_quality(result.confidence, result.predictions == y, state.target_kind, state.target),
         )
 
     def _build_view(self):
         from .cascades_view import CascadeView
 
         return CascadeView(self)
+
+
+def _quality(confidence, correct, kind: str, target: float) -> float:
+    """The frontier's quality axis, read off the evaluated risk-coverage curve: coverage at the target risk, or
+    (for a coverage target) the risk at the target coverage."""
+    if kind == "risk":
+        return cascades.coverage_at_risk(confidence, correct, target)
+    return cascades.risk_at_coverage(confidence, correct, target)
 
 
 def _curve(rc, points: int = 200) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,7 @@ import html
 
 import ipywidgets as w
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from ..plots import freeze_layout, mosaic_figure
 from .figure import FigureBox
@@ -77,8 +78,9 @@ class CascadeView(LabView):
         (self.current,) = fx.plot([], [], "*", ms=12, color=_COLORS["cascade"], label="current")
         self.single_points = fx.scatter([], [], color="black", marker="o", label="single models", zorder=3)
         fx.set_xscale("log")
+        fx.xaxis.set_minor_formatter(NullFormatter())
         fx.set_xlabel("MACs per sample")
-        fx.set_ylabel("coverage at tau")
+        fx.set_ylabel("coverage at the target risk")
         fx.set_title("Cost vs coverage", fontsize="medium")
         fx.legend(fontsize="small", frameon=False, loc="lower right")
         self.figure = FigureBox(self.fig)
@@ -126,8 +128,10 @@ class CascadeView(LabView):
         self.window_band.set_width(max(0.0, c_lo - c_hi))
         macs, cov = result.frontier
         self.frontier_line.set_data(macs.numpy(), cov.numpy())
-        self.current.set_data([result.cascade["macs"]], [result.cascade["coverage"]])
-        points = [(s["macs"], s["coverage"]) for s in result.singles.values()]
+        self.current.set_data([result.cascade["macs"]], [result.quality])
+        self.axes["frontier"].set_ylabel("coverage at the target risk" if self.lab.state.target_kind == "risk"
+                                         else "risk at the target coverage")
+        points = [(s["macs"], s["quality"]) for s in result.singles.values()]
         self.single_points.set_offsets(np.array(points) if points else np.empty((0, 2)))
         xs = [float(macs.min()), float(macs.max())] + [p[0] for p in points]
         ys = [float(cov.min()), float(cov.max())] + [p[1] for p in points]
