@@ -6,6 +6,8 @@
   the held-out score of the soup *strictly* improves (the reference code's rule).
 - :func:`task_arithmetic`: the general form ``theta0 + sum_t lambda_t (theta_t - theta0)``; the three above are
   special cases.
+- :func:`interpolation_logits`: the outputs of the interpolated models for many alphas in one vectorised pass
+  (``torch.func.vmap`` over ``functional_call``), so a WiSE-FT curve needs no model reloaded per alpha.
 
 A state dict is a mapping ``name -> tensor`` (``model.state_dict()``).  Every operation checks that all state
 dicts have the same keys, shapes and dtypes (the message names the first key that differs) and that every
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup"]
+__all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup", "interpolation_logits"]
 
 
 def _check_states(states, name: str = "states") -> list[Mapping[str, torch.Tensor]]:
@@ -159,3 +161,38 @@ def greedy_soup(states: Sequence[Mapping[str, torch.Tensor]], evaluate: Callable
     soup = GreedySoup(uniform_soup([states[j] for j in kept]))
     soup.kept, soup.scores = kept, history
     return soup
+
+
+def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
+                         alphas, inputs: torch.Tensor, extrapolate: bool = False) -> torch.Tensor:
+    """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, in one vectorised pass.
+
+    Args:
+        model: the architecture of ``a`` and ``b`` (its own weights are not used); run in its current mode, so
+            put it in eval mode for batch-norm to use the (interpolated) running statistics.
+        a, b: state dicts of that architecture (checked as in :func:`interpolate`).
+        alphas: ``(A,)`` interpolation coefficients, each in [0, 1] unless ``extrapolate``.
+        inputs: ``(N, ...)`` a batch for the model.
+
+    Returns:
+        ``(A, N, ...)`` the model's outputs, one slice per alpha; equal (to float rounding) to loading
+        ``interpolate(a, b, alpha)`` into the model and calling it, alpha by alpha.
+    """
+    states = _check_states([a, b], "states (a, b)")
+    al = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
+    if al.numel() == 0:
+        raise ValueError("alphas must hold at least one coefficient")
+    values = [_finite(v, "alphas") for v in al.tolist()]
+    if not extrapolate and any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"alphas must be in [0, 1] (pass extrapolate=True to go beyond), got {values}")
+    if set(model.state_dict()) != set(a):
+        raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
+    floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point()}
+    fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
+
+    def run(alpha: torch.Tensor) -> torch.Tensor:
+        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+        return torch.func.functional_call(model, {**params, **fixed}, (inputs,))
+
+    with torch.no_grad():
+        return torch.func.vmap(run)(al.to(next(iter(a.values())).device))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ensemble_lab.soups import greedy_soup, interpolate, task_arithmetic, uniform_soup
+from ensemble_lab.soups import greedy_soup, interpolate, interpolation_logits, task_arithmetic, uniform_soup
 
 
 def _model(seed):
@@ -108,3 +108,21 @@ def test_greedy_soup_can_keep_a_single_ingredient():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call(_states(2))
+
+
+def test_interpolation_logits_equals_loading_each_interpolated_model():
+    a, b = _states(2)
+    model = _model(7).eval()
+    x = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    alphas = [0.0, 0.3, 0.5, 1.0]
+    out = interpolation_logits(model, a, b, alphas, x)
+    assert out.shape == (4, 10, 2)
+    for i, alpha in enumerate(alphas):
+        reference = _model(0).eval()
+        reference.load_state_dict(interpolate(a, b, alpha))
+        with torch.no_grad():
+            torch.testing.assert_close(out[i], reference(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="alphas must be in"):
+        interpolation_logits(model, a, b, [0.5, 2.0], x)
+    with pytest.raises(ValueError, match="architecture"):
+        interpolation_logits(nn.Linear(3, 2), a, b, [0.5], x)
