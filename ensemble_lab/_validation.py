@@ -7,6 +7,7 @@ repaired silently.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ __all__ = [
     "check_labels_for",
     "check_weights",
     "check_positive",
+    "check_finite",
     "check_int",
     "check_choice",
 ]
@@ -176,6 +178,19 @@ def check_weights(x, k: int, name: str = "weights", *, normalise: bool = True, l
     else:
         t = t.to(torch.float32)
     return t
+
+
+def check_finite(x, name: str) -> float:
+    """A finite real number as a python float (bools refused, like :func:`check_int`)."""
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be a number, got bool")
+    try:
+        v = float(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from exc
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    return v
 
 
 def check_positive(x, name: str, *, allow_zero: bool = False) -> float:

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import as_tensor, check_choice, check_labels_for, check_member_logits, check_weights
+from ._validation import (as_tensor, check_choice, check_finite, check_labels_for, check_member_logits,
+                          check_weights)
 from .metrics import _acc_dtype, _conf_correct, _on_device
 
 __all__ = [
@@ -84,20 +85,8 @@ _PROB_SCORES = ("msp", "neg_entropy")
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _finite_float(x, name: str) -> float:
-    if isinstance(x, bool):
-        raise TypeError(f"{name} must be a number, got bool")
-    try:
-        v = float(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from exc
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
-    return v
-
-
 def _in_range(x, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    v = _finite_float(x, name)
+    v = check_finite(x, name)
     if v > hi or v < lo or (lo_open and v == lo):
         raise ValueError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {x!r}")
     return v
@@ -309,7 +298,7 @@ def threshold_cascade(member_logits, threshold, score: str = "msp", costs=None, 
     member_logits ``(K, N, C)``; threshold a finite number in score units; it exits at the first stage ``j``
     with ``score_j >= threshold`` (or at the last stage).  See the module docstring for order, weights, costs.
     """
-    tau = _finite_float(threshold, "threshold")
+    tau = check_finite(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
     cst = _costs(costs, z.shape[0], z)
     passes = s.to(_acc_dtype(s.device)) < tau
@@ -381,7 +370,7 @@ def window_edges(threshold, half_width, val_scores=None) -> tuple[torch.Tensor, 
 
     ``half_width = 0`` gives ``lo == hi``: an empty window in both modes.  Edges are monotone in half_width.
     """
-    tau = _finite_float(threshold, "threshold")
+    tau = check_finite(threshold, "threshold")
     val = None if val_scores is None else _scores_1d(val_scores, "val_scores")
     hw = _half_widths(half_width, val is not None, "half_width")
     device = val.device if val is not None else torch.device("cpu")
@@ -400,7 +389,7 @@ def window_cascade(member_logits, threshold, half_width, score: str = "msp", cos
     stage always exits.  ``half_width = 0`` -> everyone exits at stage 0 (single-model cost); a window covering all
     scores -> everyone runs all ``K'`` members (the full ensemble).
     """
-    tau = _finite_float(threshold, "threshold")
+    tau = check_finite(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
     cst = _costs(costs, z.shape[0], z)
     val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
@@ -427,7 +416,7 @@ def window_sweep(member_logits, threshold, half_widths, score: str = "msp", cost
     :func:`window_cascade` and :func:`selective_risk` per half-width, in ``O(K' N log W)`` time and ``O(K' N)``
     memory (see the comments in the code).
     """
-    tau = _finite_float(threshold, "threshold")
+    tau = check_finite(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
     n = z.shape[1]
     y = check_labels_for(labels, z)
@@ -484,7 +473,7 @@ def selective_risk(confidence, correct, threshold) -> tuple[float, float]:
     accepted), coverage = accepted fraction.
     """
     conf, ok = _conf_correct(confidence, correct, True)
-    tau = _finite_float(threshold, "threshold")
+    tau = check_finite(threshold, "threshold")
     acc = _acc_dtype(conf.device)
     accepted = conf.to(acc) >= tau
     n_acc = accepted.sum().to(acc)

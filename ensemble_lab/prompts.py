@@ -47,13 +47,12 @@ converted to CPU tensors) and never move a tensor; two tensor arguments on diffe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ._validation import as_tensor, check_choice, check_positive
+from ._validation import as_tensor, check_choice, check_finite, check_positive
 
 __all__ = [
     "DEBIAS_MODES",
@@ -369,12 +368,7 @@ def zpe_select(scores, tau: float) -> torch.Tensor:
         in their dtype.
     """
     s = _check_scores(scores)
-    try:
-        threshold = float(tau)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"tau must be a number, got {type(tau).__name__}") from exc
-    if not math.isfinite(threshold):
-        raise ValueError(f"tau must be a finite number, got {tau!r}")
+    threshold = check_finite(tau, "tau")
     x = s.to(_acc_dtype(s.device))
     dev = x - _median(x)
     mad = _median(dev.abs())

@@ -20,10 +20,11 @@ on data if it matters).  Results are new tensors on the inputs' devices; inputs 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+
+from ._validation import check_finite
 
 __all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup", "interpolation_logits"]
 
@@ -71,16 +72,6 @@ def _combine(states: list[Mapping[str, torch.Tensor]], coefficients: Sequence[fl
     return out
 
 
-def _finite(x, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a number, got {x!r}") from exc
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    return v
-
-
 def interpolate(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float,
                 extrapolate: bool = False) -> dict[str, torch.Tensor]:
     """WiSE-FT: ``(1 - alpha) * a + alpha * b`` for every floating tensor (``alpha = 0`` returns ``a``'s values,
@@ -89,7 +80,7 @@ def interpolate(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], al
     ``alpha`` must lie in [0, 1] unless ``extrapolate=True`` (then any finite number).
     """
     states = _check_states([a, b], "states (a, b)")
-    t = _finite(alpha, "alpha")
+    t = check_finite(alpha, "alpha")
     if not extrapolate and not 0.0 <= t <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (pass extrapolate=True to go beyond), got {alpha!r}")
     if t == 0.0:
@@ -113,7 +104,7 @@ def task_arithmetic(base: Mapping[str, torch.Tensor], states: Sequence[Mapping[s
     uniform soup of ``states``.  Non-floating tensors come from ``base``.
     """
     all_states = _check_states([base, *states], "states (base, *states)")
-    lam = [_finite(v, f"lambdas[{i}]") for i, v in enumerate(lambdas)]
+    lam = [check_finite(v, f"lambdas[{i}]") for i, v in enumerate(lambdas)]
     if len(lam) != len(all_states) - 1:
         raise ValueError(f"lambdas must have one entry per state ({len(all_states) - 1}), got {len(lam)}")
     return _combine(all_states, [1.0 - sum(lam), *lam])
@@ -144,7 +135,7 @@ def greedy_soup(states: Sequence[Mapping[str, torch.Tensor]], evaluate: Callable
     states = _check_states(states)
     if not callable(evaluate):
         raise TypeError(f"evaluate must be a callable state_dict -> float, got {type(evaluate).__name__}")
-    own = [float(evaluate(sd)) for sd in states] if scores is None else [_finite(v, "scores") for v in scores]
+    own = [float(evaluate(sd)) for sd in states] if scores is None else [check_finite(v, "scores") for v in scores]
     if len(own) != len(states):
         raise ValueError(f"scores must have one entry per state ({len(states)}), got {len(own)}")
     order = sorted(range(len(states)), key=lambda i: -own[i])
@@ -182,7 +173,7 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
     al = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
     if al.numel() == 0:
         raise ValueError("alphas must hold at least one coefficient")
-    values = [_finite(v, "alphas") for v in al.tolist()]
+    values = [check_finite(v, "alphas") for v in al.tolist()]
     if not extrapolate and any(not 0.0 <= v <= 1.0 for v in values):
         raise ValueError(f"alphas must be in [0, 1] (pass extrapolate=True to go beyond), got {values}")
     if set(model.state_dict()) != set(a):

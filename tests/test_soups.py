@@ -101,7 +101,7 @@ def test_greedy_soup_can_keep_a_single_ingredient():
     (lambda s: uniform_soup([s[0], {**s[1], "0.weight": torch.zeros(2, 2)}]), ValueError, "'0.weight'\\] has shape"),
     (lambda s: uniform_soup([s[0], {**s[1], "0.bias": torch.full((4,), float("nan"))}]), ValueError, "finite"),
     (lambda s: interpolate(s[0], s[1], 1.2), ValueError, "alpha must be in \\[0, 1\\]"),
-    (lambda s: interpolate(s[0], s[1], float("nan")), ValueError, "alpha must be finite"),
+    (lambda s: interpolate(s[0], s[1], float("nan")), ValueError, "alpha must be a finite number"),
     (lambda s: greedy_soup(s, "accuracy"), TypeError, "evaluate must be a callable"),
     (lambda s: greedy_soup(s, lambda sd: 0.0, scores=[1.0]), ValueError, "scores must have one entry per state"),
 ])
