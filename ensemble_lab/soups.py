@@ -8,6 +8,11 @@
   special cases.
 - :func:`interpolation_logits`: the outputs of the interpolated models for many alphas in one vectorised pass
   (``torch.func.vmap`` over ``functional_call``), so a WiSE-FT curve needs no model reloaded per alpha.
+- :func:`scale_head`, :func:`interpolation_head_terms`, :func:`combine_head_terms`: BANG's balance knob (scale
+  the fine-tuned head before averaging) and a WiSE-FT curve split into its two linear head terms, so that
+  the knob costs no forward pass.
+- :func:`learned_soup` (model soups, the "learned soup" recipe): mixing coefficients, one set per layer or one
+  for the whole model, fitted by gradient descent on the held-out loss; returned with the fit's loss curve.
 
 A state dict is a mapping ``name -> tensor`` (``model.state_dict()``).  Every operation checks that all state
 dicts have the same keys, shapes and dtypes (the message names the first key that differs) and that every
@@ -24,9 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from ._validation import check_finite
+import torch.nn.functional as F
 
-__all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup", "interpolation_logits"]
+from ._validation import as_tensor, check_finite, check_int, check_labels_for, check_positive
+
+__all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup", "interpolation_logits",
+           "scale_head", "interpolation_head_terms", "combine_head_terms",
+           "learned_soup", "LearnedSoup"]
 
 
 def _check_states(states, name: str = "states") -> list[Mapping[str, torch.Tensor]]:
@@ -154,6 +163,21 @@ def greedy_soup(states: Sequence[Mapping[str, torch.Tensor]], evaluate: Callable
     return soup
 
 
+def _check_alphas(alphas, extrapolate: bool) -> torch.Tensor:
+    al = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
+    if al.numel() == 0:
+        raise ValueError("alphas must hold at least one coefficient")
+    values = [check_finite(v, "alphas") for v in al.tolist()]
+    if not extrapolate and any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"alphas must be in [0, 1] (pass extrapolate=True to go beyond), got {values}")
+    return al
+
+
+def _check_model_keys(model: torch.nn.Module, keys) -> None:
+    if set(model.state_dict()) != set(keys):
+        raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
+
+
 def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
                          alphas, inputs: torch.Tensor, extrapolate: bool = False) -> torch.Tensor:
     """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, in one vectorised pass.
@@ -170,14 +194,8 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
         ``interpolate(a, b, alpha)`` into the model and calling it, alpha by alpha.
     """
     states = _check_states([a, b], "states (a, b)")
-    al = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
-    if al.numel() == 0:
-        raise ValueError("alphas must hold at least one coefficient")
-    values = [check_finite(v, "alphas") for v in al.tolist()]
-    if not extrapolate and any(not 0.0 <= v <= 1.0 for v in values):
-        raise ValueError(f"alphas must be in [0, 1] (pass extrapolate=True to go beyond), got {values}")
-    if set(model.state_dict()) != set(a):
-        raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
+    al = _check_alphas(alphas, extrapolate)
+    _check_model_keys(model, a)
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point()}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
@@ -187,3 +205,245 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
 
     with torch.no_grad():
         return torch.func.vmap(run)(al.to(next(iter(a.values())).device))
+
+
+def _head_keys(state: Mapping[str, torch.Tensor], head: str) -> tuple[str, str | None]:
+    if not isinstance(head, str) or not head:
+        raise TypeError(f"head must be the name of a linear module (e.g. 'head'), got {head!r}")
+    weight, bias = f"{head}.weight", f"{head}.bias"
+    if weight not in state or state[weight].ndim != 2:
+        raise ValueError(f"head must name a linear module of the state dict: no 2-d {weight!r} among its keys")
+    return weight, (bias if bias in state else None)
+
+
+def scale_head(state: Mapping[str, torch.Tensor], head: str, scale: float) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` with the linear layer ``head`` (its ``weight`` and ``bias``) multiplied by ``scale``,
+    which multiplies that model's logits by ``scale``: a temperature ``1 / scale`` built into the weights.
+
+    BANG's point (Lin et al., ICLR 2024) is that an over-confident fine-tuned model dominates a weight average;
+    scaling its head down before averaging (``scale < 1``) balances the two endpoints' confidences.
+    """
+    _check_states([state], "state")
+    weight, bias = _head_keys(state, head)
+    s = check_finite(scale, "scale")
+    if s <= 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    out = {k: v.clone() for k, v in state.items()}
+    for key in (weight, bias):
+        if key is not None:
+            out[key] = out[key] * s
+    return out
+
+
+def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
+                             alphas, inputs: torch.Tensor, head: str = "head", extrapolate: bool = False
+                             ) -> torch.Tensor:
+    """The two linear terms of a WiSE-FT curve whose last layer is the linear module ``head``.
+
+    With every layer but ``head`` interpolated at ``alpha``, giving features ``f_alpha(x)``:
+    ``terms[i, 0] = head_a(f_alpha(x))`` and ``terms[i, 1] = head_b(f_alpha(x))``.  Because the head is linear,
+    the interpolated model's logits are ``(1 - alpha) terms[i, 0] + alpha terms[i, 1]``, and with ``b``'s head
+    scaled by ``s`` (:func:`scale_head`) they are ``(1 - alpha) terms[i, 0] + alpha s terms[i, 1]``
+    (:func:`combine_head_terms`): a balance knob that costs no further forward pass.
+
+    Both heads run in one call: their weights are stacked into one ``(2C, D)`` linear layer.
+
+    Returns:
+        ``(A, 2, N, C)`` float tensor on the inputs' device.
+    """
+    states = _check_states([a, b], "states (a, b)")
+    al = _check_alphas(alphas, extrapolate)
+    _check_model_keys(model, a)
+    weight, bias = _head_keys(a, head)
+    c = a[weight].shape[0]
+    both = {weight: torch.cat([a[weight], b[weight]])}
+    if bias is not None:
+        both[bias] = torch.cat([a[bias], b[bias]])
+    floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point() and k not in both}
+    fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
+
+    def run(alpha: torch.Tensor) -> torch.Tensor:
+        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+        out = torch.func.functional_call(model, {**params, **fixed, **both}, (inputs,))  # (N, 2C)
+        return torch.stack([out[:, :c], out[:, c:]])
+
+    with torch.no_grad():
+        return torch.func.vmap(run)(al.to(a[weight].device))
+
+
+def combine_head_terms(terms: torch.Tensor, alphas, scale: float = 1.0) -> torch.Tensor:
+    """WiSE-FT logits ``(A, N, C)`` from :func:`interpolation_head_terms`'s ``(A, 2, N, C)`` terms:
+    ``(1 - alpha) terms[:, 0] + alpha * scale * terms[:, 1]``, ``scale`` being the fine-tuned head's scale."""
+    if not isinstance(terms, torch.Tensor) or terms.ndim != 4 or terms.shape[1] != 2:
+        raise ValueError(f"terms must be an (A, 2, N, C) tensor, got {getattr(terms, 'shape', type(terms).__name__)}")
+    al = torch.as_tensor(alphas, dtype=terms.dtype, device=terms.device).reshape(-1)
+    if al.numel() != terms.shape[0]:
+        raise ValueError(f"alphas must have one entry per row of terms ({terms.shape[0]}), got {al.numel()}")
+    s = check_finite(scale, "scale")
+    if s <= 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    al = al.view(-1, 1, 1)
+    return (1 - al) * terms[:, 0] + (al * s) * terms[:, 1]
+
+
+class LearnedSoup(dict):
+    """The learned soup's state dict (loadable into the architecture), with the fit that produced it:
+
+    - ``coefficients``: ``(n, G)`` float64, column ``g`` the weights of the n ingredients in group ``groups[g]``
+      (non-negative, summing to 1);
+    - ``groups``: the ``G`` group names, in state-dict order (module names, or ``("*",)`` for one global group);
+    - ``temperature``: the learned temperature of the logits (a float; it is *not* part of the weights);
+    - ``losses``: ``steps + 1`` floats, the held-out loss before the first step and after each step.
+    """
+
+    coefficients: torch.Tensor
+    groups: tuple[str, ...]
+    temperature: float
+    losses: list[float]
+
+
+def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Tensor]], inputs: torch.Tensor,
+                 labels: torch.Tensor, *, by_layer: bool = True, steps: int = 100, lr: float = 0.1) -> LearnedSoup:
+    """Learned soup (Wortsman et al. ICML 2022): mixing coefficients fitted by gradient descent on held-out data.
+
+    The soup is ``sum_i w[i, g] * states[i][key]`` for every floating tensor ``key`` of group ``g``.  A group is a
+    module: the keys sharing the prefix before the last ``"."`` (``"features.0.weight"`` and
+    ``"features.0.bias"`` are group ``"features.0"``; the root module's own tensors are group ``""``), so floating
+    buffers such as batch-norm running statistics are mixed with their module's weights.  With
+    ``by_layer=False`` there is one group, ``"*"``, for the whole model.  Non-floating tensors come from
+    ``states[0]``.
+
+    Our parametrisation: ``w = softmax(raw, dim=0)`` with ``raw`` of shape ``(n, G)`` starting at zeros, so the
+    fit starts from the uniform soup and every group's weights stay a convex combination (non-negative, sum 1):
+    the soup stays inside the region spanned by the ingredients, where averaging weights is known to work.  As in
+    the paper, a scalar temperature ``T = exp(log_t)`` (starting at 1) is learned with them; it only rescales the
+    logits in the loss (``cross_entropy(logits / T, labels)``) so that the coefficients are not pushed around to
+    fix calibration, and it is reported, not baked into the weights.
+
+    Optimisation: full-batch Adam with learning rate ``lr`` for ``steps`` steps, gradients flowing only into
+    ``raw`` and ``log_t`` (the ingredients are stacked once into fixed ``(n, ...)`` tensors; the model's own
+    parameters are not used or touched).  Floating buffers are mixed with their group's current weights at every
+    step, so each loss is exactly that of the current soup, but the gradient treats them as constants (torch's
+    batch norm cannot differentiate through its running statistics): a group's coefficients are moved by its
+    parameters' gradient.  Nothing is random (full batch, zero start), so there is no ``seed``: the same call
+    gives the same soup.
+
+    Args:
+        model: the architecture of ``states`` (its own weights are not used), in eval mode: the loss is that of
+            the deployed soup, so batch-norm must use the (mixed) running statistics and dropout must be off.
+        states: ``n >= 1`` state dicts of that architecture (checked as in :func:`uniform_soup`), on one device.
+        inputs: ``(N, ...)`` held-out batch for ``model``, ``N >= 1``, on the states' device (numpy is placed
+            there).
+        labels: ``(N,)`` integer class indices in ``[0, C)``, where ``C`` is the width of the model's ``(N, C)``
+            output.
+        by_layer: one set of coefficients per module (True) or one for the whole model (False).
+        steps: number of Adam steps, >= 1.
+        lr: Adam's learning rate, > 0.
+
+    Returns:
+        A :class:`LearnedSoup`: the souped state dict (each floating tensor in its input dtype, computed in
+        float64 from the final coefficients; non-floating tensors copied from ``states[0]``), with
+        ``coefficients``, ``groups``, ``temperature`` and ``losses``.
+    """
+    states = _check_states(states)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (the architecture of the states), got {type(model).__name__}")
+    if not isinstance(by_layer, bool):
+        raise TypeError(f"by_layer must be a bool, got {type(by_layer).__name__}")
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_positive(lr, "lr")
+    first = states[0]
+    own = model.state_dict()
+    if set(own) != set(first):
+        key = next(k for k in [*own, *first] if k not in own or k not in first)
+        raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ "
+                         f"(first difference at {key!r})")
+    for key, t in own.items():
+        if t.shape != first[key].shape:
+            raise ValueError(f"model must have the architecture of the state dicts: its {key!r} has shape "
+                             f"{tuple(t.shape)}, states[0][{key!r}] has shape {tuple(first[key].shape)}")
+    training = [name or "(root)" for name, m in model.named_modules() if m.training]
+    if training:
+        raise ValueError(f"model must be in eval mode (call model.eval()), got modules in training mode: "
+                         f"{training[:3]}")
+    floating = [k for k, v in first.items() if v.is_floating_point()]
+    if not floating:
+        raise ValueError("states must hold at least one floating tensor to mix, got only non-floating tensors")
+    device = first[floating[0]].device
+    for i, sd in enumerate(states):
+        for key, t in sd.items():
+            if t.device != device:
+                raise ValueError(f"states[{i}][{key!r}] is on {t.device}, but states[0][{floating[0]!r}] is on "
+                                 f"{device}: all ingredients must be on one device; move them explicitly")
+
+    if isinstance(inputs, torch.Tensor):
+        if inputs.device != device:
+            raise ValueError(f"inputs must be on the states' device ({device}), got {inputs.device}; move one of "
+                             "them explicitly")
+        x = inputs
+    else:
+        x = as_tensor(inputs, "inputs", floating=False).to(device)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"inputs must have shape (N, ...) with N >= 1 samples, got shape {tuple(x.shape)}")
+    n_rows = x.shape[0]
+    if not isinstance(labels, torch.Tensor):
+        labels = as_tensor(labels, "labels", floating=False).to(device)
+    if labels.ndim != 1 or labels.shape[0] != n_rows:
+        raise ValueError(f"labels must have shape ({n_rows},), one class index per row of inputs, got shape "
+                         f"{tuple(labels.shape)}")
+
+    group_index: dict[str, int] = {}
+    group_of = {k: group_index.setdefault(k.rpartition(".")[0] if by_layer else "*", len(group_index))
+                for k in floating}
+    n, n_groups = len(states), len(group_index)
+    with torch.no_grad():
+        stacked = {k: torch.stack([sd[k] for sd in states]).detach() for k in floating}  # (n, *shape), fixed
+    fixed = {k: v.clone() for k, v in first.items() if not v.is_floating_point()}  # a forward cannot touch states
+    parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    buffers = {k for k in floating if k not in parameters}
+
+    raw = torch.zeros(n, n_groups, dtype=torch.float32, device=device, requires_grad=True)
+    log_t = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
+    optimiser = torch.optim.Adam([raw, log_t], lr=lr)
+    history = []
+    target = None
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            weights = torch.softmax(raw, dim=0)  # (n, G), each column on the simplex
+            frozen = weights.detach()  # buffers follow their group's weights but carry no gradient (see above)
+            params = {k: torch.tensordot((frozen if k in buffers else weights)[:, group_of[k]].to(v.dtype), v, dims=1)
+                      for k, v in stacked.items()}
+            logits = torch.func.functional_call(model, {**params, **fixed}, (x,))
+            if target is None:
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n_rows:
+                    got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+                    raise ValueError(f"model must return logits shaped (N, C) = ({n_rows}, C) for inputs of N = "
+                                     f"{n_rows} rows, got {got}")
+                if not bool(torch.isfinite(logits).all()):
+                    raise ValueError("model's outputs with the uniform soup of states must be finite, got NaN/inf")
+                target = check_labels_for(labels, logits.detach(), "labels")
+            scaled = logits.to(torch.promote_types(logits.dtype, torch.float32)) / log_t.exp()
+            loss = F.cross_entropy(scaled, target)
+            history.append(loss.detach())
+            if step == steps:
+                break
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    if not (bool(torch.isfinite(raw).all()) and bool(torch.isfinite(log_t))):
+        raise ValueError(f"the fit diverged (non-finite coefficients or temperature); try a smaller lr, got lr={lr}")
+
+    with torch.no_grad():
+        coefficients = torch.softmax(raw.detach().to(torch.float64), dim=0)
+        soup = LearnedSoup()
+        for key, ref in first.items():
+            if ref.is_floating_point():
+                mixed = torch.tensordot(coefficients[:, group_of[key]], stacked[key].to(torch.float64), dims=1)
+                soup[key] = mixed.to(ref.dtype)
+            else:
+                soup[key] = ref.clone()
+    soup.coefficients = coefficients
+    soup.groups = tuple(group_index)
+    soup.temperature = float(log_t.detach().exp())
+    soup.losses = [float(v) for v in torch.stack(history).tolist()]
+    return soup

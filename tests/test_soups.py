@@ -4,7 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from ensemble_lab.soups import greedy_soup, interpolate, interpolation_logits, task_arithmetic, uniform_soup
+import torch.nn.functional as F
+
+from ensemble_lab.soups import (
+    _combine,
+    greedy_soup,
+    interpolate,
+    interpolation_logits,
+    learned_soup,
+    task_arithmetic,
+    uniform_soup,
+)
 
 
 def _model(seed):
@@ -126,3 +136,141 @@ def test_interpolation_logits_equals_loading_each_interpolated_model():
         interpolation_logits(model, a, b, [0.5, 2.0], x)
     with pytest.raises(ValueError, match="architecture"):
         interpolation_logits(nn.Linear(3, 2), a, b, [0.5], x)
+
+
+# --- learned soup ----------------------------------------------------------------------------------------------
+
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+
+
+def _planted(n=64):
+    """Ingredient A computes 5 * x @ w_true exactly (relu(z) - relu(-z) = z), so it is right on every held-out
+    sample; ingredient B has random large weights; a third is A plus small noise."""
+    g = torch.Generator().manual_seed(0)
+    w_true = torch.randn(4, 3, generator=g)
+    x = torch.randn(n, 4, generator=g)
+    y = (x @ w_true).argmax(dim=1)
+    a = {"0.weight": torch.cat([w_true.T, -w_true.T, torch.zeros(2, 4)]), "0.bias": torch.zeros(8),
+         "2.weight": 5 * torch.cat([torch.eye(3), -torch.eye(3), torch.zeros(3, 2)], dim=1), "2.bias": torch.zeros(3)}
+    b = {k: 3 * torch.randn(v.shape, generator=g) for k, v in a.items()}
+    return a, b, x, y
+
+
+def _held_out_loss(state, x, y):
+    model = _mlp()
+    model.load_state_dict(state)
+    with torch.no_grad():
+        return float(F.cross_entropy(model(x), y))
+
+
+def test_learned_soup_of_one_ingredient_is_that_ingredient_exactly():
+    a, _, x, y = _planted()
+    soup = learned_soup(_mlp(), [a], x, y, steps=5)
+    assert all(torch.equal(soup[k], a[k]) for k in a)
+    assert soup.coefficients.shape == (1, 2) and soup.coefficients.dtype == torch.float64
+    assert torch.equal(soup.coefficients, torch.ones(1, 2, dtype=torch.float64))
+
+
+def test_learned_soup_equals_a_reference_mix_with_its_coefficients():
+    states = [_mlp(i).state_dict() for i in range(3)]
+    x, y = torch.randn(16, 4, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 3
+    glob = learned_soup(_mlp(), states, x, y, by_layer=False, steps=10)
+    assert glob.groups == ("*",) and glob.coefficients.shape == (3, 1)
+    reference = _combine(states, glob.coefficients[:, 0].tolist())
+    for key in states[0]:
+        torch.testing.assert_close(glob[key], reference[key])
+    per = learned_soup(_mlp(), states, x, y, by_layer=True, steps=10)
+    assert per.groups == ("0", "2") and per.coefficients.shape == (3, 2)
+    torch.testing.assert_close(per.coefficients.sum(dim=0), torch.ones(2, dtype=torch.float64))
+    assert (per.coefficients >= 0).all()
+    for key in states[0]:
+        column = per.coefficients[:, per.groups.index(key.rpartition(".")[0])]
+        mixed = sum(float(c) * sd[key].double() for c, sd in zip(column, states))
+        torch.testing.assert_close(per[key], mixed.float())
+    assert len(per.losses) == 11 and all(isinstance(v, float) for v in per.losses)
+
+
+def test_learned_soup_finds_the_good_ingredient_and_beats_the_uniform_soup():
+    a, b, x, y = _planted()
+    states = [b, a]  # the garbage first, so picking states[0] would fail
+    soup = learned_soup(_mlp(), states, x, y, steps=100, lr=0.1)
+    assert soup.groups == ("0", "2")
+    assert (soup.coefficients[1] > 0.8).all(), soup.coefficients
+    assert soup.losses[-1] <= soup.losses[0]
+    assert soup.losses[0] == pytest.approx(_held_out_loss(uniform_soup(states), x, y), rel=1e-4)  # start: T = 1
+    assert _held_out_loss(soup, x, y) <= _held_out_loss(uniform_soup(states), x, y)
+    # the reported final loss is the soup's loss at the learned temperature
+    model = _mlp()
+    model.load_state_dict(soup)
+    with torch.no_grad():
+        final = float(F.cross_entropy(model(x) / soup.temperature, y))
+    assert soup.losses[-1] == pytest.approx(final, rel=1e-3)
+    assert soup.temperature > 0
+
+
+@pytest.mark.parametrize("change, exc, match", [
+    (dict(steps=0), ValueError, "steps must be in \\[1, inf\\]"),
+    (dict(steps=2.0), TypeError, "steps must be an int"),
+    (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=-0.1), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0"),
+    (dict(by_layer="yes"), TypeError, "by_layer must be a bool"),
+    (dict(labels=torch.zeros(5, dtype=torch.int64)), ValueError, "labels must have shape \\(8,\\)"),
+    (dict(labels=torch.full((8,), 3)), ValueError, "labels must lie in \\[0, 2\\]"),
+    (dict(labels=torch.full((8,), -1)), ValueError, "labels must lie in"),
+    (dict(inputs=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64)), ValueError, "inputs must have shape"),
+    (dict(model=nn.Sequential(nn.Linear(4, 3))), ValueError, "model must have the architecture"),
+    (dict(model=nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()), ValueError, "'2.weight' has shape"),
+    (dict(model=_mlp().train()), ValueError, "model must be in eval mode"),
+    (dict(states=[]), ValueError, "states must hold at least one state dict"),
+])
+def test_learned_soup_bad_input(change, exc, match):
+    a, b, x, y = _planted(8)
+    kwargs = {**dict(model=_mlp(), states=[a, b], inputs=x, labels=y, steps=2), **change}
+    with pytest.raises(exc, match=match):
+        learned_soup(**kwargs)
+
+
+def test_learned_soup_leaves_states_and_model_untouched():
+    a, b, x, y = _planted(16)
+    before = [{k: v.clone() for k, v in sd.items()} for sd in (a, b)]
+    model = _mlp(5)
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():  # the fit enables gradients for itself
+        soup = learned_soup(model, [a, b], x, y, steps=3)
+    assert len(soup.losses) == 4
+    for sd, ref in zip((a, b), before):
+        assert all(torch.equal(sd[k], v) for k, v in ref.items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in own.items())
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
+    assert not any(v.requires_grad for v in soup.values())
+
+
+def test_learned_soup_mixes_batch_norm_statistics_with_their_module():
+    def bn_model(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+    states = []
+    for seed in range(2):
+        m = bn_model(seed).train()
+        for _ in range(seed + 1):  # different num_batches_tracked per ingredient
+            m(torch.randn(16, 4) * (seed + 1) + seed)
+        with torch.no_grad():  # different affine parameters too: the group's gradient comes from its parameters
+            m[1].weight.normal_(1.0, 0.5)
+            m[1].bias.normal_(0.0, 0.5)
+        states.append({k: v.clone() for k, v in m.state_dict().items()})
+    x, y = torch.randn(24, 4, generator=torch.Generator().manual_seed(3)), torch.arange(24) % 3
+    soup = learned_soup(bn_model(9).eval(), states, x, y, steps=20)
+    assert soup.groups == ("0", "1", "3")
+    column = soup.coefficients[:, 1]
+    assert not torch.allclose(column, torch.full((2,), 0.5, dtype=torch.float64))  # the fit moved them
+    for key in ("1.weight", "1.running_mean", "1.running_var"):
+        mixed = column[0] * states[0][key].double() + column[1] * states[1][key].double()
+        torch.testing.assert_close(soup[key], mixed.float())
+    assert torch.equal(soup["1.num_batches_tracked"], states[0]["1.num_batches_tracked"])
+    assert int(states[1]["1.num_batches_tracked"]) == 2
+    bn_model(0).load_state_dict(soup)

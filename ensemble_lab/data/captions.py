@@ -102,6 +102,7 @@ __all__ = [
     "PretrainingPairs",
     "caption_vocabulary",
     "pretraining_pairs",
+    "styled_digits",
     "pretraining_sample",
     "zero_shot_domains",
 ]
@@ -522,3 +523,37 @@ def zero_shot_domains(seed: int = 0, n_per_domain: int = 1000) -> dict[str, Imag
         block = images[k * n_per_domain : (k + 1) * n_per_domain]
         out[style] = ImageDataset(block, labels[sources], CLASS_NAMES, f"captions/{style}")
     return out
+
+
+_SPLIT_KEYS = {"train": 25, "val": 26, "test": 27}
+
+
+def styled_digits(split: str, style: str = "clean", n: int = 1000, seed: int = 0) -> ImageDataset:
+    """``n`` labelled images of the ``split`` source digits of :func:`~ensemble_lab.data.load_digits` (same
+    ``seed``), all in ``style``: the labelled data of a downstream *target task* (e.g. fine-tuning on clean
+    digits from the training sources, validating on the val sources).
+
+    Every source digit of the split is used equally often (up to one), each drawing with its own random
+    distortion.  Images ``(n, 1, 16, 16)`` float32 in [0, 1], labels ``(n,)`` int64, classes
+    :data:`CLASS_NAMES`, named ``"captions/<split>/<style>"``.  Deterministic; cached.  The train sources are
+    the ones the pre-training pairs were made from (as a web corpus may hold a downstream task's images); the
+    test sources are those of :func:`zero_shot_domains`, whose images are drawn separately.
+    """
+    from .._validation import check_choice
+
+    split = check_choice(split, "split", tuple(_SPLIT_KEYS))
+    style = check_choice(style, "style", STYLES)
+    seed = _check_seed(seed)
+    n = check_int(n, "n", minimum=1, maximum=1_000_000)
+    raw, labels = _raw_digits()
+    pool = _source_pools(seed, labels)[split]
+    gen = make_generator(_sub_seed(seed, _SPLIT_KEYS[split], STYLES.index(style)))
+    reps = -(-n // len(pool))
+    sources = torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n]
+
+    def build() -> torch.Tensor:
+        styles = torch.full((n,), STYLES.index(style), dtype=torch.int64)
+        return _render(raw[sources], styles, gen)
+
+    images = _cached_images("styled_digits", dict(split=split, style=style, n=n, seed=seed), build)
+    return ImageDataset(images, labels[sources], CLASS_NAMES, f"captions/{split}/{style}")

@@ -1,0 +1,269 @@
+"""The soups Lab: mix fine-tuned weights and watch in-distribution and shifted accuracy and calibration respond.
+
+Headless use::
+
+    lab = SoupsLab(soup_world())
+    lab.set(alpha=0.3, lr=1e-3, bang=True);  lab.result.point, lab.result.table["greedy soup"]
+
+Everything comes from a :class:`~ensemble_lab.soup_world.SoupWorld`: the zero-shot model, the fine-tuned
+ingredients, their cached logits, and the cached WiSE-FT curves between the zero-shot model and each
+endpoint (fine-tuned at one of :data:`~ensemble_lab.soup_world.ENDPOINT_LRS`, standard or BANG).
+
+* **WiSE-FT curve** (alpha, lr, bang, head scale, split): accuracy and ECE on the in-distribution test split
+  and on the shifted split(s) at every cached alpha.  A move of any of these controls only recombines cached
+  head terms (:func:`~ensemble_lab.soups.combine_head_terms`).
+* **Soups** (the ingredient checklist): uniform, greedy (on val accuracy) and learned (coefficients per layer
+  fitted on val) soups of the checked ingredients, and their output-space ensemble (mean of probabilities).
+  A new checklist costs real forward passes (a few seconds on 2 cpu cores, mostly the learned soup's fit);
+  each checklist is computed once and kept.
+* **Loss along a line** (line_a, line_b): val loss and accuracy of the models on the straight line between
+  two ingredients (or the zero-shot model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import traitlets
+
+from .. import combine as combine_module
+from .. import metrics, soups
+from ..soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
+from .base import BinnedState, Lab, one_of
+
+__all__ = ["SoupsState", "SoupsResult", "SoupsLab", "RECIPES", "SHIFT_CHOICES", "ALL_SHIFTED"]
+
+RECIPES = ("uniform", "greedy", "learned", "output ensemble")
+ALL_SHIFTED = "all shifted"
+SHIFT_CHOICES = (ALL_SHIFTED, *SHIFTED)
+ID_SPLIT, FIT_SPLIT = "test", "val"
+LEARNED_STEPS, LEARNED_LR = 30, 0.1
+
+
+class SoupsState(BinnedState):
+    """Settings of the soups Lab."""
+
+    ingredients = traitlets.List(traitlets.Unicode(), help="checked ingredients (names)").tag(setting=True)
+    recipe = traitlets.Unicode("greedy", help=f"highlighted soup, one of {RECIPES}").tag(setting=True)
+    alpha = traitlets.Float(0.5, help="WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned; on the 0.1 grid").tag(
+        setting=True)
+    lr = traitlets.Float(1e-3, help=f"learning rate of the fine-tuned endpoint, one of {ENDPOINT_LRS}").tag(
+        setting=True)
+    bang = traitlets.Bool(False, help="use the BANG fine-tune (label smoothing + mixup) as the endpoint").tag(
+        setting=True)
+    head_scale = traitlets.Float(1.0, help="scale of the fine-tuned head before averaging, in (0, 2]").tag(
+        setting=True)
+    split = traitlets.Unicode(ALL_SHIFTED, help=f"shifted split, one of {SHIFT_CHOICES}").tag(setting=True)
+    line_a = traitlets.Unicode(endpoint_name(3e-4), help="one end of the loss line").tag(setting=True)
+    line_b = traitlets.Unicode(endpoint_name(1e-2), help="the other end of the loss line").tag(setting=True)
+
+    @traitlets.validate("recipe")
+    def _valid_recipe(self, proposal):
+        return one_of(proposal.value, "recipe", RECIPES)
+
+    @traitlets.validate("split")
+    def _valid_split(self, proposal):
+        return one_of(proposal.value, "split", SHIFT_CHOICES)
+
+    @traitlets.validate("alpha")
+    def _valid_alpha(self, proposal):
+        a = proposal.value
+        if not 0 <= a <= 1 or min(abs(a - g) for g in ALPHAS) > 1e-9:
+            raise traitlets.TraitError(f"alpha must be one of the cached values 0, 0.1, ..., 1; got {a!r}")
+        return round(a, 1)
+
+    @traitlets.validate("head_scale")
+    def _valid_head_scale(self, proposal):
+        if not 0 < proposal.value <= 2:
+            raise traitlets.TraitError(f"head_scale must be in (0, 2], got {proposal.value!r}")
+        return proposal.value
+
+    @traitlets.validate("lr")
+    def _valid_lr(self, proposal):
+        if not any(abs(proposal.value - lr) <= 1e-12 for lr in ENDPOINT_LRS):
+            raise traitlets.TraitError(f"lr must be one of {', '.join(f'{v:g}' for v in ENDPOINT_LRS)}; "
+                                       f"got {proposal.value!r}")
+        return proposal.value
+
+
+@dataclass(frozen=True)
+class SoupsResult:
+    """What the Lab shows for one State.
+
+    ``alphas`` ``(A,)``; ``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)`` tensors of the
+    WiSE-FT curve between the zero-shot model and ``endpoint``; ``point``: the same four at the current alpha.
+    ``table``: row -> ``{"acc_id", "acc_shift", "ece_id", "ece_shift", "nll_id", "nll_shift", "passes",
+    "macs"}`` for zero-shot, the endpoint, WiSE-FT at alpha, the best checked ingredient (by val accuracy), the
+    uniform, greedy and learned soups and the output ensemble; ``current``: the row of the chosen recipe.
+    ``greedy_kept``: the ingredients the greedy soup kept, in the order added; ``learned``: the learned soup's
+    ``(n, G)`` coefficients and group names; ``line``: ``"loss", "acc"`` -> ``(A,)`` val loss (nats) and
+    accuracy between ``line_a`` and ``line_b``; ``shift_name``: what "shifted" means here.
+    """
+
+    alphas: torch.Tensor
+    endpoint: str
+    curve: dict[str, torch.Tensor]
+    point: dict[str, float]
+    table: dict[str, dict[str, float]]
+    current: str
+    greedy_kept: tuple[str, ...]
+    learned: tuple[torch.Tensor, tuple[str, ...]]
+    line: dict[str, torch.Tensor]
+    shift_name: str
+
+
+def _metrics_row(logits_id, y_id, logits_shift, y_shift, n_bins, passes, macs) -> dict[str, float]:
+    p_id, p_sh = logits_id.double().softmax(-1), logits_shift.double().softmax(-1)
+    return {"acc_id": metrics.accuracy(p_id, y_id, validate=False),
+            "acc_shift": metrics.accuracy(p_sh, y_shift, validate=False),
+            "ece_id": metrics.ece(p_id, y_id, n_bins=n_bins, validate=False),
+            "ece_shift": metrics.ece(p_sh, y_shift, n_bins=n_bins, validate=False),
+            "nll_id": metrics.nll(p_id, y_id, validate=False), "nll_shift": metrics.nll(p_sh, y_shift, validate=False),
+            "passes": float(passes), "macs": float(passes * macs)}
+
+
+class SoupsLab(Lab):
+    """Interactive model soups and WiSE-FT over a :class:`~ensemble_lab.soup_world.SoupWorld`.
+
+    Args:
+        world: the cached world (``soup_world()``).
+        state: initial settings (default: every ingredient checked).
+    """
+
+    def __init__(self, world: SoupWorld, state: SoupsState | None = None):
+        if not isinstance(world, SoupWorld):
+            raise TypeError(f"world must be a SoupWorld (from ensemble_lab.soup_world.soup_world), got "
+                            f"{type(world).__name__}")
+        self.world = world
+        self.names = world.ingredients
+        self.macs = world.model.macs(tuple(world.images[ID_SPLIT].shape[1:]))
+        self._val_acc = {n: float((world.logits[n][FIT_SPLIT].argmax(-1) == world.labels[FIT_SPLIT]).double().mean())
+                         for n in (ZERO_SHOT, *self.names)}
+        self._curve = lru_cache(maxsize=128)(self._curve_uncached)
+        self._soups = lru_cache(maxsize=32)(self._soups_uncached)
+        self._rows = lru_cache(maxsize=64)(self._rows_uncached)
+        self._line = lru_cache(maxsize=32)(self._line_uncached)
+        if state is None:
+            state = SoupsState(ingredients=list(self.names))
+        super().__init__(state)
+
+    # -- pieces -----------------------------------------------------------------------------------------
+    def _shift_splits(self, split: str) -> tuple[str, ...]:
+        return SHIFTED if split == ALL_SHIFTED else (split,)
+
+    def _labels(self, splits) -> torch.Tensor:
+        return torch.cat([self.world.labels[s] for s in splits])
+
+    def _logits(self, per_split: dict, splits) -> torch.Tensor:
+        return torch.cat([per_split[s] for s in splits], dim=-2)
+
+    def _curve_uncached(self, endpoint: str, head_scale: float, split: str, n_bins: int) -> dict[str, torch.Tensor]:
+        terms = self.world.curve_terms[endpoint]
+        out = {}
+        for tag, splits in (("id", (ID_SPLIT,)), ("shift", self._shift_splits(split))):
+            logits = soups.combine_head_terms(self._logits(terms, splits), ALPHAS, head_scale).double()  # (A, N, C)
+            y = self._labels(splits)
+            probs = logits.softmax(-1)
+            out[f"{tag}_acc"] = (logits.argmax(-1) == y).double().mean(-1)
+            out[f"{tag}_ece"] = torch.tensor([metrics.ece(p, y, n_bins=n_bins, validate=False) for p in probs])
+            out[f"{tag}_logits"] = logits
+        return out
+
+    def _checked(self, state) -> tuple[str, ...]:
+        unknown = [n for n in state.ingredients if n not in self.names]
+        if unknown:
+            raise ValueError(f"ingredients must be names of the world's ingredients; unknown: {unknown}")
+        if not state.ingredients:
+            raise ValueError("ingredients must hold at least one ingredient: check one to make a soup")
+        return tuple(n for n in self.names if n in state.ingredients)  # checklist order, no repeats
+
+    def _forward(self, state_dict) -> dict[str, torch.Tensor]:
+        model = self.world.model
+        model.load_state_dict(state_dict)
+        with torch.no_grad():
+            out = {s: model(x) for s, x in self.world.images.items()}
+        model.load_state_dict(self.world.states[ZERO_SHOT])
+        return out
+
+    def _soups_uncached(self, checked: tuple[str, ...]):
+        """Per checklist, once: the soups' logits on every split, the greedy order and the learned weights."""
+        w = self.world
+        states = [w.states[n] for n in checked]
+        xv, yv = w.images[FIT_SPLIT], w.labels[FIT_SPLIT]
+
+        def val_accuracy(sd) -> float:
+            w.model.load_state_dict(sd)
+            with torch.no_grad():
+                acc = float((w.model(xv).argmax(-1) == yv).double().mean())
+            w.model.load_state_dict(w.states[ZERO_SHOT])
+            return acc
+
+        greedy = soups.greedy_soup(states, val_accuracy, scores=[self._val_acc[n] for n in checked])
+        learned = soups.learned_soup(w.model, states, xv, yv, steps=LEARNED_STEPS, lr=LEARNED_LR)
+        member_logits = torch.stack([torch.cat([w.logits[n][s] for s in w.images]).double() for n in checked])
+        sizes = [w.images[s].shape[0] for s in w.images]
+        ensemble = combine_module.combine(member_logits, rule="prob")  # (N, C) mean of probabilities
+        logits = {"uniform soup": self._forward(soups.uniform_soup(states)), "greedy soup": self._forward(greedy),
+                  "learned soup": self._forward(learned),
+                  "output ensemble": dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes)))}
+        return logits, tuple(checked[i] for i in greedy.kept), (learned.coefficients, learned.groups)
+
+    def _rows_uncached(self, checked, endpoint, split, n_bins):
+        """Table rows that do not depend on alpha or the head scale."""
+        w = self.world
+        shift = self._shift_splits(split)
+        y_id, y_sh = w.labels[ID_SPLIT], self._labels(shift)
+        soup_logits, _, _ = self._soups(checked)
+        best = max(checked, key=lambda n: self._val_acc[n])
+        sources = {"zero-shot": (w.logits[ZERO_SHOT], 1), f"fine-tuned ({endpoint})": (w.logits[endpoint], 1),
+                   f"best ingredient ({best})": (w.logits[best], 1),
+                   **{name: (lg, len(checked) if name == "output ensemble" else 1) for name, lg in soup_logits.items()}}
+        return {name: _metrics_row(lg[ID_SPLIT], y_id, self._logits(lg, shift), y_sh, n_bins, passes, self.macs)
+                for name, (lg, passes) in sources.items()}
+
+    def _line_uncached(self, a: str, b: str) -> dict[str, torch.Tensor]:
+        w = self.world
+        logits = soups.interpolation_logits(w.model, w.states[a], w.states[b], ALPHAS, w.images[FIT_SPLIT]).double()
+        y = w.labels[FIT_SPLIT]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1),
+                                                 reduction="none").mean(-1)
+        return {"loss": loss, "acc": (logits.argmax(-1) == y).double().mean(-1)}
+
+    # -- the computation -------------------------------------------------------------------------------
+    def compute(self, state: SoupsState) -> SoupsResult:
+        checked = self._checked(state)
+        for name in ("line_a", "line_b"):
+            value = getattr(state, name)
+            if value not in (ZERO_SHOT, *self.names):
+                raise ValueError(f"{name} must be {ZERO_SHOT!r} or an ingredient's name; got {value!r}")
+        if state.line_a == state.line_b:
+            raise ValueError(f"line_a and line_b must differ (both are {state.line_a!r})")
+        endpoint = endpoint_name(next(lr for lr in ENDPOINT_LRS if abs(lr - state.lr) <= 1e-12), state.bang)
+        curve = self._curve(endpoint, float(state.head_scale), state.split, state.n_bins)
+        i = min(range(len(ALPHAS)), key=lambda j: abs(ALPHAS[j] - state.alpha))
+        shift = self._shift_splits(state.split)
+        rows = dict(self._rows(checked, endpoint, state.split, state.n_bins))
+        wise = _metrics_row(curve["id_logits"][i], self.world.labels[ID_SPLIT], curve["shift_logits"][i],
+                            self._labels(shift), state.n_bins, 1, self.macs)
+        table = {}
+        for name, row in rows.items():
+            table[name] = row
+            if name.startswith("fine-tuned"):
+                table[f"WiSE-FT (alpha {ALPHAS[i]:g})"] = wise
+        _, kept, learned = self._soups(checked)
+        current = "output ensemble" if state.recipe == "output ensemble" else f"{state.recipe} soup"
+        return SoupsResult(
+            alphas=torch.tensor(ALPHAS, dtype=torch.float64), endpoint=endpoint,
+            curve={k: v for k, v in curve.items() if not k.endswith("_logits")},
+            point={k: float(v[i]) for k, v in curve.items() if not k.endswith("_logits")},
+            table=table, current=current, greedy_kept=kept, learned=learned,
+            line=self._line(state.line_a, state.line_b),
+            shift_name="all shifted styles" if state.split == ALL_SHIFTED else state.split,
+        )
+
+    def _build_view(self):
+        from .soups_view import SoupsView
+
+        return SoupsView(self)

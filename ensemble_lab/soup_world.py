@@ -1,0 +1,208 @@
+"""The pre-train -> fine-tune world of the soups notebook, built once (progress bar) and then read from the cache.
+
+* **Pre-trained model**: the shipped MiniCLIP (:mod:`ensemble_lab.models.miniclip`), trained contrastively on
+  40k captioned digits in seven styles: the "broad source task".
+* **Zero-shot endpoint**: its image encoder with a head made from the text embeddings of the class prompts
+  (:func:`~ensemble_lab.models.clip_classifier.zero_shot_classifier` with :data:`ZERO_SHOT_PROMPTS`); no
+  target label is used.
+* **Target task**: clean digits (:data:`TARGET_STYLE`): fine-tuning on ``styled_digits("train", "clean")``,
+  held-out selection (greedy and learned soups) on ``styled_digits("val", "clean")``, in-distribution test on
+  the clean test domain; the other six styles of :func:`~ensemble_lab.data.zero_shot_domains` are the shifted
+  test sets (the analogue of ImageNet -> ImageNet-Sketch, -R, ... in the papers).
+* **Ingredients**: :data:`INGREDIENTS`, fine-tunes of the zero-shot model with varied learning rate, weight
+  decay, epochs, label smoothing, mixup and augmentation (:mod:`ensemble_lab.finetune`).  Those named by
+  :func:`endpoint_name` are the WiSE-FT endpoints: one standard and one BANG (label smoothing + mixup)
+  fine-tune per learning rate of :data:`ENDPOINT_LRS`.
+* **Cached predictions**: every model's logits on every split, and for every endpoint the WiSE-FT curve at
+  :data:`ALPHAS` as the two head terms of :func:`~ensemble_lab.soups.interpolation_head_terms`.
+
+Everything is keyed by the config and the source of the modules that produce it (:mod:`ensemble_lab.cache`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from . import cache
+from ._validation import check_choice, check_int
+from .device import resolve_device
+from .finetune import FineTuneRecipe, fine_tune
+
+__all__ = ["SoupWorld", "soup_world", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
+           "TARGET_STYLE", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
+
+TARGET_STYLE = "clean"
+ZERO_SHOT = "zero-shot"
+#: CLIP-style prompt ensemble for the zero-shot head (style-neutral templates only)
+ZERO_SHOT_PROMPTS: tuple[str, ...] = ("a photo of the number {}.", "the number {}.", "a picture of a {}.",
+                                      "an image of the number {}.", "a handwritten {}.")
+ENDPOINT_LRS: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
+#: interpolation coefficients of the cached WiSE-FT curves (0 = zero-shot, 1 = fine-tuned)
+ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+STANDARD = FineTuneRecipe(lr=1e-3, weight_decay=0.1, epochs=5, batch_size=128)
+BANG_CHANGES = dict(label_smoothing=0.1, mixup=0.4)
+N_TRAIN, N_VAL, N_TEST, N_SHIFTED = 3000, 1000, 1000, 500
+
+
+def endpoint_name(lr: float, bang: bool = False) -> str:
+    """Name of the WiSE-FT endpoint fine-tuned at ``lr`` (standard, or BANG: label smoothing + mixup)."""
+    return f"{'BANG ' if bang else ''}lr {lr:g}"
+
+
+_rep = dataclasses.replace
+#: name -> recipe of every fine-tune (the soup ingredients), in checklist order
+INGREDIENTS: dict[str, FineTuneRecipe] = {
+    **{endpoint_name(lr): _rep(STANDARD, lr=lr) for lr in ENDPOINT_LRS},
+    **{endpoint_name(lr, True): _rep(STANDARD, lr=lr, **BANG_CHANGES) for lr in ENDPOINT_LRS},
+    "LS 0.1": _rep(STANDARD, label_smoothing=0.1, seed=1),
+    "mixup 0.4": _rep(STANDARD, mixup=0.4, seed=2),
+    "shift aug": _rep(STANDARD, augment=True, seed=3),
+    "lr 3e-4, wd 0, 8 ep": _rep(STANDARD, lr=3e-4, weight_decay=0.0, epochs=8, seed=4),
+    "lr 3e-4, aug + LS, 3 ep": _rep(STANDARD, lr=3e-4, augment=True, label_smoothing=0.1, epochs=3, seed=5),
+}
+
+
+def _shifted_styles() -> tuple[str, ...]:
+    from .data.captions import STYLES
+
+    return tuple(s for s in STYLES if s != TARGET_STYLE)
+
+
+SHIFTED: tuple[str, ...] = _shifted_styles()
+#: evaluation splits: held-out val (clean), in-distribution test (clean), then the shifted styles
+SPLITS: tuple[str, ...] = ("val", "test", *SHIFTED)
+
+
+@dataclass
+class SoupWorld:
+    """Everything the soups Lab needs, on the cpu.
+
+    model: the zero-shot :class:`~ensemble_lab.models.clip_classifier.ClipClassifier` (eval mode): the
+        architecture every state dict below loads into.
+    states: name -> state dict, :data:`ZERO_SHOT` first, then :data:`INGREDIENTS` in order.
+    recipes: name -> :class:`~ensemble_lab.finetune.FineTuneRecipe` of each ingredient.
+    images, labels: split -> ``(N_s, 1, 16, 16)`` images and ``(N_s,)`` labels, splits :data:`SPLITS`.
+    logits: name -> split -> ``(N_s, C)`` logits of that model.
+    curve_terms: endpoint name -> split -> ``(A, 2, N_s, C)`` WiSE-FT head terms at :data:`ALPHAS` between the
+        zero-shot model and that endpoint.
+    seconds: how long the build took (0 when loaded from the cache).
+    """
+
+    model: torch.nn.Module
+    states: dict[str, dict[str, torch.Tensor]]
+    recipes: dict[str, FineTuneRecipe]
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    logits: dict[str, dict[str, torch.Tensor]]
+    curve_terms: dict[str, dict[str, torch.Tensor]]
+    seconds: float = 0.0
+
+    @property
+    def ingredients(self) -> tuple[str, ...]:
+        return tuple(self.recipes)
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        return torch.tensor(ALPHAS, dtype=torch.float64)
+
+    def all_images(self, splits=SPLITS) -> torch.Tensor:
+        return torch.cat([self.images[s] for s in splits])
+
+
+def _modules():
+    from . import finetune, soups, train
+    from . import soup_world as this
+    from .data import captions, digits
+    from .models import clip_classifier, miniclip
+
+    return (this, finetune, train, soups, captions, digits, clip_classifier, miniclip)
+
+
+def _data(seed: int):
+    from .data import styled_digits, zero_shot_domains
+
+    train = styled_digits("train", TARGET_STYLE, N_TRAIN, seed)
+    domains = zero_shot_domains(seed, N_TEST)
+    images = {"val": styled_digits("val", TARGET_STYLE, N_VAL, seed).images, "test": domains[TARGET_STYLE].images}
+    labels = {"val": styled_digits("val", TARGET_STYLE, N_VAL, seed).labels, "test": domains[TARGET_STYLE].labels}
+    for s in SHIFTED:
+        images[s], labels[s] = domains[s].images[:N_SHIFTED], domains[s].labels[:N_SHIFTED]
+    return train, images, labels
+
+
+def _zero_shot_model(device):
+    from .data.captions import CLASS_NAMES
+    from .models.clip_classifier import zero_shot_classifier
+    from .models.miniclip import load_miniclip
+
+    return zero_shot_classifier(load_miniclip(device), CLASS_NAMES, ZERO_SHOT_PROMPTS).eval()
+
+
+def _split(t: torch.Tensor, sizes: Mapping[str, int], dim: int) -> dict[str, torch.Tensor]:
+    return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim)))
+
+
+def soup_world(seed: int = 0, device: str | torch.device | None = None, progress: bool = True) -> SoupWorld:
+    """Build (about a minute on 2 cpu cores, with a progress bar) or load the world; see the module docstring.
+
+    ``device`` is where fine-tuning and evaluation run (default: cuda, then mps, then cpu); everything comes
+    back on the cpu.  ``seed`` is the data seed of the digits.
+    """
+    import time
+
+    from .soups import interpolation_head_terms
+
+    seed = check_int(seed, "seed", minimum=0)
+    dev = resolve_device(device)
+    config = {"seed": seed, "recipes": {k: r.to_dict() for k, r in INGREDIENTS.items()}, "alphas": ALPHAS,
+              "prompts": ZERO_SHOT_PROMPTS, "sizes": [N_TRAIN, N_VAL, N_TEST, N_SHIFTED], "target": TARGET_STYLE}
+    train, images, labels = _data(seed)
+    sizes = {s: images[s].shape[0] for s in SPLITS}
+    model = _zero_shot_model(dev)
+    built = {"seconds": 0.0}
+
+    def build() -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        x = torch.cat([images[s] for s in SPLITS]).to(dev)
+        states = {ZERO_SHOT: {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        out: dict[str, torch.Tensor] = {}
+        bar = tqdm(total=len(INGREDIENTS) + 1 + 2 * len(ENDPOINT_LRS), desc="fine-tuning ingredients",
+                   disable=not progress)
+        for name, recipe in INGREDIENTS.items():
+            states[name] = fine_tune(model, train.to(dev), recipe)
+            bar.update()
+        bar.set_description("evaluating")
+        for i, (name, sd) in enumerate(states.items()):
+            for k, v in sd.items():
+                out[f"state.{i}.{k}"] = v
+            model.load_state_dict(sd)
+            with torch.no_grad():
+                out[f"logits.{i}"] = model(x)
+        model.load_state_dict(states[ZERO_SHOT])
+        bar.update()
+        bar.set_description("WiSE-FT curves")
+        for lr in ENDPOINT_LRS:
+            for bang in (False, True):
+                name = endpoint_name(lr, bang)
+                out[f"curve.{name}"] = interpolation_head_terms(model, states[ZERO_SHOT], states[name], ALPHAS, x)
+                bar.update()
+        bar.close()
+        built["seconds"] = time.perf_counter() - start
+        return out
+
+    tensors = cache.load_or_build("soup_world", config, build, modules=_modules())
+    names = (ZERO_SHOT, *INGREDIENTS)
+    states, logits = {}, {}
+    for i, name in enumerate(names):
+        prefix = f"state.{i}."
+        states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        logits[name] = _split(tensors[f"logits.{i}"], sizes, 0)
+    curves = {n[len("curve."):]: _split(v, sizes, 2) for n, v in tensors.items() if n.startswith("curve.")}
+    model = model.to("cpu")
+    model.load_state_dict(states[ZERO_SHOT])
+    return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"])
