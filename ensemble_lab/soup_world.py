@@ -33,7 +33,7 @@ from ._validation import check_choice, check_int
 from .device import resolve_device
 from .finetune import FineTuneRecipe, fine_tune
 
-__all__ = ["SoupWorld", "soup_world", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
+__all__ = ["SoupWorld", "soup_world", "assemble_world", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
            "TARGET_STYLE", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
 
 TARGET_STYLE = "clean"
@@ -147,15 +147,59 @@ def _split(t: torch.Tensor, sizes: Mapping[str, int], dim: int) -> dict[str, tor
     return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim)))
 
 
+def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], x: torch.Tensor, endpoints, bar=None):
+    """Logits ``(N, C)`` of every state and WiSE-FT head terms ``(A, 2, N, C)`` from :data:`ZERO_SHOT` to every
+    endpoint, on the concatenated images ``x``."""
+    from .soups import interpolation_head_terms
+
+    logits, curves = {}, {}
+    for name, sd in states.items():
+        model.load_state_dict(sd)
+        with torch.no_grad():
+            logits[name] = model(x)
+    model.load_state_dict(states[ZERO_SHOT])
+    if bar is not None:
+        bar.update()
+        bar.set_description("WiSE-FT curves")
+    for name in endpoints:
+        curves[name] = interpolation_head_terms(model, states[ZERO_SHOT], states[name], ALPHAS, x)
+        if bar is not None:
+            bar.update()
+    return logits, curves
+
+
+def assemble_world(model, states, recipes, images, labels) -> SoupWorld:
+    """A :class:`SoupWorld` from given fine-tuned states (no training, no cache): evaluates every state on
+    every split and computes the WiSE-FT curve terms to every endpoint of :func:`endpoint_name` present in
+    ``states``.  :func:`soup_world` builds the real one; tests use this for tiny worlds.
+
+    Args:
+        model: the zero-shot classifier (its architecture is used; its weights end as ``states[ZERO_SHOT]``).
+        states: name -> state dict, with :data:`ZERO_SHOT` among them.
+        recipes: ingredient name -> :class:`~ensemble_lab.finetune.FineTuneRecipe` (every state but zero-shot).
+        images, labels: split -> ``(N_s, ...)`` images and ``(N_s,)`` labels, for every split of :data:`SPLITS`.
+    """
+    if ZERO_SHOT not in states or set(states) != {ZERO_SHOT, *recipes}:
+        raise ValueError(f"states must hold {ZERO_SHOT!r} and one state per recipe; got {sorted(states)}")
+    missing = [s for s in SPLITS if s not in images or s not in labels]
+    if missing:
+        raise ValueError(f"images and labels must hold every split of {SPLITS}; missing {missing}")
+    sizes = {s: images[s].shape[0] for s in SPLITS}
+    endpoints = [endpoint_name(lr, b) for lr in ENDPOINT_LRS for b in (False, True) if endpoint_name(lr, b) in states]
+    logits, curves = _evaluate(model.eval(), states, torch.cat([images[s] for s in SPLITS]), endpoints)
+    return SoupWorld(model, {n: dict(states[n]) for n in (ZERO_SHOT, *recipes)}, dict(recipes),
+                     {s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS},
+                     {n: _split(t, sizes, 0) for n, t in logits.items()},
+                     {n: _split(t, sizes, 2) for n, t in curves.items()})
+
+
 def soup_world(seed: int = 0, device: str | torch.device | None = None, progress: bool = True) -> SoupWorld:
-    """Build (about a minute on 2 cpu cores, with a progress bar) or load the world; see the module docstring.
+    """Build (about 40 s on 2 cpu cores, with a progress bar) or load the world; see the module docstring.
 
     ``device`` is where fine-tuning and evaluation run (default: cuda, then mps, then cpu); everything comes
     back on the cpu.  ``seed`` is the data seed of the digits.
     """
     import time
-
-    from .soups import interpolation_head_terms
 
     seed = check_int(seed, "seed", minimum=0)
     dev = resolve_device(device)
@@ -164,45 +208,34 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
     train, images, labels = _data(seed)
     sizes = {s: images[s].shape[0] for s in SPLITS}
     model = _zero_shot_model(dev)
+    names = (ZERO_SHOT, *INGREDIENTS)
+    endpoints = [endpoint_name(lr, b) for lr in ENDPOINT_LRS for b in (False, True)]
     built = {"seconds": 0.0}
 
     def build() -> dict[str, torch.Tensor]:
         start = time.perf_counter()
-        x = torch.cat([images[s] for s in SPLITS]).to(dev)
         states = {ZERO_SHOT: {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        out: dict[str, torch.Tensor] = {}
-        bar = tqdm(total=len(INGREDIENTS) + 1 + 2 * len(ENDPOINT_LRS), desc="fine-tuning ingredients",
-                   disable=not progress)
+        bar = tqdm(total=len(INGREDIENTS) + 1 + len(endpoints), desc="fine-tuning ingredients", disable=not progress)
         for name, recipe in INGREDIENTS.items():
             states[name] = fine_tune(model, train.to(dev), recipe)
             bar.update()
         bar.set_description("evaluating")
-        for i, (name, sd) in enumerate(states.items()):
-            for k, v in sd.items():
-                out[f"state.{i}.{k}"] = v
-            model.load_state_dict(sd)
-            with torch.no_grad():
-                out[f"logits.{i}"] = model(x)
-        model.load_state_dict(states[ZERO_SHOT])
-        bar.update()
-        bar.set_description("WiSE-FT curves")
-        for lr in ENDPOINT_LRS:
-            for bang in (False, True):
-                name = endpoint_name(lr, bang)
-                out[f"curve.{name}"] = interpolation_head_terms(model, states[ZERO_SHOT], states[name], ALPHAS, x)
-                bar.update()
+        x = torch.cat([images[s] for s in SPLITS]).to(dev)
+        logits, curves = _evaluate(model, states, x, endpoints, bar)
         bar.close()
+        out = {f"state.{i}.{k}": v for i, n in enumerate(names) for k, v in states[n].items()}
+        out.update({f"logits.{i}": logits[n] for i, n in enumerate(names)})
+        out.update({f"curve.{n}": t for n, t in curves.items()})
         built["seconds"] = time.perf_counter() - start
         return out
 
     tensors = cache.load_or_build("soup_world", config, build, modules=_modules())
-    names = (ZERO_SHOT, *INGREDIENTS)
     states, logits = {}, {}
     for i, name in enumerate(names):
         prefix = f"state.{i}."
         states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         logits[name] = _split(tensors[f"logits.{i}"], sizes, 0)
-    curves = {n[len("curve."):]: _split(v, sizes, 2) for n, v in tensors.items() if n.startswith("curve.")}
+    curves = {n: _split(tensors[f"curve.{n}"], sizes, 2) for n in endpoints}
     model = model.to("cpu")
     model.load_state_dict(states[ZERO_SHOT])
     return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"])

@@ -274,3 +274,67 @@ def test_learned_soup_mixes_batch_norm_statistics_with_their_module():
     assert torch.equal(soup["1.num_batches_tracked"], states[0]["1.num_batches_tracked"])
     assert int(states[1]["1.num_batches_tracked"]) == 2
     bn_model(0).load_state_dict(soup)
+
+
+# --- BANG's head scale and the WiSE-FT head terms ---------------------------------------------------------
+def _clip_like(seed=0):
+    from ensemble_lab.models.clip_classifier import ClipClassifier
+
+    torch.manual_seed(seed)
+    visual = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6))
+    return ClipClassifier(visual, torch.randn(4, 6)).eval()
+
+
+def test_head_terms_recombine_into_the_interpolated_model_with_a_scaled_head():
+    from ensemble_lab.soups import combine_head_terms, interpolation_head_terms, scale_head
+
+    model = _clip_like()
+    a = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    b = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in a.items()}
+    x = torch.rand(7, 1, 4, 4, generator=g)
+    alphas = [0.0, 0.25, 0.6, 1.0]
+    terms = interpolation_head_terms(model, a, b, alphas, x)
+    assert terms.shape == (4, 2, 7, 4)
+    for s in (1.0, 0.4, 1.7):
+        want = torch.stack([_load(model, interpolate(a, scale_head(b, "head", s), al))(x) for al in alphas])
+        torch.testing.assert_close(combine_head_terms(terms, alphas, s), want, rtol=1e-5, atol=1e-5)
+    # at alpha 0 the head terms are the zero-shot model with each head
+    torch.testing.assert_close(terms[0, 0], _load(model, a)(x), rtol=1e-5, atol=1e-6)
+
+
+def _load(model, sd):
+    import copy
+
+    m = copy.deepcopy(model)
+    m.load_state_dict(sd)
+    return m
+
+
+def test_scale_head_scales_the_logits_and_nothing_else():
+    from ensemble_lab.soups import scale_head
+
+    model = _clip_like()
+    sd = model.state_dict()
+    out = scale_head(sd, "head", 0.5)
+    x = torch.rand(5, 1, 4, 4)
+    torch.testing.assert_close(_load(model, out)(x), 0.5 * model(x), rtol=1e-5, atol=1e-6)
+    assert all(torch.equal(out[k], sd[k]) for k in sd if not k.startswith("head."))
+
+
+@pytest.mark.parametrize("function, args, match", [
+    ("scale_head", ("SD", "head", 0.0), "scale"),
+    ("scale_head", ("SD", "head", float("inf")), "scale"),
+    ("scale_head", ("SD", "visual.9", 1.0), "head"),
+    ("combine_head_terms", (torch.zeros(3, 2, 4), [0, 1], 1.0), "terms"),
+    ("combine_head_terms", (torch.zeros(3, 2, 4, 5), [0, 1], 1.0), "alphas"),
+    ("combine_head_terms", (torch.zeros(2, 2, 4, 5), [0, 1], -1.0), "scale"),
+    ("interpolation_head_terms", ("MODEL", "SD", "SD", [1.5], torch.rand(2, 1, 4, 4)), "alphas"),
+])
+def test_head_helpers_reject_bad_input(function, args, match):
+    import ensemble_lab.soups as soups_module
+
+    fill = {"SD": _clip_like().state_dict(), "MODEL": _clip_like()}
+    args = [fill[a] if isinstance(a, str) and a in fill else a for a in args]
+    with pytest.raises(ValueError, match=match):
+        getattr(soups_module, function)(*args)

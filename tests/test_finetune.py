@@ -1,0 +1,124 @@
+"""Fine-tuning recipes: the loss pieces against obviously-correct references, determinism, bad input."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ensemble_lab.finetune import FineTuneRecipe, fine_tune, mixup_batch, shift_augment
+
+
+def _data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = (torch.rand(3, 1, 4, 4, generator=g)[y] + 0.1 * torch.randn(n, 1, 4, 4, generator=g)).clamp(0, 1)
+    return x, y
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def test_shift_augment_matches_a_padded_crop_reference():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(20, 2, 5, 6)
+    out = shift_augment(x, g)
+    d = torch.randint(-1, 2, (20, 2), generator=torch.Generator().manual_seed(3))
+    for i in range(20):
+        dy, dx = int(d[i, 0]), int(d[i, 1])
+        ref = torch.zeros_like(x[i])
+        src = x[i][:, max(0, -dy): 5 - max(0, dy), max(0, -dx): 6 - max(0, dx)]
+        ref[:, max(0, dy): max(0, dy) + src.shape[1], max(0, dx): max(0, dx) + src.shape[2]] = src
+        torch.testing.assert_close(out[i], ref)
+
+
+def test_mixup_batch_blends_images_and_labels_with_one_lambda():
+    x, y = _data(16)
+    g = torch.Generator().manual_seed(0)
+    mixed, ya, yb, lam = mixup_batch(x, y, 0.4, g)
+    assert 0.0 <= lam <= 1.0 and torch.equal(ya, y)
+    perm = [int(torch.nonzero(y == yb[i]).flatten()[0]) for i in range(16)]  # a source with label yb[i]
+    assert all(int(y[p]) == int(yb[i]) for i, p in enumerate(perm))
+    # the blend: mixed - lam * x is (1 - lam) times some row of x, namely the one whose label is yb
+    rest = (mixed - lam * x) / (1 - lam)
+    for i in range(16):
+        assert any(torch.allclose(rest[i], x[j], atol=1e-5) and int(y[j]) == int(yb[i]) for j in range(16))
+    with pytest.raises(ValueError, match="alpha"):
+        mixup_batch(x, y, 0.0, g)
+
+
+def test_fine_tune_is_deterministic_and_leaves_the_model_alone():
+    x, y = _data()
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recipe = FineTuneRecipe(lr=1e-2, epochs=2, batch_size=16, mixup=0.4, label_smoothing=0.1, augment=True)
+    a, b = fine_tune(model, (x, y), recipe), fine_tune(model, (x, y), recipe)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        torch.testing.assert_close(model.state_dict()[k], before[k], rtol=0, atol=0)
+    c = fine_tune(model, (x, y), dataclasses.replace(recipe, seed=1))
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_plain_fine_tune_equals_a_reference_loop():
+    """No mixup, no augmentation: AdamW + cosine + cross-entropy with label smoothing, written out by hand."""
+    x, y = _data()
+    recipe = FineTuneRecipe(lr=5e-3, weight_decay=0.05, epochs=2, batch_size=16, label_smoothing=0.2, seed=4)
+    got = fine_tune(_model(), (x, y), recipe)
+    net = _model()
+    opt = torch.optim.AdamW(net.parameters(), lr=5e-3, weight_decay=0.05)
+    steps = 2 * 4
+    g = torch.Generator().manual_seed(4)
+    step = 0
+    for _ in range(2):
+        order = torch.randperm(64, generator=g)
+        for s in range(0, 64, 16):
+            idx = order[s:s + 16]
+            logp = net(x[idx]).log_softmax(-1)
+            target = torch.full((16, 3), 0.2 / 3).scatter_(1, y[idx, None], 1 - 0.2 + 0.2 / 3)
+            loss = -(target * logp).sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = 5e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / steps))).item()
+            opt.step()
+            step += 1
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_label_smoothing_lowers_confidence():
+    x, y = _data(128)
+    base = FineTuneRecipe(lr=3e-2, epochs=15, batch_size=32)
+    m = _model()
+    conf = {}
+    for eps in (0.0, 0.3):
+        m.load_state_dict(fine_tune(_model(), (x, y), dataclasses.replace(base, label_smoothing=eps)))
+        with torch.no_grad():
+            conf[eps] = float(F.softmax(m(x), -1).max(-1).values.mean())
+    assert conf[0.3] < conf[0.0] - 0.05
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"), (dict(label_smoothing=1.0), "label_smoothing"),
+    (dict(label_smoothing=-0.1), "label_smoothing"), (dict(mixup=-0.2), "mixup"), (dict(seed=-1), "seed"),
+])
+def test_recipe_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FineTuneRecipe(**kwargs)
+
+
+def test_recipe_and_fine_tune_bad_types():
+    with pytest.raises(TypeError, match="augment"):
+        FineTuneRecipe(augment="yes")
+    with pytest.raises(TypeError, match="model"):
+        fine_tune("not a model", _data())
+    with pytest.raises(TypeError, match="recipe"):
+        fine_tune(_model(), _data(), recipe={"lr": 1e-3})
+    x, y = _data()
+    with pytest.raises(ValueError, match="labels"):
+        fine_tune(_model(), (x, y[:-1]))
+    assert FineTuneRecipe(mixup=0.4).bang and not FineTuneRecipe().bang
