@@ -65,7 +65,7 @@ class SoupsView(LabView):
         self.checks: list[w.Checkbox] = []
         for i, name in enumerate(lab.names):
             c = w.Checkbox(value=name in s.ingredients, description=name, indent=False,
-                           layout=w.Layout(width="170px"))
+                           layout=w.Layout(width="170px", height="24px"))
             c.add_class(f"el-ingredient-{i}")
             c.observe(lambda _ch: self._on_check(), names="value")
             self.checks.append(c)
@@ -76,8 +76,9 @@ class SoupsView(LabView):
         self.all_button.add_class("el-all")
         self.all_button.on_click(lambda _b: self._send_ingredients(list(self.lab.names)))
         self.recipe = self.bind("recipe", w.ToggleButtons(
-            options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES], value=s.recipe, description="recipe",
-            style={"button_width": "66px"}))
+            options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES], value=s.recipe,
+            tooltips=[f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in RECIPES],
+            style={"button_width": "84px"}))
         self.alpha = self.bind("alpha", w.FloatSlider(value=s.alpha, min=0.0, max=1.0, step=0.1, description="alpha",
                                                       continuous_update=True, readout_format=".1f"))
         self.lr = w.Dropdown(options=[(lr_label(lr), lr) for lr in self._lrs], value=self._lr_option(),
@@ -136,16 +137,17 @@ class SoupsView(LabView):
         self.line_legend = lx.legend(handles=[self.loss_line, self.line_acc], loc="upper center",
                                      bbox_to_anchor=(0.5, -0.2), ncol=1, fontsize="x-small", frameon=False)
         lx.set_title(" \n ", fontsize="medium")
+        # lines and dots are redrawn over a cached background; texts (titles, legend, ticks) are part of that
+        # background, and a change of them asks for a full draw
         self.blit = BlitManager(self.fig.canvas, [
             *self.ece_lines.values(), *self.ece_dots.values(), self.alpha_line, *self.soup_lines.values(),
-            *self.acc_lines.values(), *self.dots.values(), self.legend, ax.title,
-            self.line_acc, self.loss_line, lx.title])
+            *self.acc_lines.values(), *self.dots.values(), self.line_acc, self.loss_line])
         self.figure = FigureBox(self.fig)
 
         # -- layout -------------------------------------------------------------------------------------
         controls = w.VBox([
             w.HTML("<b>Ingredients</b> (the soups mix the checked fine-tunes)"), self.checklist, self.all_button,
-            self.recipe,
+            w.HTML("<b>Recipe</b> (marked in the plot, bold in the table)"), self.recipe,
             w.HTML("<b>WiSE-FT</b>: zero-shot ↔ fine-tuned endpoint"), self.alpha, self.lr, self.bang,
             w.HTML("fine-tuned head scale (BANG balance)"), self.head_scale,
             w.HTML("<b>Evaluate</b>"), self.split,
@@ -156,10 +158,12 @@ class SoupsView(LabView):
         self.widget.add_class("el-lab")
         self.widget.add_class("el-soups")
 
-        self._limits = None
+        self._static = None
+        self._drawn = False  # no draw request before the first full draw (ipympl would send a second image)
         lab.observe(lambda change: self.redraw(change.new), names="result")
         self.redraw(lab.result)
         freeze_layout(self.fig)
+        self._drawn = True
         self.figure.refresh()
 
     # -- widgets -> lab ---------------------------------------------------------------------------------
@@ -209,21 +213,23 @@ class SoupsView(LabView):
             self.ece_dots[tag].set_data([s.alpha], [result.point[f"{tag}_ece"]])
             self.soup_lines[tag].set_ydata([result.table[result.current][f"acc_{tag}"]] * 2)
         self.alpha_line.set_xdata([s.alpha, s.alpha])
-        for text, split in zip(self._soup_texts, ("ID", "shifted")):
-            text.set_text(f"{result.current}, {split}")
-        head = "" if s.head_scale == 1 else f", head ×{s.head_scale:g}"
-        ax.set_title(f"WiSE-FT: zero-shot → {result.endpoint}{head}\nshifted = {result.shift_name}",
-                     fontsize="medium")
         self.loss_line.set_data(alphas, result.line["loss"].numpy())
         self.line_acc.set_data(alphas, result.line["acc"].numpy())
-        lx.set_title(f"val loss from {s.line_a}\nto {s.line_b}", fontsize="medium")
+        head = "" if s.head_scale == 1 else f", head ×{s.head_scale:g}"
+        texts = (f"WiSE-FT: zero-shot → {result.endpoint}{head}\nshifted = {result.shift_name}",
+                 f"val loss from {s.line_a}\nto {s.line_b}", f"{result.current}, ID", f"{result.current}, shifted")
         limits = self._wanted_limits(result)
-        if limits != self._limits:
+        if (texts, limits) != self._static:  # titles, legend or axis ranges change: a full draw
+            ax.set_title(texts[0], fontsize="medium")
+            lx.set_title(texts[1], fontsize="medium")
+            for text, value in zip(self._soup_texts, texts[2:]):
+                text.set_text(value)
             for axis, lim in zip((ax, self.ece_ax, lx, self.line_acc_ax), limits):
                 axis.set_ylim(*lim)
-            self._limits = limits
-            self.fig.canvas.draw_idle()  # new tick labels: a full draw (it also blits the artists)
-        else:
+            self._static = (texts, limits)
+            if self._drawn:
+                self.fig.canvas.draw_idle()  # the draw event then blits the lines
+        elif self._drawn:
             self.blit.update()
         self.figure.refresh()
         self.show_status(self.lab.status)

@@ -1,0 +1,95 @@
+"""Headless tests of the soups Lab's View: widgets drive the State through ``lab.set``, refused values come back
+to the status line with the controls put back, and the plots and the table follow ``lab.result``."""
+
+import pytest
+from soups_fixtures import tiny_world
+
+from ensemble_lab.labs.soups import SoupsLab
+from ensemble_lab.soup_world import ENDPOINT_LRS, endpoint_name
+
+
+@pytest.fixture(scope="module")
+def world():
+    return tiny_world()
+
+
+@pytest.fixture
+def lab(world):
+    return SoupsLab(world)
+
+
+def _bold_rows(table: str) -> list[str]:
+    rows = table.split("<tr style='font-weight:bold'><td style='padding:2px 8px'>")[1:]
+    return [row.split("</td>")[0] for row in rows]
+
+
+def test_the_view_shows_the_result(lab):
+    v = lab.view
+    r = lab.result
+    assert "el-soups" in v.widget._dom_classes and "ok" in v.status.value
+    assert [c.description for c in v.checks] == list(lab.names) and all(c.value for c in v.checks)
+    assert list(v.acc_lines["id"].get_ydata()) == pytest.approx(r.curve["id_acc"].tolist())
+    assert list(v.loss_line.get_ydata()) == pytest.approx(r.line["loss"].tolist())
+    assert r.endpoint in v.axes["wise"].get_title() and r.shift_name in v.axes["wise"].get_title()
+    assert "greedy soup kept: " + ", ".join(r.greedy_kept) in v.table.value
+
+
+def test_alpha_slider_moves_the_marker(lab):
+    v = lab.view
+    v.alpha.value = 0.3
+    assert lab.state.alpha == 0.3 and "ok" in v.status.value
+    assert list(v.alpha_line.get_xdata()) == pytest.approx([0.3, 0.3])
+    assert list(v.dots["id"].get_xdata()) == pytest.approx([0.3])
+    assert list(v.dots["shift"].get_ydata()) == pytest.approx([lab.result.point["shift_acc"]])
+    assert lab.result.point["id_acc"] == pytest.approx(float(lab.result.curve["id_acc"][3]))
+    assert "WiSE-FT (alpha 0.3)" in _bold_rows(v.table.value)
+
+
+def test_unchecking_the_last_ingredient_is_refused(lab):
+    v = lab.view
+    first, second = lab.names[:2]
+    assert lab.set(ingredients=[first])  # from code: the checklist follows
+    assert [c.value for c in v.checks] == [name == first for name in lab.names]
+    shown = []
+    v.status.observe(lambda ch: shown.append(ch.new), names="value")
+    v.checks[1].value = True
+    assert lab.state.ingredients == [first, second]
+    assert any("computing soups for 2 ingredients" in s for s in shown) and "ok" in v.status.value
+    v.checks[1].value = False
+    state, result = lab.state.to_dict(), lab.result
+    v.checks[0].value = False  # nothing left checked
+    assert "at least one ingredient" in v.status.value
+    assert lab.state.to_dict() == state and lab.result is result
+    assert [c.value for c in v.checks] == [name == first for name in lab.names]  # the box is ticked again
+
+
+def test_recipe_bolds_its_row_and_moves_the_soup_lines(lab):
+    v = lab.view
+    assert set(_bold_rows(v.table.value)) == {"greedy soup", "WiSE-FT (alpha 0.5)"}
+    v.recipe.value = "learned"
+    assert lab.state.recipe == "learned" and lab.result.current == "learned soup"
+    assert set(_bold_rows(v.table.value)) == {"learned soup", "WiSE-FT (alpha 0.5)"}
+    row = lab.result.table["learned soup"]
+    assert list(v.soup_lines["shift"].get_ydata()) == pytest.approx([row["acc_shift"]] * 2)
+    assert [t.get_text() for t in v._soup_texts] == ["learned soup, ID", "learned soup, shifted"]
+    v.recipe.value = "output ensemble"
+    assert "output ensemble" in _bold_rows(v.table.value) and "×" in v.table.value
+
+
+def test_endpoint_split_and_line_controls(lab):
+    v = lab.view
+    v.lr.value = ENDPOINT_LRS[-1]
+    v.bang.value = True
+    assert lab.result.endpoint == endpoint_name(ENDPOINT_LRS[-1], True)
+    assert lab.result.endpoint in v.axes["wise"].get_title()
+    v.head_scale.value = 0.5
+    assert lab.state.head_scale == 0.5 and "head ×0.5" in v.axes["wise"].get_title()
+    lab.set(lr=ENDPOINT_LRS[0])  # from code: the dropdown follows
+    assert v.lr.value == ENDPOINT_LRS[0] and v.lr.label == f"{ENDPOINT_LRS[0]:.0e}".replace("e-0", "e-")
+    v.split.value = v.split.options[-1]
+    assert lab.state.split == v.split.options[-1] and lab.result.shift_name in v.table.value
+    v.line_a.value = "zero-shot"
+    assert lab.state.line_a == "zero-shot" and "val loss from zero-shot" in v.axes["line"].get_title()
+    before = lab.state.line_b
+    v.line_b.value = "zero-shot"  # both ends the same: refused, the dropdown put back
+    assert "must differ" in v.status.value and lab.state.line_b == before and v.line_b.value == before
