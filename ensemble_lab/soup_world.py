@@ -5,10 +5,13 @@
 * **Zero-shot endpoint**: its image encoder with a head made from the text embeddings of the class prompts
   (:func:`~ensemble_lab.models.clip_classifier.zero_shot_classifier` with :data:`ZERO_SHOT_PROMPTS`); no
   target label is used.
-* **Target task**: clean digits (:data:`TARGET_STYLE`): fine-tuning on ``styled_digits("train", "clean")``,
-  held-out selection (greedy and learned soups) on ``styled_digits("val", "clean")``, in-distribution test on
-  the clean test domain; the other six styles of :func:`~ensemble_lab.data.zero_shot_domains` are the shifted
-  test sets (the analogue of ImageNet -> ImageNet-Sketch, -R, ... in the papers).
+* **Target task**: clean digits with a grey sticker over part of them (:data:`TARGET_STYLE` drawn, then
+  :func:`~ensemble_lab.data.shift` with :data:`TARGET_CORRUPTION`: a mid-grey square a quarter of the image wide
+  at a random place), something the pre-training corpus never showed.  Fine-tuning on
+  ``styled_digits("train", "clean")``, held-out selection (greedy and learned soups) on the val sources,
+  in-distribution test on the clean test domain, all with stickers; the other six styles of
+  :func:`~ensemble_lab.data.zero_shot_domains`, with stickers too, are the shifted test sets: the same task
+  drawn differently (the analogue of ImageNet -> ImageNet-Sketch, -R, ... in the papers).
 * **Ingredients**: :data:`INGREDIENTS`, fine-tunes of the zero-shot model with varied learning rate, weight
   decay, epochs, label smoothing, mixup and augmentation (:mod:`ensemble_lab.finetune`).  Those named by
   :func:`endpoint_name` are the WiSE-FT endpoints: one standard and one BANG (label smoothing + mixup)
@@ -34,9 +37,11 @@ from .device import resolve_device
 from .finetune import FineTuneRecipe, fine_tune
 
 __all__ = ["SoupWorld", "soup_world", "assemble_world", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
-           "TARGET_STYLE", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
+           "TARGET_STYLE", "TARGET_CORRUPTION", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
 
 TARGET_STYLE = "clean"
+#: the corruption (kind, severity) of :func:`~ensemble_lab.data.shift` that makes the target task new
+TARGET_CORRUPTION: tuple[str, int] = ("occlusion", 1)
 ZERO_SHOT = "zero-shot"
 #: CLIP-style prompt ensemble for the zero-shot head (style-neutral templates only)
 ZERO_SHOT_PROMPTS: tuple[str, ...] = ("a photo of the number {}.", "the number {}.", "a picture of a {}.",
@@ -62,8 +67,9 @@ INGREDIENTS: dict[str, FineTuneRecipe] = {
     "LS 0.1": _rep(STANDARD, label_smoothing=0.1, seed=1),
     "mixup 0.4": _rep(STANDARD, mixup=0.4, seed=2),
     "shift aug": _rep(STANDARD, augment=True, seed=3),
-    "lr 3e-4, wd 0, 8 ep": _rep(STANDARD, lr=3e-4, weight_decay=0.0, epochs=8, seed=4),
-    "lr 3e-4, aug + LS, 3 ep": _rep(STANDARD, lr=3e-4, augment=True, label_smoothing=0.1, epochs=3, seed=5),
+    "wd 0, 8 ep": _rep(STANDARD, weight_decay=0.0, epochs=8, seed=4),
+    "aug + LS, 3 ep": _rep(STANDARD, augment=True, label_smoothing=0.1, epochs=3, seed=5),
+    "lr 2e-3, seed 6": _rep(STANDARD, lr=2e-3, seed=6),
 }
 
 
@@ -117,22 +123,24 @@ class SoupWorld:
 def _modules():
     from . import finetune, soups, train
     from . import soup_world as this
-    from .data import captions, digits
+    from .data import captions, digits, shifts
     from .models import clip_classifier, miniclip
 
-    return (this, finetune, train, soups, captions, digits, clip_classifier, miniclip)
+    return (this, finetune, train, soups, captions, digits, shifts, clip_classifier, miniclip)
 
 
 def _data(seed: int):
-    from .data import styled_digits, zero_shot_domains
+    from .data import shift, styled_digits, zero_shot_domains
 
-    train = styled_digits("train", TARGET_STYLE, N_TRAIN, seed)
+    kind, severity = TARGET_CORRUPTION
     domains = zero_shot_domains(seed, N_TEST)
-    images = {"val": styled_digits("val", TARGET_STYLE, N_VAL, seed).images, "test": domains[TARGET_STYLE].images}
-    labels = {"val": styled_digits("val", TARGET_STYLE, N_VAL, seed).labels, "test": domains[TARGET_STYLE].labels}
-    for s in SHIFTED:
-        images[s], labels[s] = domains[s].images[:N_SHIFTED], domains[s].labels[:N_SHIFTED]
-    return train, images, labels
+    sets = {"train": styled_digits("train", TARGET_STYLE, N_TRAIN, seed),
+            "val": styled_digits("val", TARGET_STYLE, N_VAL, seed), "test": domains[TARGET_STYLE]}
+    sets.update({s: domains[s].subset(torch.arange(N_SHIFTED)) for s in SHIFTED})
+    # each split its own sticker positions (shift's draws depend on its seed and the kind only)
+    sets = {name: shift(d, kind, severity, seed=seed * 100 + i + 1) for i, (name, d) in enumerate(sets.items())}
+    train = sets.pop("train")
+    return train, {s: d.images for s, d in sets.items()}, {s: d.labels for s, d in sets.items()}
 
 
 def _zero_shot_model(device):
@@ -204,7 +212,8 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
     seed = check_int(seed, "seed", minimum=0)
     dev = resolve_device(device)
     config = {"seed": seed, "recipes": {k: r.to_dict() for k, r in INGREDIENTS.items()}, "alphas": ALPHAS,
-              "prompts": ZERO_SHOT_PROMPTS, "sizes": [N_TRAIN, N_VAL, N_TEST, N_SHIFTED], "target": TARGET_STYLE}
+              "prompts": ZERO_SHOT_PROMPTS, "sizes": [N_TRAIN, N_VAL, N_TEST, N_SHIFTED], "target": TARGET_STYLE,
+              "corruption": TARGET_CORRUPTION}
     train, images, labels = _data(seed)
     sizes = {s: images[s].shape[0] for s in SPLITS}
     model = _zero_shot_model(dev)

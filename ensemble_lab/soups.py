@@ -178,8 +178,19 @@ def _check_model_keys(model: torch.nn.Module, keys) -> None:
         raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
 
 
+def _chunked(run_alphas, inputs: torch.Tensor, batch_size: int, dim: int) -> torch.Tensor:
+    """``run_alphas(chunk)`` on ``inputs`` ``batch_size`` rows at a time, concatenated along ``dim`` (bounds the
+    memory of a vmap over alphas: A times the activations of one chunk)."""
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a tensor (N, ...) with N >= 1, got {getattr(inputs, 'shape', inputs)}")
+    parts = [run_alphas(inputs[i : i + batch_size]) for i in range(0, inputs.shape[0], batch_size)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+
+
 def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                         alphas, inputs: torch.Tensor, extrapolate: bool = False) -> torch.Tensor:
+                         alphas, inputs: torch.Tensor, extrapolate: bool = False, batch_size: int = 1024
+                         ) -> torch.Tensor:
     """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, in one vectorised pass.
 
     Args:
@@ -187,11 +198,13 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
             put it in eval mode for batch-norm to use the (interpolated) running statistics.
         a, b: state dicts of that architecture (checked as in :func:`interpolate`).
         alphas: ``(A,)`` interpolation coefficients, each in [0, 1] unless ``extrapolate``.
-        inputs: ``(N, ...)`` a batch for the model.
+        inputs: ``(N, ...)`` a batch for the model, run ``batch_size`` images at a time (for all alphas at once).
 
     Returns:
         ``(A, N, ...)`` the model's outputs, one slice per alpha; equal (to float rounding) to loading
-        ``interpolate(a, b, alpha)`` into the model and calling it, alpha by alpha.
+        ``interpolate(a, b, alpha)`` into the model and calling it, alpha by alpha.  The work is the same A
+        forward passes: what is saved is building and loading A state dicts (see BENCHMARKS.md for what that
+        is worth).
     """
     states = _check_states([a, b], "states (a, b)")
     al = _check_alphas(alphas, extrapolate)
@@ -199,12 +212,17 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point()}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
-    def run(alpha: torch.Tensor) -> torch.Tensor:
-        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
-        return torch.func.functional_call(model, {**params, **fixed}, (inputs,))
+    al = al.to(next(iter(a.values())).device)
+
+    def run_alphas(chunk: torch.Tensor) -> torch.Tensor:
+        def run(alpha: torch.Tensor) -> torch.Tensor:
+            params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+            return torch.func.functional_call(model, {**params, **fixed}, (chunk,))
+
+        return torch.func.vmap(run)(al)
 
     with torch.no_grad():
-        return torch.func.vmap(run)(al.to(next(iter(a.values())).device))
+        return _chunked(run_alphas, inputs, batch_size, dim=1)
 
 
 def _head_keys(state: Mapping[str, torch.Tensor], head: str) -> tuple[str, str | None]:
@@ -236,8 +254,8 @@ def scale_head(state: Mapping[str, torch.Tensor], head: str, scale: float) -> di
 
 
 def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                             alphas, inputs: torch.Tensor, head: str = "head", extrapolate: bool = False
-                             ) -> torch.Tensor:
+                             alphas, inputs: torch.Tensor, head: str = "head", extrapolate: bool = False,
+                             batch_size: int = 1024) -> torch.Tensor:
     """The two linear terms of a WiSE-FT curve whose last layer is the linear module ``head``.
 
     With every layer but ``head`` interpolated at ``alpha``, giving features ``f_alpha(x)``:
@@ -246,7 +264,8 @@ def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tenso
     scaled by ``s`` (:func:`scale_head`) they are ``(1 - alpha) terms[i, 0] + alpha s terms[i, 1]``
     (:func:`combine_head_terms`): a balance knob that costs no further forward pass.
 
-    Both heads run in one call: their weights are stacked into one ``(2C, D)`` linear layer.
+    Both heads run in one call: their weights are stacked into one ``(2C, D)`` linear layer.  ``inputs`` run
+    ``batch_size`` at a time, as in :func:`interpolation_logits`.
 
     Returns:
         ``(A, 2, N, C)`` float tensor on the inputs' device.
@@ -262,13 +281,18 @@ def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tenso
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point() and k not in both}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
-    def run(alpha: torch.Tensor) -> torch.Tensor:
-        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
-        out = torch.func.functional_call(model, {**params, **fixed, **both}, (inputs,))  # (N, 2C)
-        return torch.stack([out[:, :c], out[:, c:]])
+    al = al.to(a[weight].device)
+
+    def run_alphas(chunk: torch.Tensor) -> torch.Tensor:
+        def run(alpha: torch.Tensor) -> torch.Tensor:
+            params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+            out = torch.func.functional_call(model, {**params, **fixed, **both}, (chunk,))  # (n, 2C)
+            return torch.stack([out[:, :c], out[:, c:]])
+
+        return torch.func.vmap(run)(al)
 
     with torch.no_grad():
-        return torch.func.vmap(run)(al.to(a[weight].device))
+        return _chunked(run_alphas, inputs, batch_size, dim=2)
 
 
 def combine_head_terms(terms: torch.Tensor, alphas, scale: float = 1.0) -> torch.Tensor:

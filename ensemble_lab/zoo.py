@@ -304,14 +304,17 @@ NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
 
 
 def prebuild(progress: bool = True) -> None:
-    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, and the image-caption world
-    of 03_prompt_ensembling (its zero-shot domains and pre-training sample)."""
+    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, the image-caption world of
+    03_prompt_ensembling (its zero-shot domains and pre-training sample) and the fine-tuned ingredients of
+    05_model_soups_wise_ft."""
     from .data.captions import pretraining_sample, zero_shot_domains
+    from .soup_world import soup_world
 
     for config in NOTEBOOK_ARTEFACTS:
         ensemble_predictions(**config, progress=progress)
     zero_shot_domains()
     pretraining_sample()
+    soup_world(progress=progress)
 
 
 if __name__ == "__main__":

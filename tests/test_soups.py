@@ -338,3 +338,20 @@ def test_head_helpers_reject_bad_input(function, args, match):
     args = [fill[a] if isinstance(a, str) and a in fill else a for a in args]
     with pytest.raises(ValueError, match=match):
         getattr(soups_module, function)(*args)
+
+
+def test_curves_in_chunks_equal_one_pass():
+    from ensemble_lab.soups import interpolation_head_terms
+
+    model = _clip_like()
+    a = {k: v.clone() for k, v in model.state_dict().items()}
+    b = {k: v + 0.3 for k, v in a.items()}
+    x = torch.rand(7, 1, 4, 4)
+    torch.testing.assert_close(interpolation_logits(model, a, b, [0.2, 0.9], x, batch_size=3),
+                               interpolation_logits(model, a, b, [0.2, 0.9], x))
+    torch.testing.assert_close(interpolation_head_terms(model, a, b, [0.2, 0.9], x, batch_size=2),
+                               interpolation_head_terms(model, a, b, [0.2, 0.9], x))
+    with pytest.raises(ValueError, match="batch_size"):
+        interpolation_logits(model, a, b, [0.5], x, batch_size=0)
+    with pytest.raises(ValueError, match="inputs"):
+        interpolation_logits(model, a, b, [0.5], x[:0])
