@@ -6,8 +6,9 @@
   the held-out score of the soup *strictly* improves (the reference code's rule).
 - :func:`task_arithmetic`: the general form ``theta0 + sum_t lambda_t (theta_t - theta0)``; the three above are
   special cases.
-- :func:`interpolation_logits`: the outputs of the interpolated models for many alphas in one vectorised pass
-  (``torch.func.vmap`` over ``functional_call``), so a WiSE-FT curve needs no model reloaded per alpha.
+- :func:`interpolation_logits`: the outputs of the interpolated models for many alphas straight from the two
+  state dicts (``functional_call`` with the interpolated tensors; a loop over alphas, or ``torch.func.vmap`` with
+  ``vectorise=True``), so a WiSE-FT curve needs no model built or loaded per alpha.
 - :func:`scale_head`, :func:`interpolation_head_terms`, :func:`combine_head_terms`: BANG's balance knob (scale
   the fine-tuned head before averaging) and a WiSE-FT curve split into its two linear head terms, so that
   the knob costs no forward pass.
@@ -178,19 +179,32 @@ def _check_model_keys(model: torch.nn.Module, keys) -> None:
         raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
 
 
-def _chunked(run_alphas, inputs: torch.Tensor, batch_size: int, dim: int) -> torch.Tensor:
-    """``run_alphas(chunk)`` on ``inputs`` ``batch_size`` rows at a time, concatenated along ``dim`` (bounds the
-    memory of a vmap over alphas: A times the activations of one chunk)."""
+def _over_alphas(run, alphas: torch.Tensor, inputs: torch.Tensor, batch_size: int, vectorise: bool,
+                 dim: int = 0) -> torch.Tensor:
+    """``run(alpha, chunk)`` for every alpha and every ``batch_size`` chunk of ``inputs``, stacked along a new
+    first axis (A); chunks are concatenated along ``dim``, the sample axis of ``run``'s output.
+
+    ``vectorise=False``: a python loop over alphas, each a plain forward pass over the inputs' chunks.
+    ``vectorise=True``: ``torch.func.vmap`` over the alphas, chunk by chunk (A times one chunk's activations in
+    memory).  Both do the same A forward passes; on 2 cpu cores the loop was faster (BENCHMARKS.md), because
+    vmap turns each convolution into a grouped one.
+    """
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if not isinstance(vectorise, bool):
+        raise TypeError(f"vectorise must be a bool, got {type(vectorise).__name__}")
     if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a tensor (N, ...) with N >= 1, got {getattr(inputs, 'shape', inputs)}")
-    parts = [run_alphas(inputs[i : i + batch_size]) for i in range(0, inputs.shape[0], batch_size)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+    chunks = [inputs[i : i + batch_size] for i in range(0, inputs.shape[0], batch_size)]
+    with torch.no_grad():
+        if vectorise:
+            parts = [torch.func.vmap(lambda a, chunk=chunk: run(a, chunk))(alphas) for chunk in chunks]
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim + 1)
+        return torch.stack([torch.cat([run(a, chunk) for chunk in chunks], dim=dim) for a in alphas])
 
 
 def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                         alphas, inputs: torch.Tensor, extrapolate: bool = False, batch_size: int = 1024
-                         ) -> torch.Tensor:
+                         alphas, inputs: torch.Tensor, extrapolate: bool = False, batch_size: int = 4096,
+                         vectorise: bool = False) -> torch.Tensor:
     """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, in one vectorised pass.
 
     Args:
@@ -198,13 +212,14 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
             put it in eval mode for batch-norm to use the (interpolated) running statistics.
         a, b: state dicts of that architecture (checked as in :func:`interpolate`).
         alphas: ``(A,)`` interpolation coefficients, each in [0, 1] unless ``extrapolate``.
-        inputs: ``(N, ...)`` a batch for the model, run ``batch_size`` images at a time (for all alphas at once).
+        inputs: ``(N, ...)`` a batch for the model, run ``batch_size`` images at a time.
+        vectorise: run the alphas through ``torch.func.vmap`` instead of a loop (see :func:`_over_alphas`).
 
     Returns:
         ``(A, N, ...)`` the model's outputs, one slice per alpha; equal (to float rounding) to loading
         ``interpolate(a, b, alpha)`` into the model and calling it, alpha by alpha.  The work is the same A
-        forward passes: what is saved is building and loading A state dicts (see BENCHMARKS.md for what that
-        is worth).
+        forward passes; what is saved is building and loading A state dicts, which for a small model is
+        little (see BENCHMARKS.md).
     """
     states = _check_states([a, b], "states (a, b)")
     al = _check_alphas(alphas, extrapolate)
@@ -212,17 +227,11 @@ def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], 
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point()}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
-    al = al.to(next(iter(a.values())).device)
+    def run(alpha: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+        return torch.func.functional_call(model, {**params, **fixed}, (chunk,))
 
-    def run_alphas(chunk: torch.Tensor) -> torch.Tensor:
-        def run(alpha: torch.Tensor) -> torch.Tensor:
-            params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
-            return torch.func.functional_call(model, {**params, **fixed}, (chunk,))
-
-        return torch.func.vmap(run)(al)
-
-    with torch.no_grad():
-        return _chunked(run_alphas, inputs, batch_size, dim=1)
+    return _over_alphas(run, al.to(next(iter(a.values())).device), inputs, batch_size, vectorise)
 
 
 def _head_keys(state: Mapping[str, torch.Tensor], head: str) -> tuple[str, str | None]:
@@ -255,7 +264,7 @@ def scale_head(state: Mapping[str, torch.Tensor], head: str, scale: float) -> di
 
 def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
                              alphas, inputs: torch.Tensor, head: str = "head", extrapolate: bool = False,
-                             batch_size: int = 1024) -> torch.Tensor:
+                             batch_size: int = 4096, vectorise: bool = False) -> torch.Tensor:
     """The two linear terms of a WiSE-FT curve whose last layer is the linear module ``head``.
 
     With every layer but ``head`` interpolated at ``alpha``, giving features ``f_alpha(x)``:
@@ -264,8 +273,8 @@ def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tenso
     scaled by ``s`` (:func:`scale_head`) they are ``(1 - alpha) terms[i, 0] + alpha s terms[i, 1]``
     (:func:`combine_head_terms`): a balance knob that costs no further forward pass.
 
-    Both heads run in one call: their weights are stacked into one ``(2C, D)`` linear layer.  ``inputs`` run
-    ``batch_size`` at a time, as in :func:`interpolation_logits`.
+    Both heads run in one call: their weights are stacked into one ``(2C, D)`` linear layer.  ``inputs``,
+    ``batch_size`` and ``vectorise`` as in :func:`interpolation_logits`.
 
     Returns:
         ``(A, 2, N, C)`` float tensor on the inputs' device.
@@ -281,18 +290,12 @@ def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tenso
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point() and k not in both}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
-    al = al.to(a[weight].device)
+    def run(alpha: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
+        out = torch.func.functional_call(model, {**params, **fixed, **both}, (chunk,))  # (n, 2C)
+        return torch.stack([out[:, :c], out[:, c:]], dim=-3)  # (2, n, C)
 
-    def run_alphas(chunk: torch.Tensor) -> torch.Tensor:
-        def run(alpha: torch.Tensor) -> torch.Tensor:
-            params = {k: torch.lerp(va, vb, alpha.to(va.dtype)) for k, (va, vb) in floating.items()}
-            out = torch.func.functional_call(model, {**params, **fixed, **both}, (chunk,))  # (n, 2C)
-            return torch.stack([out[:, :c], out[:, c:]])
-
-        return torch.func.vmap(run)(al)
-
-    with torch.no_grad():
-        return _chunked(run_alphas, inputs, batch_size, dim=2)
+    return _over_alphas(run, al.to(a[weight].device), inputs, batch_size, vectorise, dim=1)  # (A, 2, N, C)
 
 
 def combine_head_terms(terms: torch.Tensor, alphas, scale: float = 1.0) -> torch.Tensor:

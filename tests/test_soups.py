@@ -355,3 +355,21 @@ def test_curves_in_chunks_equal_one_pass():
         interpolation_logits(model, a, b, [0.5], x, batch_size=0)
     with pytest.raises(ValueError, match="inputs"):
         interpolation_logits(model, a, b, [0.5], x[:0])
+
+
+def test_vmap_and_loop_over_alphas_agree():
+    from ensemble_lab.soups import interpolation_head_terms
+
+    model = _clip_like()
+    a = {k: v.clone() for k, v in model.state_dict().items()}
+    b = {k: v - 0.2 for k, v in a.items()}
+    x = torch.rand(9, 1, 4, 4)
+    for batch_size in (4, 100):
+        torch.testing.assert_close(interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size,
+                                                        vectorise=True),
+                                   interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size))
+        torch.testing.assert_close(interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size,
+                                                            vectorise=True),
+                                   interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size))
+    with pytest.raises(TypeError, match="vectorise"):
+        interpolation_logits(model, a, b, [0.5], x, vectorise="yes")

@@ -40,7 +40,7 @@ def soups_table_html(result) -> str:
             for name, m in result.table.items()}
     bold = (result.current, *(name for name in rows if name.startswith("WiSE-FT")))
     kept = ", ".join(result.greedy_kept) or "–"
-    return (f"<div style='font-size:90%'>ID: clean test digits · shifted: {html.escape(result.shift_name)} · "
+    return (f"<div style='font-size:90%'>ID: clean test digits with a sticker · shifted: {html.escape(result.shift_name)} · "
             "cost per image: forward passes and MACs"
             + table_html(_COLUMNS, rows, css_class="el-soups-table", bold=bold)
             + f"<div class='el-greedy-kept'>greedy soup kept: {html.escape(kept)} (in the order added)</div></div>")
