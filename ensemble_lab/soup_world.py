@@ -36,7 +36,7 @@ from ._validation import check_choice, check_int
 from .device import resolve_device
 from .finetune import FineTuneRecipe, fine_tune
 
-__all__ = ["SoupWorld", "soup_world", "assemble_world", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
+__all__ = ["SoupWorld", "soup_world", "assemble_world", "CURVE_SPLITS", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
            "TARGET_STYLE", "TARGET_CORRUPTION", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
 
 TARGET_STYLE = "clean"
@@ -82,6 +82,8 @@ def _shifted_styles() -> tuple[str, ...]:
 SHIFTED: tuple[str, ...] = _shifted_styles()
 #: evaluation splits: held-out val (clean), in-distribution test (clean), then the shifted styles
 SPLITS: tuple[str, ...] = ("val", "test", *SHIFTED)
+#: the splits the WiSE-FT curves are cached on (the held-out val split is only used to pick and fit soups)
+CURVE_SPLITS: tuple[str, ...] = ("test", *SHIFTED)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class SoupWorld:
     images, labels: split -> ``(N_s, 1, 16, 16)`` images and ``(N_s,)`` labels, splits :data:`SPLITS`.
     logits: name -> split -> ``(N_s, C)`` logits of that model.
     curve_terms: endpoint name -> split -> ``(A, 2, N_s, C)`` WiSE-FT head terms at :data:`ALPHAS` between the
-        zero-shot model and that endpoint.
+        zero-shot model and that endpoint, for the test splits (:data:`CURVE_SPLITS`: all but val).
     seconds: how long the build took (0 when loaded from the cache).
     """
 
@@ -155,9 +157,12 @@ def _split(t: torch.Tensor, sizes: Mapping[str, int], dim: int) -> dict[str, tor
     return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim)))
 
 
-def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], x: torch.Tensor, endpoints, bar=None):
-    """Logits ``(N, C)`` of every state and WiSE-FT head terms ``(A, 2, N, C)`` from :data:`ZERO_SHOT` to every
-    endpoint, on the concatenated images ``x``."""
+def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], images: Mapping[str, torch.Tensor],
+              endpoints, device=None, bar=None):
+    """Logits ``(N, C)`` of every state on the images of :data:`SPLITS`, concatenated, and WiSE-FT head terms
+    ``(A, 2, N', C)`` from :data:`ZERO_SHOT` to every endpoint on those of :data:`CURVE_SPLITS`."""
+    x = torch.cat([images[s] for s in SPLITS]).to(device)
+    curve_x = torch.cat([images[s] for s in CURVE_SPLITS]).to(device)
     from .soups import interpolation_head_terms
 
     logits, curves = {}, {}
@@ -170,7 +175,7 @@ def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], x: torch.
         bar.update()
         bar.set_description("WiSE-FT curves")
     for name in endpoints:
-        curves[name] = interpolation_head_terms(model, states[ZERO_SHOT], states[name], ALPHAS, x)
+        curves[name] = interpolation_head_terms(model, states[ZERO_SHOT], states[name], ALPHAS, curve_x)
         if bar is not None:
             bar.update()
     return logits, curves
@@ -194,11 +199,11 @@ def assemble_world(model, states, recipes, images, labels) -> SoupWorld:
         raise ValueError(f"images and labels must hold every split of {SPLITS}; missing {missing}")
     sizes = {s: images[s].shape[0] for s in SPLITS}
     endpoints = [endpoint_name(lr, b) for lr in ENDPOINT_LRS for b in (False, True) if endpoint_name(lr, b) in states]
-    logits, curves = _evaluate(model.eval(), states, torch.cat([images[s] for s in SPLITS]), endpoints)
+    logits, curves = _evaluate(model.eval(), states, images, endpoints, device=next(model.parameters()).device)
     return SoupWorld(model, {n: dict(states[n]) for n in (ZERO_SHOT, *recipes)}, dict(recipes),
                      {s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS},
                      {n: _split(t, sizes, 0) for n, t in logits.items()},
-                     {n: _split(t, sizes, 2) for n, t in curves.items()})
+                     {n: _split(t, {s: sizes[s] for s in CURVE_SPLITS}, 2) for n, t in curves.items()})
 
 
 def soup_world(seed: int = 0, device: str | torch.device | None = None, progress: bool = True) -> SoupWorld:
@@ -229,8 +234,7 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
             states[name] = fine_tune(model, train.to(dev), recipe)
             bar.update()
         bar.set_description("evaluating")
-        x = torch.cat([images[s] for s in SPLITS]).to(dev)
-        logits, curves = _evaluate(model, states, x, endpoints, bar)
+        logits, curves = _evaluate(model, states, images, endpoints, dev, bar)
         bar.close()
         out = {f"state.{i}.{k}": v for i, n in enumerate(names) for k, v in states[n].items()}
         out.update({f"logits.{i}": logits[n] for i, n in enumerate(names)})
@@ -244,7 +248,7 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
         prefix = f"state.{i}."
         states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         logits[name] = _split(tensors[f"logits.{i}"], sizes, 0)
-    curves = {n: _split(tensors[f"curve.{n}"], sizes, 2) for n in endpoints}
+    curves = {n: _split(tensors[f"curve.{n}"], {s: sizes[s] for s in CURVE_SPLITS}, 2) for n in endpoints}
     model = model.to("cpu")
     model.load_state_dict(states[ZERO_SHOT])
     return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"])

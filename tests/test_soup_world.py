@@ -9,7 +9,7 @@ from ensemble_lab.data.captions import CLASS_NAMES, STYLES
 from ensemble_lab.models.clip_classifier import ClipClassifier, zero_shot_classifier
 from ensemble_lab.models.miniclip import load_miniclip
 from ensemble_lab.prompts import fill_template
-from ensemble_lab.soup_world import ALPHAS, SPLITS, ZERO_SHOT, assemble_world, endpoint_name
+from ensemble_lab.soup_world import ALPHAS, CURVE_SPLITS, SPLITS, ZERO_SHOT, assemble_world, endpoint_name
 from soups_fixtures import tiny_world
 
 
@@ -72,6 +72,7 @@ def test_assemble_world_caches_logits_and_curves_that_match_the_models():
     with torch.no_grad():
         torch.testing.assert_close(world.logits[name]["test"], world.model(x))
     world.model.load_state_dict(world.states[ZERO_SHOT])
+    assert set(world.curve_terms[name]) == set(CURVE_SPLITS) and "val" not in CURVE_SPLITS
     terms = world.curve_terms[name]["test"]
     assert terms.shape == (len(ALPHAS), 2, x.shape[0], 10)
     # alpha 0 is the zero-shot model, alpha 1 the fine-tuned one

@@ -14,8 +14,8 @@ endpoint (fine-tuned at one of :data:`~ensemble_lab.soup_world.ENDPOINT_LRS`, st
   head terms (:func:`~ensemble_lab.soups.combine_head_terms`).
 * **Soups** (the ingredient checklist): uniform, greedy (on val accuracy) and learned (coefficients per layer
   fitted on val) soups of the checked ingredients, and their output-space ensemble (mean of probabilities).
-  A new checklist costs real forward passes (a few seconds on 2 cpu cores, mostly the learned soup's fit);
-  each checklist is computed once and kept.
+  A new checklist costs real forward passes (about 3 s on 2 quiet cpu cores, mostly the learned soup's fit
+  and the greedy soup's held-out evaluations); each checklist is computed once and kept.
 * **Loss along a line** (line_a, line_b): val loss and accuracy of the models on the straight line between
   two ingredients (or the zero-shot model).
 """
@@ -92,7 +92,7 @@ class SoupsState(BinnedState):
 class SoupsResult:
     """What the Lab shows for one State.
 
-    ``alphas`` ``(A,)``; ``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)`` tensors of the
+    ``alphas`` ``(A,)`` and the current ``alpha``; ``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)`` tensors of the
     WiSE-FT curve between the zero-shot model and ``endpoint``; ``point``: the same four at the current alpha.
     ``table``: row -> ``{"acc_id", "acc_shift", "ece_id", "ece_shift", "nll_id", "nll_shift", "passes",
     "macs"}`` for zero-shot, the endpoint, WiSE-FT at alpha, the best checked ingredient (by val accuracy), the
@@ -103,6 +103,7 @@ class SoupsResult:
     """
 
     alphas: torch.Tensor
+    alpha: float
     endpoint: str
     curve: dict[str, torch.Tensor]
     point: dict[str, float]
@@ -255,7 +256,7 @@ class SoupsLab(Lab):
         _, kept, learned = self._soups(checked)
         current = "output ensemble" if state.recipe == "output ensemble" else f"{state.recipe} soup"
         return SoupsResult(
-            alphas=torch.tensor(ALPHAS, dtype=torch.float64), endpoint=endpoint,
+            alphas=torch.tensor(ALPHAS, dtype=torch.float64), alpha=ALPHAS[i], endpoint=endpoint,
             curve={k: v for k, v in curve.items() if not k.endswith("_logits")},
             point={k: float(v[i]) for k, v in curve.items() if not k.endswith("_logits")},
             table=table, current=current, greedy_kept=kept, learned=learned,
