@@ -56,13 +56,70 @@ def test_binder_environment_matches_pyproject():
     assert _env_runtime(ROOT / "binder" / "environment.yml") == _pyproject_runtime()
 
 
-def test_binder_uses_cpu_torch_and_postbuild_installs_the_package():
-    env = (ROOT / "binder" / "environment.yml").read_text()
-    assert "download.pytorch.org/whl/cpu" in env
+def _binder_pip_section() -> list[str]:
+    """The entries of binder/environment.yml's `- pip:` list (requirements and pip options), comments dropped."""
+    items, indent = [], None
+    for line in (ROOT / "binder" / "environment.yml").read_text().splitlines():
+        line = re.sub(r"\s+#.*$", "", line)
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if indent is None:
+            m = re.match(r"^(\s*)-\s+pip:$", line.rstrip())
+            indent = len(m.group(1)) if m else None
+            continue
+        m = re.match(r"^(\s*)-\s+(.+?)\s*$", line)
+        if not m or len(m.group(1)) <= indent:  # back at the level of `- pip:`: the section ended
+            break
+        items.append(m.group(2))
+    return items
+
+
+def _bounds(requirements) -> dict[str, str]:
+    """{normalised name: version specifier} of PEP 508 requirements, e.g. {"torch": ">=2.2"}."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    parsed = [Requirement(r) for r in requirements]
+    bounds = {canonicalize_name(r.name): str(r.specifier) for r in parsed}
+    assert len(bounds) == len(parsed), f"a package is listed twice in {requirements}"
+    return bounds
+
+
+def test_binder_pip_section_is_pyproject_runtime_plus_lab_with_the_same_bounds():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = _bounds(project["dependencies"] + project["optional-dependencies"]["lab"])
+    binder = _bounds(item for item in _binder_pip_section() if not item.startswith("-"))
+    assert binder == expected
+
+
+def test_binder_takes_torch_from_the_cpu_index():
+    # a pip option in the pip section (not just the address somewhere in a comment), and no conda torch
+    options = [item for item in _binder_pip_section() if item.startswith("-")]
+    assert any(re.fullmatch(r"--(extra-)?index-url[ =]https://download\.pytorch\.org/whl/cpu/?", o) for o in options)
+    pip = set(_binder_pip_section())
+    entries = (re.sub(r"\s+#.*$", "", item) for item in _yaml_dependencies(ROOT / "binder" / "environment.yml"))
+    conda = {_name(item) for item in entries if item not in pip}
+    assert conda and not conda & {"torch", "pytorch"}
+
+
+def test_binder_postbuild_fails_fast_installs_the_package_then_prebuilds():
     post = (ROOT / "binder" / "postBuild").read_text()
     assert post.startswith("#!/usr/bin/env bash")
-    assert "set -euo pipefail" in post
-    assert re.search(r"pip install .*-e \.", post)
+    commands = [line.strip() for line in post.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+    def first(pattern: str) -> int:
+        found = [i for i, c in enumerate(commands) if re.search(pattern, c)]
+        assert found, f"postBuild has no line matching {pattern!r}: {commands}"
+        return found[0]
+
+    errexit = first(r"^set\s+(-\w*e\w*|-o\s+errexit)\b")  # set -e, set -euo pipefail, set -o errexit
+    # the repository itself, with --no-deps: environment.yml installed the dependencies, and this step must not
+    # fetch anything from PyPI (whose torch is the CUDA build, gigabytes larger)
+    install = first(r"^(python3? -m )?pip install\b.*\s--no-deps\b.*\s(-e\s+)?\.$")
+    prebuild = first(r"^python3? -m ensemble_lab\.zoo --prebuild$")
+    assert errexit < install < prebuild
+    # no `|| true` or pipe hides a failure of the two steps that matter
+    assert not any("|" in commands[i] for i in (install, prebuild))
 
 
 def test_ci_runs_the_readme_test_command():

@@ -133,6 +133,9 @@ class SoupsLab(Lab):
         state: initial settings (default: every ingredient checked).
     """
 
+    # what the View offers, read from the instance (the View does not import this module at runtime)
+    recipes, shift_choices, endpoint_lrs, zero_shot = RECIPES, SHIFT_CHOICES, ENDPOINT_LRS, ZERO_SHOT
+
     def __init__(self, world: SoupWorld, state: SoupsState | None = None):
         if not isinstance(world, SoupWorld):
             raise TypeError(f"world must be a SoupWorld (from ensemble_lab.soup_world.soup_world), got "

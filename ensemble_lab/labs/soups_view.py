@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from ..plots import BlitManager, freeze_layout, mosaic_figure
-from ..soup_world import ENDPOINT_LRS, ZERO_SHOT
 from .figure import FigureBox
-from .soups import RECIPES, SHIFT_CHOICES
 from .view import LabView, pct, table_html
 
 if TYPE_CHECKING:  # the Lab imports this module when it is displayed, not the other way round
@@ -60,7 +58,7 @@ class SoupsView(LabView):
     def __init__(self, lab: SoupsLab):
         super().__init__(lab)
         s = lab.state
-        self._lrs = tuple(ENDPOINT_LRS)
+        self._lrs = tuple(lab.endpoint_lrs)
         # -- controls -----------------------------------------------------------------------------------
         self.checks: list[w.Checkbox] = []
         for i, name in enumerate(lab.names):
@@ -76,8 +74,8 @@ class SoupsView(LabView):
         self.all_button.add_class("el-all")
         self.all_button.on_click(lambda _b: self._send_ingredients(list(self.lab.names)))
         self.recipe = self.bind("recipe", w.ToggleButtons(
-            options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES], value=s.recipe,
-            tooltips=[f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in RECIPES],
+            options=[(_RECIPE_LABELS.get(r, r), r) for r in lab.recipes], value=s.recipe,
+            tooltips=[f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in lab.recipes],
             style={"button_width": "84px"}))
         self.alpha = self.bind("alpha", w.FloatSlider(value=s.alpha, min=0.0, max=1.0, step=0.1, description="alpha",
                                                       continuous_update=True, readout_format=".1f"))
@@ -90,9 +88,9 @@ class SoupsView(LabView):
         self.head_scale = self.bind("head_scale", w.FloatSlider(
             value=s.head_scale, min=0.25, max=2.0, step=0.05, description="head scale", continuous_update=False,
             readout_format=".2f"))
-        self.split = self.bind("split", w.Dropdown(options=list(SHIFT_CHOICES), value=s.split,
+        self.split = self.bind("split", w.Dropdown(options=list(lab.shift_choices), value=s.split,
                                                    description="shifted"))
-        ends = [ZERO_SHOT, *lab.names]
+        ends = [lab.zero_shot, *lab.names]
         self.line_a = self.bind("line_a", w.Dropdown(options=ends, value=s.line_a, description="from"))
         self.line_b = self.bind("line_b", w.Dropdown(options=ends, value=s.line_b, description="to"))
         self.table = w.HTML()
