@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
-NOT_RUNTIME = {"python", "pip", "jupyterlab"}  # the interpreter, the installer, and the `lab` extra
+NOT_RUNTIME = {"python", "pip"}  # the interpreter and the installer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +23,12 @@ def _name(requirement: str) -> str:
 def _pyproject_runtime() -> set[str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     return {_name(r) for r in data["project"]["dependencies"]}
+
+
+def _pyproject_lab() -> set[str]:
+    """The `lab` extra (JupyterLab, Voila): the environment files install it too."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {_name(r) for r in data["project"]["optional-dependencies"]["lab"]}
 
 
 def _yaml_dependencies(path: Path) -> list[str]:
@@ -49,11 +55,11 @@ def _env_runtime(path: Path) -> set[str]:
 
 
 def test_environment_yml_matches_pyproject():
-    assert _env_runtime(ROOT / "environment.yml") == _pyproject_runtime()
+    assert _env_runtime(ROOT / "environment.yml") == _pyproject_runtime() | _pyproject_lab()
 
 
 def test_binder_environment_matches_pyproject():
-    assert _env_runtime(ROOT / "binder" / "environment.yml") == _pyproject_runtime()
+    assert _env_runtime(ROOT / "binder" / "environment.yml") == _pyproject_runtime() | _pyproject_lab()
 
 
 def _binder_pip_section() -> list[str]:
