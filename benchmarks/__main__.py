@@ -15,7 +15,7 @@ from pathlib import Path
 from ._timing import machine
 
 ALL = ["bench_training", "bench_ece", "bench_calibration", "bench_lab", "bench_calibration_lab",
-       "bench_prompts_lab", "bench_cascades", "bench_soups", "bench_notebook"]
+       "bench_prompts_lab", "bench_cascades", "bench_soups", "bench_browser", "bench_notebook"]
 
 
 HEAD = ("# Benchmarks\n\nMade with `make bench` (that is, `python -m benchmarks --write`); each section says when and "

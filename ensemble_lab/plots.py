@@ -236,9 +236,26 @@ class BlitManager:
         self._draw_artists()
 
     def _draw_artists(self) -> None:
+        """Draw the managed artists onto the canvas, leaving the figure as fresh (or as stale) as it was.
+
+        Drawing some artists marks their parts stale (a legend re-positions its children as it draws), and the
+        mark climbs to the axes and the figure.  A stale figure is redrawn in interactive mode: pyplot's stale
+        callback asks for a draw, and IPython asks for one after every cell *and every widget message*
+        (ipykernel runs the post-execute hooks around comm messages).  With ipympl that request goes to the
+        browser, which answers with a full draw, whose draw event lands here again: a redraw loop that keeps the
+        kernel busy for as long as the page is open.  So the stale callback is off while the artists are drawn,
+        and the marks their drawing left are cleared; the artists are blitted, not part of the full draw.
+        """
         figure = self.canvas.figure
-        for a in self._artists:
-            figure.draw_artist(a)
+        fresh = [a for a in (figure, *figure.axes) if not a.stale]
+        callback, figure.stale_callback = figure.stale_callback, None
+        try:
+            for a in self._artists:
+                figure.draw_artist(a)
+        finally:
+            figure.stale_callback = callback
+            for a in fresh:
+                a.stale = False  # (setting False calls no callback)
 
     def update(self) -> None:
         """Show the artists' current state."""

@@ -1,0 +1,150 @@
+"""Each notebook in JupyterLab, as a learner uses it: open it, Run All from the menu, find the Lab, move a control
+and see a number change; a bad entry shows a message in the status line and the Lab keeps working.
+
+Timings (seconds from Run All to the Lab visible, to the run done, to the first control answering; the in-browser
+latency of each Lab's control) go to browser_timings.json in the artefacts folder, with a screenshot of each Lab.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import pytest
+from browser_support import (NOTEBOOKS, READ_NUMBERS, WITH_LAB, cycle_dropdown, cycle_readout, missing,
+                             move_and_wait, numbers, status_text, wait_for_figure)
+
+reason = missing("jupyterlab")
+if reason:
+    pytest.skip(reason, allow_module_level=True)
+
+PROMPTS = "03_prompt_ensembling.ipynb"
+DEEP_ENSEMBLES = "01_deep_ensembles.ipynb"
+# moves per Lab for the latency test (bench_browser asks for more through the environment)
+LATENCY_MOVES = max(20, int(os.environ.get("ENSEMBLE_LAB_LATENCY_MOVES", "20")))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_run_all_then_a_control_changes_a_number(notebook, lab_runner, timings):
+    opened = lab_runner.get(notebook)
+    sc = opened.scenario
+    assert not opened.errors, f"{notebook} ran with errors: {opened.errors}"
+    if sc is None:  # a notebook without a Lab (00_start_here): it runs without errors, nothing to move
+        assert opened.lab.count() == 0, f"{notebook} shows a Lab: add its scenario to browser_support.SCENARIOS"
+        timings.record("jupyterlab", notebook, {"open_s": opened.times["open_s"],
+                                                "run_all_to_done_s": opened.times["run_done_s"]})
+        return
+    assert opened.lab.count() == 1, f"expected one .{sc.lab} after Run All, found {opened.lab.count()}"
+    assert opened.lab.first.is_visible()
+    move = move_and_wait(opened.page, sc)
+    opened.mark("interactive_s")
+    if sc.check:
+        problem = sc.check(move)
+        assert problem is None, problem
+    assert "⚠" not in status_text(opened.page, sc), status_text(opened.page, sc)
+    timings.record("jupyterlab", notebook, {
+        "open_s": opened.times["open_s"], "run_all_to_lab_visible_s": opened.times.get("lab_visible_s"),
+        "run_all_to_done_s": opened.times["run_done_s"],
+        "run_all_to_interactive_s": opened.times["interactive_s"],
+        "control": sc.control, "move": move.did,
+        "first_move_action_s": move.action_s, "first_move_response_s": move.response_s})
+    lab_runner.screenshot(opened, "lab", opened.lab.first)
+
+
+@pytest.mark.parametrize("notebook", WITH_LAB)
+def test_figure_is_drawn_and_follows_the_controls(notebook, lab_runner):
+    opened = lab_runner.get(notebook)
+    page, sc = opened.page, opened.scenario
+    drawn = wait_for_figure(page, sc)
+    move_and_wait(page, sc, i=1)
+    wait_for_figure(page, sc, before=drawn)
+
+
+@pytest.mark.parametrize("notebook", WITH_LAB)
+def test_kernel_goes_quiet_after_a_move(notebook, lab_runner):
+    """After a control move the page stops messaging the kernel (no endless redraw requests)."""
+    opened = lab_runner.get(notebook)
+    move_and_wait(opened.page, opened.scenario, i=2)
+    opened.wait_quiet()
+
+
+@pytest.mark.parametrize("notebook", [n for n in NOTEBOOKS if n == DEEP_ENSEMBLES])
+def test_text_in_the_weights_box_is_refused_with_a_message(notebook, lab_runner):
+    opened = lab_runner.get(notebook)
+    page, sc = opened.page, opened.scenario
+    box = page.locator(sc.selector(".el-weights-text input"))
+    before = box.input_value()
+    box.fill("1, two, 3")
+    box.press("Enter")
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('weights must be numbers')",
+                           arg=sc.selector(".el-status"))
+    assert "two" in status_text(page, sc)
+    page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
+                           arg=[sc.selector(".el-weights-text input"), before])  # the box shows the weights again
+    lab_runner.screenshot(opened, "bad-weights", opened.lab.first)  # with the message in the status line
+    # the Lab still answers: a member's weight typed into its slider's readout
+    move_and_wait(page, sc, control=".el-weight-0", move=cycle_readout(("0.00", "1.00", "0.50")))
+
+
+@pytest.mark.parametrize("notebook", [n for n in NOTEBOOKS if n == PROMPTS])
+def test_template_without_placeholder_is_refused_with_a_message(notebook, lab_runner):
+    opened = lab_runner.get(notebook)
+    page, sc = opened.page, opened.scenario
+    pool = page.locator(sc.selector(".el-pool input[type=checkbox]"))
+    n_prompts = pool.count()
+    page.locator(sc.selector(".el-new-template input")).fill("a photo of a digit")
+    page.locator(sc.selector(".el-add-template")).click()
+    page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('{}')",
+                           arg=sc.selector(".el-status"))
+    assert "placeholder" in status_text(page, sc), status_text(page, sc)
+    assert pool.count() == n_prompts, "a refused template must leave the pool as it was"
+    lab_runner.screenshot(opened, "bad-template", opened.lab.first)  # with the message in the status line
+    # the Lab still answers: another weighting of the prompts
+    move_and_wait(page, sc, control=".el-weighting", move=cycle_dropdown((
+        "equal average (CLIP)", "max-logit score (no debiasing)", "ZPE, debiased (pre-train + test)")))
+
+
+# In-page clock: the time of the learner's action (Enter on a slider's readout, or the `change` event of a
+# dropdown or checkbox) and of the first change of the probed numbers after it; window.__elArm() starts a move.
+_INSTALL_CLOCK = """([sel, row]) => {
+  const numbers = READ_NUMBERS;
+  const c = window.__elClock = {armed: false, t0: null, t1: null, before: null};
+  window.__elArm = () => { c.armed = true; c.t0 = null; c.t1 = null; c.before = numbers([sel, row]); };
+  const start = () => { if (c.armed && c.t0 === null) c.t0 = performance.now(); };
+  document.addEventListener('keydown', e => { if (e.key === 'Enter') start(); }, true);
+  document.addEventListener('change', start, true);
+  new MutationObserver(() => {
+    if (c.t0 !== null && c.t1 === null && numbers([sel, row]) !== c.before) c.t1 = performance.now();
+  }).observe(document.querySelector(sel), {subtree: true, childList: true, characterData: true});
+}""".replace("READ_NUMBERS", READ_NUMBERS)
+
+
+@pytest.mark.parametrize("notebook", WITH_LAB)
+def test_control_latency(notebook, lab_runner, timings):
+    """Move the Lab's control (its scenario) LATENCY_MOVES times and time each move from the learner's action
+    to the changed number, with the page's own clock (Playwright's round trips left out).  Moves follow each other
+    at once: the next is made as soon as the number has changed, so it may wait for the last move's figure."""
+    opened = lab_runner.get(notebook)
+    page, sc = opened.page, opened.scenario
+    opened.wait_quiet()  # steady state: the page's first draws after Run All are done (the first move after Run
+    # All is timed by test_run_all_then_a_control_changes_a_number)
+    probe = sc.selector(sc.probe)
+    page.evaluate(_INSTALL_CLOCK, [probe, sc.row])
+    in_page, round_trip = [], []
+    for i in range(LATENCY_MOVES):
+        page.evaluate("() => window.__elArm()")
+        start = time.perf_counter()
+        move = move_and_wait(page, sc, i=i + 3)
+        page.wait_for_function("() => window.__elClock.t1 !== null", polling=50)
+        round_trip.append(1e3 * (time.perf_counter() - start))
+        clock = page.evaluate("() => window.__elClock")
+        assert clock["t0"] is not None, f"the page's clock saw no action for {move.did!r}"
+        in_page.append(clock["t1"] - clock["t0"])
+    p95 = statistics.quantiles(in_page, n=20, method="inclusive")[-1]
+    result = {"control": sc.control, "moves": len(in_page), "median_ms": round(statistics.median(in_page), 1),
+              "p95_ms": round(p95, 1), "max_ms": round(max(in_page), 1),
+              "round_trip_median_ms": round(statistics.median(round_trip), 1),
+              "samples_ms": [round(x, 1) for x in in_page]}
+    timings.record("control_latency", notebook, result)
+    assert len(in_page) == LATENCY_MOVES and all(x > 0 for x in in_page)
