@@ -157,6 +157,11 @@ def _split(t: torch.Tensor, sizes: Mapping[str, int], dim: int) -> dict[str, tor
     return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim)))
 
 
+def _split_curve(terms: torch.Tensor, sizes: Mapping[str, int]) -> dict[str, torch.Tensor]:
+    """WiSE-FT head terms ``(A, 2, N', C)`` over the concatenated :data:`CURVE_SPLITS` -> split -> terms."""
+    return _split(terms, {s: sizes[s] for s in CURVE_SPLITS}, 2)
+
+
 def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], images: Mapping[str, torch.Tensor],
               endpoints, device=None, bar=None):
     """Logits ``(N, C)`` of every state on the images of :data:`SPLITS`, concatenated, and WiSE-FT head terms
@@ -203,7 +208,7 @@ def assemble_world(model, states, recipes, images, labels) -> SoupWorld:
     return SoupWorld(model, {n: dict(states[n]) for n in (ZERO_SHOT, *recipes)}, dict(recipes),
                      {s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS},
                      {n: _split(t, sizes, 0) for n, t in logits.items()},
-                     {n: _split(t, {s: sizes[s] for s in CURVE_SPLITS}, 2) for n, t in curves.items()})
+                     {n: _split_curve(t, sizes) for n, t in curves.items()})
 
 
 def soup_world(seed: int = 0, device: str | torch.device | None = None, progress: bool = True) -> SoupWorld:
@@ -248,7 +253,7 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
         prefix = f"state.{i}."
         states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         logits[name] = _split(tensors[f"logits.{i}"], sizes, 0)
-    curves = {n: _split(tensors[f"curve.{n}"], {s: sizes[s] for s in CURVE_SPLITS}, 2) for n in endpoints}
+    curves = {n: _split_curve(tensors[f"curve.{n}"], sizes) for n in endpoints}
     model = model.to("cpu")
     model.load_state_dict(states[ZERO_SHOT])
     return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"])

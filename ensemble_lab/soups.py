@@ -205,7 +205,7 @@ def _over_alphas(run, alphas: torch.Tensor, inputs: torch.Tensor, batch_size: in
 def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
                          alphas, inputs: torch.Tensor, extrapolate: bool = False, batch_size: int = 4096,
                          vectorise: bool = False) -> torch.Tensor:
-    """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, in one vectorised pass.
+    """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, from the two state dicts.
 
     Args:
         model: the architecture of ``a`` and ``b`` (its own weights are not used); run in its current mode, so

@@ -20,15 +20,18 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _project() -> dict:
+    """pyproject.toml's [project] table."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
 def _pyproject_runtime() -> set[str]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {_name(r) for r in data["project"]["dependencies"]}
+    return {_name(r) for r in _project()["dependencies"]}
 
 
 def _pyproject_lab() -> set[str]:
     """The `lab` extra (JupyterLab, Voila): the environment files install it too."""
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {_name(r) for r in data["project"]["optional-dependencies"]["lab"]}
+    return {_name(r) for r in _project()["optional-dependencies"]["lab"]}
 
 
 def _yaml_dependencies(path: Path) -> list[str]:
@@ -92,7 +95,7 @@ def _bounds(requirements) -> dict[str, str]:
 
 
 def test_binder_pip_section_is_pyproject_runtime_plus_lab_with_the_same_bounds():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     expected = _bounds(project["dependencies"] + project["optional-dependencies"]["lab"])
     binder = _bounds(item for item in _binder_pip_section() if not item.startswith("-"))
     assert binder == expected
@@ -100,9 +103,9 @@ def test_binder_pip_section_is_pyproject_runtime_plus_lab_with_the_same_bounds()
 
 def test_binder_takes_torch_from_the_cpu_index():
     # a pip option in the pip section (not just the address somewhere in a comment), and no conda torch
-    options = [item for item in _binder_pip_section() if item.startswith("-")]
+    pip = _binder_pip_section()
+    options = [item for item in pip if item.startswith("-")]
     assert any(re.fullmatch(r"--(extra-)?index-url[ =]https://download\.pytorch\.org/whl/cpu/?", o) for o in options)
-    pip = set(_binder_pip_section())
     entries = (re.sub(r"\s+#.*$", "", item) for item in _yaml_dependencies(ROOT / "binder" / "environment.yml"))
     conda = {_name(item) for item in entries if item not in pip}
     assert conda and not conda & {"torch", "pytorch"}

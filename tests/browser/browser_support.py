@@ -318,6 +318,13 @@ def status_text(page, sc: Scenario) -> str:
     return page.locator(sc.selector(".el-status")).first.inner_text().strip()
 
 
+def wait_for_status(page, sc: Scenario, fragment: str) -> str:
+    """Wait until the Lab's status line contains ``fragment``; returns the status line."""
+    page.wait_for_function("([sel, text]) => document.querySelector(sel).textContent.includes(text)",
+                           arg=[sc.selector(".el-status"), fragment])
+    return status_text(page, sc)
+
+
 def wait_for_figure(page, sc: Scenario, before: str = "", timeout_ms: int = 30_000) -> str:
     """Wait until the Lab's figure shows a drawing (other than ``before``); returns its pixel signature."""
     canvas = sc.selector(".el-figure canvas")

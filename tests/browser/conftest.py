@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from browser_support import (ACTION_TIMEOUT_MS, ROOT, RUN_TIMEOUT_S, VIEWPORT, chromium_path,
-                             free_port, missing, scenario, start_server)
+                             free_port, missing, move_and_wait, scenario, start_server, status_text,
+                             wait_for_figure)
 
 HERE = Path(__file__).resolve().parent
 
@@ -225,16 +226,16 @@ class OpenNotebook:
         self.times: dict[str, float] = {}
         self.errors: list[str] = []
         self.failure: str | None = None
-        self.sent: list[float] = []  # when the page sent a websocket frame (to a kernel)
-        self.sent_what: list[str] = []  # and what it was (message type and the start of its content)
+        # (when, what) of each websocket frame the page sent (to a kernel): message type, start of its content
+        self.sent: list[tuple[float, str]] = []
         page.on("websocket", lambda ws: ws.on("framesent", self._on_frame))
 
     def _on_frame(self, payload) -> None:
-        self.sent.append(time.monotonic())
         text = payload.decode("latin-1") if isinstance(payload, (bytes, bytearray)) else str(payload)
         kind = re.search(r'"msg_type"\s*:\s*"([^"]+)"', text)
         content = re.search(r'"content"\s*:\s*(\{.{0,160})', text)
-        self.sent_what.append(f"{kind.group(1) if kind else '?'} {content.group(1) if content else text[:120]}")
+        self.sent.append((time.monotonic(),
+                          f"{kind.group(1) if kind else '?'} {content.group(1) if content else text[:120]}"))
 
     def wait_quiet(self, quiet_s: float = 1.0, timeout_s: float = 20.0) -> int:
         """Wait until the page has sent nothing to its kernel for ``quiet_s`` seconds; returns the frames sent
@@ -242,12 +243,12 @@ class OpenNotebook:
         start = time.monotonic()
         while True:
             now = time.monotonic()
-            last = self.sent[-1] if self.sent else 0.0
+            last = self.sent[-1][0] if self.sent else 0.0
             if now - max(last, start) >= quiet_s:
-                return sum(t >= start for t in self.sent)
+                return sum(t >= start for t, _ in self.sent)
             if now - start > timeout_s:
-                recent = sum(t >= now - 5 for t in self.sent)
-                last = "\n  ".join(self.sent_what[-4:])
+                recent = sum(t >= now - 5 for t, _ in self.sent)
+                last = "\n  ".join(what for _, what in self.sent[-4:])
                 raise AssertionError(f"the page keeps messaging its kernel ({recent} frames in the last 5 s, "
                                      f"{timeout_s:.0f} s after the move): a redraw loop keeps the kernel busy; "
                                      f"the last frames:\n  {last}")
@@ -256,6 +257,37 @@ class OpenNotebook:
     def mark(self, name: str) -> float:
         self.times[name] = round(time.perf_counter() - self.t0, 2)
         return self.times[name]
+
+    # -- the checks both modes make (test_jupyterlab.py, test_voila.py) ---------------------------------------
+    def assert_no_lab(self) -> None:
+        """A notebook without a scenario (00_start_here) must show no Lab."""
+        assert self.lab.count() == 0, f"{self.notebook} shows a Lab: add its scenario to browser_support.SCENARIOS"
+
+    def first_move(self) -> dict:
+        """The Lab is shown once; moving its control changes a number (and passes the scenario's own check) and
+        leaves no warning in the status line.  Returns the move's timings for browser_timings.json."""
+        sc = self.scenario
+        assert self.lab.count() == 1, f"expected one .{sc.lab} in {self.mode}, found {self.lab.count()}"
+        assert self.lab.first.is_visible()
+        move = move_and_wait(self.page, sc)
+        self.mark("interactive_s")
+        if sc.check:
+            problem = sc.check(move)
+            assert problem is None, problem
+        assert "⚠" not in status_text(self.page, sc), status_text(self.page, sc)
+        return {"control": sc.control, "move": move.did, "first_move_action_s": move.action_s,
+                "first_move_response_s": move.response_s}
+
+    def figure_follows_a_move(self) -> None:
+        """The Lab's figure is drawn, and drawn anew after a move."""
+        drawn = wait_for_figure(self.page, self.scenario)
+        move_and_wait(self.page, self.scenario, i=1)
+        wait_for_figure(self.page, self.scenario, before=drawn)
+
+    def goes_quiet_after_a_move(self) -> None:
+        """After a move the page stops messaging the kernel (no endless redraw requests)."""
+        move_and_wait(self.page, self.scenario, i=2)
+        self.wait_quiet()
 
 
 class NotebookRunner:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from browser_support import (NOTEBOOKS, READ_NUMBERS, WITH_LAB, cycle_dropdown, cycle_readout, missing,
-                             move_and_wait, numbers, status_text, wait_for_figure)
+                             move_and_wait, numbers, wait_for_status)
 
 reason = missing("jupyterlab")
 if reason:
@@ -28,45 +28,29 @@ LATENCY_MOVES = max(20, int(os.environ.get("ENSEMBLE_LAB_LATENCY_MOVES", "20")))
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_run_all_then_a_control_changes_a_number(notebook, lab_runner, timings):
     opened = lab_runner.get(notebook)
-    sc = opened.scenario
     assert not opened.errors, f"{notebook} ran with errors: {opened.errors}"
-    if sc is None:  # a notebook without a Lab (00_start_here): it runs without errors, nothing to move
-        assert opened.lab.count() == 0, f"{notebook} shows a Lab: add its scenario to browser_support.SCENARIOS"
+    if opened.scenario is None:  # a notebook without a Lab (00_start_here): it runs without errors
+        opened.assert_no_lab()
         timings.record("jupyterlab", notebook, {"open_s": opened.times["open_s"],
                                                 "run_all_to_done_s": opened.times["run_done_s"]})
         return
-    assert opened.lab.count() == 1, f"expected one .{sc.lab} after Run All, found {opened.lab.count()}"
-    assert opened.lab.first.is_visible()
-    move = move_and_wait(opened.page, sc)
-    opened.mark("interactive_s")
-    if sc.check:
-        problem = sc.check(move)
-        assert problem is None, problem
-    assert "⚠" not in status_text(opened.page, sc), status_text(opened.page, sc)
+    move = opened.first_move()
     timings.record("jupyterlab", notebook, {
         "open_s": opened.times["open_s"], "run_all_to_lab_visible_s": opened.times.get("lab_visible_s"),
         "run_all_to_done_s": opened.times["run_done_s"],
-        "run_all_to_interactive_s": opened.times["interactive_s"],
-        "control": sc.control, "move": move.did,
-        "first_move_action_s": move.action_s, "first_move_response_s": move.response_s})
+        "run_all_to_interactive_s": opened.times["interactive_s"], **move})
     lab_runner.screenshot(opened, "lab", opened.lab.first)
 
 
 @pytest.mark.parametrize("notebook", WITH_LAB)
 def test_figure_is_drawn_and_follows_the_controls(notebook, lab_runner):
-    opened = lab_runner.get(notebook)
-    page, sc = opened.page, opened.scenario
-    drawn = wait_for_figure(page, sc)
-    move_and_wait(page, sc, i=1)
-    wait_for_figure(page, sc, before=drawn)
+    lab_runner.get(notebook).figure_follows_a_move()
 
 
 @pytest.mark.parametrize("notebook", WITH_LAB)
 def test_kernel_goes_quiet_after_a_move(notebook, lab_runner):
     """After a control move the page stops messaging the kernel (no endless redraw requests)."""
-    opened = lab_runner.get(notebook)
-    move_and_wait(opened.page, opened.scenario, i=2)
-    opened.wait_quiet()
+    lab_runner.get(notebook).goes_quiet_after_a_move()
 
 
 @pytest.mark.parametrize("notebook", [n for n in NOTEBOOKS if n == DEEP_ENSEMBLES])
@@ -77,9 +61,7 @@ def test_text_in_the_weights_box_is_refused_with_a_message(notebook, lab_runner)
     before = box.input_value()
     box.fill("1, two, 3")
     box.press("Enter")
-    page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('weights must be numbers')",
-                           arg=sc.selector(".el-status"))
-    assert "two" in status_text(page, sc)
+    assert "two" in wait_for_status(page, sc, "weights must be numbers")
     page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
                            arg=[sc.selector(".el-weights-text input"), before])  # the box shows the weights again
     lab_runner.screenshot(opened, "bad-weights", opened.lab.first)  # with the message in the status line
@@ -95,9 +77,8 @@ def test_template_without_placeholder_is_refused_with_a_message(notebook, lab_ru
     n_prompts = pool.count()
     page.locator(sc.selector(".el-new-template input")).fill("a photo of a digit")
     page.locator(sc.selector(".el-add-template")).click()
-    page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('{}')",
-                           arg=sc.selector(".el-status"))
-    assert "placeholder" in status_text(page, sc), status_text(page, sc)
+    status = wait_for_status(page, sc, "{}")
+    assert "placeholder" in status, status
     assert pool.count() == n_prompts, "a refused template must leave the pool as it was"
     lab_runner.screenshot(opened, "bad-template", opened.lab.first)  # with the message in the status line
     # the Lab still answers: another weighting of the prompts
