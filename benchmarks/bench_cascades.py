@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from benchmarks._timing import p95
 from ensemble_lab import cascades
-from ensemble_lab.labs.cascades import CascadeLab
+from ensemble_lab.labs import CascadesLab
 
 K, N, C, W = 4, 100_000, 10, 50
 
@@ -67,7 +67,7 @@ def _lab_lines() -> list[str]:
         y = torch.randint(0, C, (10_000,), generator=g)
         logits[split] = 2.0 * torch.nn.functional.one_hot(y, C).float() + 1.5 * torch.randn(K, 10_000, C, generator=g)
         labels[split] = y
-    lab = CascadeLab(SimpleNamespace(logits=logits, labels=labels), [50_432.0] * K)
+    lab = CascadesLab(SimpleNamespace(logits=logits, labels=labels), [50_432.0] * K)
     xs = []
     for i in range(100):
         q = 0.005 * ((i * 37) % 100)

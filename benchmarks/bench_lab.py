@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from benchmarks._timing import median, p95  # noqa: E402
-from ensemble_lab.labs.deep_ensembles import DeepEnsembleLab  # noqa: E402
+from ensemble_lab.labs import DeepEnsemblesLab  # noqa: E402
 
 K, N, C, MOVES = 16, 10_000, 10, 100
 
@@ -48,8 +48,8 @@ def _latencies(lab, with_view: bool) -> list[float]:
 
 def main() -> str:
     preds = _predictions()
-    compute = _latencies(DeepEnsembleLab(preds), with_view=False)
-    redraw = _latencies(DeepEnsembleLab(preds), with_view=True)
+    compute = _latencies(DeepEnsemblesLab(preds), with_view=False)
+    redraw = _latencies(DeepEnsemblesLab(preds), with_view=True)
     lines = [
         "## Lab update latency (deep-ensembles Lab, N = 10k, K = 16, C = 10, 100 weight changes)",
         "",

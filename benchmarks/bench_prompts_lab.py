@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from benchmarks._timing import median, p95  # noqa: E402
-from ensemble_lab.labs.prompt_ensembling import PromptLab  # noqa: E402
+from ensemble_lab.labs import PromptsLab  # noqa: E402
 from ensemble_lab.zeroshot import ZeroShotData  # noqa: E402
 
 P, C, N, D, MOVES = 64, 10, 10_000, 64, 100
@@ -42,13 +42,13 @@ class _RandomModel:
         return []
 
 
-def _lab() -> PromptLab:
+def _lab() -> PromptsLab:
     g = torch.Generator().manual_seed(0)
     domain = SimpleNamespace(images=torch.randn(N, D, generator=g), labels=torch.randint(0, C, (N,), generator=g))
     data = ZeroShotData(_RandomModel(), {"synthetic": domain}, torch.randn(2000, D, generator=g), NAMES,
                         progress=False)
     pool = [f"template number {i} of a {{}}." for i in range(P)]
-    return PromptLab(data, pool, hand_crafted=pool[:4])
+    return PromptsLab(data, pool, hand_crafted=pool[:4])
 
 
 def _latencies(lab, with_view: bool) -> list[float]:

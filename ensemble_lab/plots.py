@@ -7,18 +7,22 @@ No widgets here: a Lab decides where the Axes live.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["ReliabilityPlot", "WeightBars", "ScoreWeightBars", "BlitManager", "mosaic_figure", "freeze_layout",
-           "image_grid"]
+__all__ = ["ReliabilityPlot", "WeightBars", "ScoreWeightBars", "RiskCoveragePlot", "CostFrontierPlot",
+           "WiseCurvePlot", "LossLinePlot", "mosaic_figure", "image_grid", "SERIES_COLORS"]
 
 _ENSEMBLE = "#1f77b4"
 _GAP = "#d62728"
 _MUTED = "#7f7f7f"
+_FULL = "#2ca02c"
+# colours for compared models (single models, ...): none is the ensemble's blue or the full ensemble's green
+SERIES_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728")
 
 
 def mosaic_figure(mosaic, figsize=(8.0, 4.0), **gridspec):
@@ -30,15 +34,6 @@ def mosaic_figure(mosaic, figsize=(8.0, 4.0), **gridspec):
     with plt.ioff():
         fig, axes = plt.subplot_mosaic(mosaic, figsize=figsize, layout="constrained", gridspec_kw=gridspec or None)
     return fig, axes
-
-
-def freeze_layout(fig) -> None:
-    """Lay the figure out once (constrained layout) and keep those positions for every later draw.
-
-    Constrained layout costs about half of a redraw; a Lab's plots keep their size, so once is enough.
-    """
-    fig.canvas.draw()
-    fig.set_layout_engine("none")
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -206,65 +201,212 @@ class ScoreWeightBars:
         return rebuilt
 
 
-class BlitManager:
-    """Redraw only the artists that change, over a cached background (matplotlib's blitting pattern).
+class RiskCoveragePlot:
+    """Risk-coverage curves of several models, the operating point's coverage (a dotted line) and, for a window
+    policy, the band of coverages the window spans.
 
-    The managed artists are marked animated, so a full draw leaves them out; after every full draw (first
-    display, a resize, a browser refresh) the static background is captured and the artists are drawn on top.
-    ``update()`` restores that background and draws just the artists: a few ms instead of re-rendering every
-    tick label.  Works with any Agg-based canvas (ipympl, inline, Agg).
+    ``names``: the curves, in legend order; ``"cascade"`` is drawn bold in the ensemble's blue, ``"full
+    ensemble"`` in green, the others in :data:`SERIES_COLORS`.  ``update`` returns True when the risk axis
+    changed (a full draw is needed).
     """
 
-    def __init__(self, canvas, artists=()):
-        self.canvas = canvas
-        self._background = None
-        self._artists: list = []
-        self.set_artists(artists)
-        canvas.mpl_connect("draw_event", self._on_draw)
+    def __init__(self, ax: Axes, names: Sequence[str], title: str = "Risk-coverage"):
+        self.ax = ax
+        others = iter(SERIES_COLORS * 4)
+        self.lines = {}
+        for name in names:
+            color = _ENSEMBLE if name == "cascade" else _FULL if name == "full ensemble" else next(others)
+            (self.lines[name],) = ax.plot([], [], lw=2 if name == "cascade" else 1, label=name, color=color)
+        self.tau_line = ax.axvline(0, color="grey", ls=":", lw=1, label="coverage at tau")
+        self.band = ax.axvspan(0, 0, color="grey", alpha=0.15, lw=0, label="window")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("coverage")
+        ax.set_ylabel("selective risk")
+        ax.set_title(title, fontsize="medium")
+        ax.legend(fontsize="small", frameon=False, loc="upper left")
 
-    def set_artists(self, artists) -> bool:
-        """Manage ``artists``; returns True if they differ from before (a full draw is then needed)."""
-        artists = list(artists)
-        changed = len(artists) != len(self._artists) or any(a is not b for a, b in zip(artists, self._artists))
-        for a in artists:
-            a.set_animated(True)
-        self._artists = artists
-        return changed
+    @property
+    def artists(self) -> list:
+        return [*self.lines.values(), self.tau_line, self.band]
 
-    def _on_draw(self, event) -> None:
-        self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
-        self._draw_artists()
+    def update(self, curves: dict, coverage_at_tau: float, band: tuple[float, float] | None) -> bool:
+        """``curves``: name -> ``(coverage, risk)``; ``band``: ``(low, high)`` coverages, or None (no window)."""
+        top = 0.0
+        for name, (cov, risk) in curves.items():
+            if name in self.lines:
+                r = _to_numpy(risk)
+                self.lines[name].set_data(_to_numpy(cov), r)
+                top = max(top, float(np.nanmax(r)) if len(r) else 0.0)
+        self.tau_line.set_xdata([coverage_at_tau] * 2)
+        lo, hi = band if band is not None else (0.0, 0.0)
+        self.band.set_x(lo)
+        self.band.set_width(max(0.0, hi - lo))
+        self.band.set_visible(band is not None)
+        ylim = (0.0, round(max(0.05, 1.05 * top), 3))
+        if self.ax.get_ylim() != ylim:
+            self.ax.set_ylim(*ylim)
+            return True
+        return False
 
-    def _draw_artists(self) -> None:
-        """Draw the managed artists onto the canvas, leaving the figure as fresh (or as stale) as it was.
 
-        Drawing some artists marks their parts stale (a legend re-positions its children as it draws), and the
-        mark climbs to the axes and the figure.  A stale figure is redrawn in interactive mode: pyplot's stale
-        callback asks for a draw, and IPython asks for one after every cell *and every widget message*
-        (ipykernel runs the post-execute hooks around comm messages).  With ipympl that request goes to the
-        browser, which answers with a full draw, whose draw event lands here again: a redraw loop that keeps the
-        kernel busy for as long as the page is open.  So the stale callback is off while the artists are drawn,
-        and the marks their drawing left are cleared; the artists are blitted, not part of the full draw.
-        """
-        figure = self.canvas.figure
-        fresh = [a for a in (figure, *figure.axes) if not a.stale]
-        callback, figure.stale_callback = figure.stale_callback, None
-        try:
-            for a in self._artists:
-                figure.draw_artist(a)
-        finally:
-            figure.stale_callback = callback
-            for a in fresh:
-                a.stale = False  # (setting False calls no callback)
+class CostFrontierPlot:
+    """Cost (x, log scale) against quality (y) of a swept family (a line), the current setting (a star) and
+    single models (points).  ``update`` returns True when an axis or its label changed (a full draw)."""
 
-    def update(self) -> None:
-        """Show the artists' current state."""
-        if self._background is None:
-            self.canvas.draw()  # the draw_event captures the background and draws the artists
-            return
-        self.canvas.restore_region(self._background)
-        self._draw_artists()
-        self.canvas.blit(self.canvas.figure.bbox)
+    def __init__(self, ax: Axes, title: str = "Cost vs coverage", sweep_label: str = "window cascade (sweep)"):
+        from matplotlib.ticker import NullFormatter
+
+        self.ax = ax
+        (self.sweep,) = ax.plot([], [], "-", color=_ENSEMBLE, label=sweep_label)
+        (self.current,) = ax.plot([], [], "*", ms=12, color=_ENSEMBLE, label="current")
+        self.points = ax.scatter([], [], color="black", marker="o", label="single models", zorder=3)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("MACs per sample")
+        ax.set_title(title, fontsize="medium")
+        ax.legend(fontsize="small", frameon=False, loc="lower right")
+
+    @property
+    def artists(self) -> list:
+        return [self.sweep, self.current, self.points]
+
+    def update(self, sweep: tuple, current: tuple[float, float], points: Sequence[tuple[float, float]],
+               ylabel: str) -> bool:
+        """``sweep``: ``(cost (W,), quality (W,))``; ``current``: ``(cost, quality)``; ``points``: ``(cost,
+        quality)`` of each single model."""
+        cost, quality = _to_numpy(sweep[0]), _to_numpy(sweep[1])
+        self.sweep.set_data(cost, quality)
+        self.current.set_data([current[0]], [current[1]])
+        self.points.set_offsets(np.array(points, dtype=float) if len(points) else np.empty((0, 2)))
+        xs = [float(cost.min()), float(cost.max()), *(p[0] for p in points)]
+        ys = [float(quality.min()), float(quality.max()), *(p[1] for p in points)]
+        wanted = ((0.7 * min(xs), 1.4 * max(xs)), (max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)), ylabel)
+        if wanted != (self.ax.get_xlim(), self.ax.get_ylim(), self.ax.get_ylabel()):
+            self.ax.set_xlim(*wanted[0])
+            self.ax.set_ylim(*wanted[1])
+            self.ax.set_ylabel(ylabel)
+            return True
+        return False
+
+
+def _floor(x: float, step: float) -> float:
+    return round(math.floor(x / step) * step, 6)
+
+
+def _ceil(x: float, step: float) -> float:
+    return round(math.ceil(x / step) * step, 6)
+
+
+def _padded(values, step: float = 0.05, margin: float = 0.02) -> tuple[float, float]:
+    """An axis range in [0, 1] around ``values`` on a grid of ``step`` (so that small moves keep it)."""
+    return max(0.0, _floor(min(values) - margin, step)), min(1.0, _ceil(max(values) + margin, step))
+
+
+class WiseCurvePlot:
+    """A WiSE-FT curve: accuracy (left axis) and ECE (right axis, faint) against alpha, in distribution and
+    shifted, with dots at the current alpha and a dotted line per split for a comparison model (a soup).
+
+    ``update`` moves every line; it returns True when a title, a legend text or an axis range changed (a full
+    draw is needed); ranges snap to a 0.05 grid so that most moves only blit.
+    """
+
+    _STYLES = (("id", _ENSEMBLE, "-", "ID"), ("shift", "#ff7f0e", "--", "shifted"))
+
+    def __init__(self, ax: Axes):
+        self.ax = ax
+        self.ece_ax = ex = ax.twinx()
+        ax.set_zorder(ex.get_zorder() + 1)  # accuracy lines and legend above the ECE lines
+        ax.patch.set_visible(False)
+        self.acc, self.ece, self.dots, self.ece_dots, self.soup = {}, {}, {}, {}, {}
+        for tag, color, ls, label in self._STYLES:
+            (self.acc[tag],) = ax.plot([], [], ls, color=color, lw=2, label=f"accuracy {label}")
+            (self.ece[tag],) = ex.plot([], [], ls, color=color, lw=1, alpha=0.45, label=f"ECE {label} (right axis)")
+            (self.dots[tag],) = ax.plot([], [], "o", color=color, ms=6, zorder=4)
+            (self.ece_dots[tag],) = ex.plot([], [], "o", color=color, ms=4, alpha=0.45)
+            self.soup[tag] = ax.axhline(0, color=color, ls=":", lw=1.5, label=f"soup {label}")
+        self.alpha_line = ax.axvline(0, color=_MUTED, lw=1, zorder=1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.set_xlabel("alpha (0 = zero-shot, 1 = fine-tuned)")
+        ax.set_ylabel("accuracy")
+        ex.set_ylabel("ECE", color=_MUTED)
+        ex.tick_params(axis="y", colors=_MUTED)
+        handles = [self.acc["id"], self.acc["shift"], self.soup["id"], self.soup["shift"], self.ece["id"],
+                   self.ece["shift"]]
+        legend = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3,
+                           fontsize="x-small", frameon=False)
+        self._soup_texts = legend.get_texts()[2:4]
+        ax.set_title(" \n ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [*self.ece.values(), *self.ece_dots.values(), self.alpha_line, *self.soup.values(),
+                *self.acc.values(), *self.dots.values()]
+
+    def update(self, alphas, curve: dict, point: dict, alpha: float, soup: dict, title: str,
+               soup_name: str) -> bool:
+        """``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)``; ``point``: the same four at
+        ``alpha``; ``soup``: ``{"id": acc, "shift": acc}`` of the comparison model named ``soup_name``."""
+        a = _to_numpy(alphas)
+        for tag in ("id", "shift"):
+            self.acc[tag].set_data(a, _to_numpy(curve[f"{tag}_acc"]))
+            self.ece[tag].set_data(a, _to_numpy(curve[f"{tag}_ece"]))
+            self.dots[tag].set_data([alpha], [point[f"{tag}_acc"]])
+            self.ece_dots[tag].set_data([alpha], [point[f"{tag}_ece"]])
+            self.soup[tag].set_ydata([soup[tag]] * 2)
+        self.alpha_line.set_xdata([alpha, alpha])
+        accs = [*_to_numpy(curve["id_acc"]).tolist(), *_to_numpy(curve["shift_acc"]).tolist(), *soup.values()]
+        eces = [*_to_numpy(curve["id_ece"]).tolist(), *_to_numpy(curve["shift_ece"]).tolist()]
+        static = (title, soup_name, _padded(accs), (0.0, _ceil(max(eces) * 1.05 + 1e-9, 0.05)))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        for text, label in zip(self._soup_texts, ("ID", "shifted")):
+            text.set_text(f"{soup_name}, {label}")
+        self.ax.set_ylim(*static[2])
+        self.ece_ax.set_ylim(*static[3])
+        self._static = static
+        return True
+
+
+class LossLinePlot:
+    """Loss (left axis) and accuracy (right axis, dashed) along a straight line between two models.  ``update``
+    returns True when the title or an axis range changed (a full draw)."""
+
+    def __init__(self, ax: Axes, color: str = "#6a3d9a"):
+        self.ax = ax
+        self.acc_ax = la = ax.twinx()
+        (self.loss,) = ax.plot([], [], "-o", color=color, lw=2, ms=3, label="val loss")
+        (self.acc,) = la.plot([], [], "--", color=_MUTED, lw=1, label="val accuracy (right axis)")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xticks([0, 0.5, 1.0])
+        ax.set_xlabel("position on the line (0 = from, 1 = to)")
+        ax.set_ylabel("val loss (nats)")
+        la.set_ylabel("val accuracy", color=_MUTED)
+        la.tick_params(axis="y", colors=_MUTED)
+        ax.legend(handles=[self.loss, self.acc], loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
+                  fontsize="x-small", frameon=False)
+        ax.set_title(" \n ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.acc, self.loss]
+
+    def update(self, positions, loss, acc, title: str) -> bool:
+        x, lo, ac = _to_numpy(positions), _to_numpy(loss), _to_numpy(acc)
+        self.loss.set_data(x, lo)
+        self.acc.set_data(x, ac)
+        top = float(lo.max()) * 1.1
+        static = (title, (0.0, _ceil(top + 1e-9, 0.1 if top <= 2 else 0.5)), _padded(ac.tolist()))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylim(*static[1])
+        self.acc_ax.set_ylim(*static[2])
+        self._static = static
+        return True
 
 
 def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):

@@ -15,7 +15,8 @@ import torch
 from matplotlib._pylab_helpers import Gcf
 
 from ensemble_lab.metrics import reliability
-from ensemble_lab.plots import BlitManager, ReliabilityPlot, mosaic_figure
+from ensemble_lab.labs.figure import BlitManager
+from ensemble_lab.plots import ReliabilityPlot, mosaic_figure
 
 
 @pytest.fixture

@@ -1,8 +1,24 @@
-"""Interactive Labs: a State of settings, a compute step over cached predictions, and a View of widgets."""
+"""Interactive Labs: a State of declared settings, a compute step over cached predictions, and a View of widgets.
 
-from .base import Lab, LabState
-from .calibration import CalibrationLab, CalibrationResult, CalibrationState
-from .deep_ensembles import DeepEnsembleLab, DeepEnsembleResult, DeepEnsembleState
+Every Lab is importable from here and named by one rule: the folder ``labs/<topic>/`` holds ``<Topic>Lab``,
+``<Topic>State``, ``<Topic>Result`` (in ``lab.py``) and ``<Topic>View`` (in ``view.py``).  See CONTRIBUTING.md
+for how to add one.
+"""
 
-__all__ = ["Lab", "LabState", "DeepEnsembleLab", "DeepEnsembleResult", "DeepEnsembleState", "CalibrationLab",
-           "CalibrationResult", "CalibrationState"]
+from .base import Lab, LabState, cached
+from .calibration import CalibrationLab, CalibrationResult, CalibrationState, CalibrationView
+from .cascades import CascadesLab, CascadesResult, CascadesState, CascadesView
+from .deep_ensembles import DeepEnsemblesLab, DeepEnsemblesResult, DeepEnsemblesState, DeepEnsemblesView
+from .prompts import PromptsLab, PromptsResult, PromptsState, PromptsView
+from .soups import SoupsLab, SoupsResult, SoupsState, SoupsView
+from .state import Setting
+from .view import LabView
+
+__all__ = [
+    "Lab", "LabState", "LabView", "Setting", "cached",
+    "CalibrationLab", "CalibrationResult", "CalibrationState", "CalibrationView",
+    "CascadesLab", "CascadesResult", "CascadesState", "CascadesView",
+    "DeepEnsemblesLab", "DeepEnsemblesResult", "DeepEnsemblesState", "DeepEnsemblesView",
+    "PromptsLab", "PromptsResult", "PromptsState", "PromptsView",
+    "SoupsLab", "SoupsResult", "SoupsState", "SoupsView",
+]

@@ -1,145 +1,186 @@
-"""What every Lab shares: a State of settings, a compute step, and error handling that keeps both consistent.
+"""What every Lab shares: a State, a compute step over cached pieces, and changes that are all-or-nothing.
 
 A Lab is headless first.  ``lab.state.x = v`` or ``lab.set(x=v)`` changes a setting and recomputes
-``lab.result``; when the new setting is invalid (the trait's own validation or the computation refuses it),
-the State is rolled back to what it was, ``lab.result`` is left untouched and ``lab.status`` holds the
-message.  Widgets (the View) are built only when the Lab is displayed, and talk to the Lab through ``set``.
+``lab.result``; when the new setting is invalid (the State's table or the computation refuses it), the State is
+rolled back to what it was, ``lab.result`` is left untouched and ``lab.status`` holds the message.  Each accepted
+change bumps ``lab.revision``, which is what a View listens to.
+
+Work runs under one lock shared by every Lab, with one torch thread: JupyterLab 4 may run a control's handler on
+a second thread (a kernel subshell) while a cell drives the same Lab, and a Lab's many small tensor operations
+are fastest (and steadiest under load) on one thread.
+
+The View is joined to its Lab in one place: a View class names its Lab (``class DemoView(LabView, lab=DemoLab)``),
+which sets ``DemoLab.View``; the Lab never imports its View.
+
+>>> from ensemble_lab.labs.state import Setting
+>>> class DemoState(LabState):
+...     SETTINGS = {"scale": Setting(float, 1.0, "a factor", low=0, open_low=True)}
+>>> class DemoLab(Lab):
+...     State = DemoState
+...     def compute(self, state):
+...         return {"value": 2 * state.scale}
+>>> lab = DemoLab()
+>>> lab.set(scale=3);  lab.result
+True
+{'value': 6.0}
+>>> lab.set(scale=-1);  lab.status, lab.state.scale
+False
+('scale must be in (0, inf], got -1.0', 3.0)
 """
 
 from __future__ import annotations
 
-import json
-import math
+import functools
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import traitlets
 
-from ..device import fit_threads_to_cpus
+from .state import FIT_SPLIT, LabState
 
-__all__ = ["LabState", "BinnedState", "Lab", "SplitPredictions", "split_predictions", "one_of", "positive"]
+__all__ = ["Lab", "LabState", "cached", "lab_work", "SplitPredictions", "split_predictions", "FIT_SPLIT"]
 
-
-class LabState(traitlets.HasTraits):
-    """All settings of one Lab, as traitlets.  Shareable: ``to_dict()``/``to_json()`` and back."""
-
-    seed = traitlets.Int(0, help="seed for anything random the Lab does").tag(setting=True)
-
-    def settings(self) -> list[str]:
-        return sorted(self.trait_names(setting=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.settings()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any], **kwargs) -> LabState:
-        if not isinstance(settings, dict):
-            raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
-        state = cls(**kwargs)
-        unknown = sorted(set(settings) - set(state.settings()))
-        if unknown:
-            raise ValueError(f"settings has unknown key(s) {unknown}; known: {state.settings()}")
-        state.set_settings(**settings)
-        return state
-
-    @classmethod
-    def from_json(cls, text: str, **kwargs) -> LabState:
-        return cls.from_dict(json.loads(text), **kwargs)
-
-    def set_settings(self, **settings) -> None:
-        """Set several settings at once (one notification per setting, after all are set)."""
-        with self.hold_trait_notifications():
-            for name, value in settings.items():
-                setattr(self, name, value)
+_WORK = threading.RLock()
 
 
-class BinnedState(LabState):
-    """A State with the bins of ECE and the reliability diagram."""
-
-    n_bins = traitlets.Int(15, help="bins of ECE and the reliability diagram").tag(setting=True)
-
-    @traitlets.validate("n_bins")
-    def _valid_bins(self, proposal):
-        if not 1 <= proposal.value <= 1000:
-            raise traitlets.TraitError(f"n_bins must be in [1, 1000], got {proposal.value}")
-        return proposal.value
-
-
-def one_of(value, name: str, choices):
-    """For a trait validator: ``value`` if it is one of ``choices``, else a TraitError naming ``name``."""
-    if value not in choices:
-        raise traitlets.TraitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
+@contextmanager
+def lab_work():
+    """Run a Lab's work: one at a time across threads, with one torch thread (restored afterwards)."""
+    with _WORK:
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
 
 
-def positive(value, name: str):
-    """For a trait validator: ``value`` if it is a finite number > 0, else a TraitError naming ``name``."""
-    if not (value > 0 and math.isfinite(value)):
-        raise traitlets.TraitError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+class cached:  # noqa: N801 - used as a decorator, like functools.cached_property
+    """A method whose results are kept per Lab instance, by argument (``functools.lru_cache`` per instance).
+
+    ``@cached(maxsize=32)`` above ``def _piece(self, split, temperature)``: the arguments must be hashable (pass
+    tuples, not lists).  The cache lives as long as the Lab.
+    """
+
+    def __init__(self, maxsize: int = 32):
+        self.maxsize = maxsize
+        self.fn = None
+        self.name = None
+
+    def __call__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        return self
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        bound = functools.lru_cache(maxsize=self.maxsize)(self.fn.__get__(obj, owner))
+        obj.__dict__[self.name] = bound  # found before this (non-data) descriptor from now on
+        return bound
 
 
 class Lab(traitlets.HasTraits):
-    """Base class: subclasses define ``compute(state) -> result`` and ``_build_view()``."""
+    """Base class.  A subclass names its ``State`` class and defines ``compute(state) -> result``; it may
+    narrow settings to its data (``limits()``), give instance defaults (``defaults()``) and buttons
+    (``BUTTONS`` and ``_press_<name>`` methods)."""
+
+    State: ClassVar[type[LabState]] = LabState
+    View: ClassVar[type | None] = None  # set by the View class (see LabView)
+    BUTTONS: ClassVar[tuple[str, ...]] = ()
 
     status = traitlets.Unicode("", help="the last message for the learner; empty when all is well")
     result = traitlets.Any(None, help="what compute() returned for the current state")
+    revision = traitlets.Int(0, help="bumped after every accepted change (what a View redraws on)")
+    busy = traitlets.Unicode("", help="what the Lab is computing now, for a busy line; empty when idle")
 
-    def __init__(self, state: LabState, **kwargs):
-        super().__init__(**kwargs)
-        fit_threads_to_cpus()  # a Lab's many small updates suffer most from oversubscribed threads
-        self.state = state
-        self._quiet = False
-        self._view = None
-        self.result = self.compute(state)
+    def __init__(self, state: LabState | None = None):
+        super().__init__()
+        with lab_work():
+            if state is None:
+                state = self.State(**self.defaults())
+                state.limit(**self.limits())
+            else:
+                if not isinstance(state, self.State):
+                    raise TypeError(f"state must be a {self.State.__name__}, got {type(state).__name__}")
+                try:
+                    state.limit(**self.limits())
+                except ValueError as exc:
+                    raise ValueError(f"state: {exc}") from None
+            self.state = state
+            self._quiet = False
+            self._view = None
+            self.result = self.compute(state)
         state.observe(self._on_state_change, names=state.settings())
 
     # -- to be provided by subclasses -------------------------------------------------------------------
     def compute(self, state: LabState):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _build_view(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def limits(self) -> dict[str, tuple]:
+        """Per-instance choices of settings (e.g. the splits this Lab's predictions hold)."""
+        return {}
+
+    def defaults(self) -> dict[str, Any]:
+        """Settings of a new State that depend on the Lab's data (e.g. one weight per member)."""
+        return {}
 
     # -- changing settings ------------------------------------------------------------------------------
     def set(self, **changes) -> bool:
         """Apply ``changes`` atomically.  Returns True if they were applied; else the State is unchanged,
         ``status`` says why, and False is returned."""
-        unknown = sorted(set(changes) - set(self.state.settings()))
-        if unknown:
-            self.status = f"unknown setting(s) {unknown}"
+        with lab_work():
+            unknown = sorted(set(changes) - set(self.state.settings()))
+            if unknown:
+                self.status = f"unknown setting(s) {unknown}; known: {self.state.settings()}"
+                return False
+            before = {name: getattr(self.state, name) for name in changes}
+            self._quiet = True
+            try:
+                self.state.set_settings(**changes)
+                result = self.compute(self.state)
+            except (traitlets.TraitError, ValueError, TypeError) as exc:
+                self._restore(before)
+                self.status = _message(exc)
+                return False
+            finally:
+                self._quiet = False
+            self._accept(result)
+            return True
+
+    def press(self, button: str) -> bool:
+        """Press one of ``BUTTONS``; returns whether it changed the State (else ``status`` says why)."""
+        if button not in self.BUTTONS:
+            self.status = f"unknown button {button!r}; use {', '.join(map(repr, self.BUTTONS))}"
             return False
-        before = {name: getattr(self.state, name) for name in changes}
-        self._quiet = True
-        try:
-            self.state.set_settings(**changes)
-            result = self.compute(self.state)
-        except (traitlets.TraitError, ValueError, TypeError) as exc:
-            self._restore(before)
-            self.status = _message(exc)
-            return False
-        finally:
-            self._quiet = False
+        with lab_work():
+            return bool(getattr(self, f"_press_{button.replace(' ', '_')}")())
+
+    def _accept(self, result) -> None:
         self.result = result
         self.status = ""
-        return True
+        self.revision += 1
 
     def _on_state_change(self, change) -> None:
         """A setting was assigned directly (``lab.state.x = v``): recompute, or roll it back."""
         if self._quiet:
             return
-        try:
-            result = self.compute(self.state)
-        except (ValueError, TypeError) as exc:
-            self._restore({change.name: change.old})
-            self.status = _message(exc)
-            return
-        self.result = result
-        self.status = ""
+        with lab_work():
+            try:
+                result = self.compute(self.state)
+            except (ValueError, TypeError) as exc:
+                self._restore({change.name: change.old})
+                self.status = _message(exc)
+                return
+            self._accept(result)
 
     def _restore(self, values: dict[str, Any]) -> None:
         quiet, self._quiet = self._quiet, True
@@ -153,9 +194,13 @@ class Lab(traitlets.HasTraits):
     # -- display ----------------------------------------------------------------------------------------
     @property
     def view(self):
-        """The widget tree (built on first use)."""
+        """The widget tree (built on first use, from ``type(self).View``)."""
         if self._view is None:
-            self._view = self._build_view()
+            if self.View is None:
+                raise TypeError(f"{type(self).__name__} has no View: import its package "
+                                f"({type(self).__module__.rsplit('.', 1)[0]}) to join them")
+            with lab_work():
+                self._view = self.View(self)
         return self._view
 
     @property
@@ -170,7 +215,6 @@ class Lab(traitlets.HasTraits):
 
 def _message(exc: Exception) -> str:
     text = str(exc)
-    # traitlets prefixes messages with "The 'x' trait of a Foo instance ..."; keep our own wording.
     return text if text else type(exc).__name__
 
 
@@ -189,6 +233,16 @@ class SplitPredictions:
     fit_split: str
     eval_splits: tuple[str, ...]
 
+    @property
+    def default_split(self) -> str:
+        """``"test"`` when there is one, else the first evaluation split."""
+        return "test" if "test" in self.logits else self.eval_splits[0]
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Every split a Lab may show: the evaluation splits, then the fit split (numbers there are in-sample)."""
+        return (*self.eval_splits, self.fit_split)
+
     def split(self, name: str):
         """``(logits, labels)`` of split ``name``; a ValueError naming ``split`` if there is none."""
         if name not in self.logits:
@@ -196,7 +250,7 @@ class SplitPredictions:
         return self.logits[name], self.labels[name]
 
 
-def split_predictions(predictions, fit_split: str = "val") -> SplitPredictions:
+def split_predictions(predictions, fit_split: str = FIT_SPLIT) -> SplitPredictions:
     """Check ``predictions`` (``.logits``: split -> ``(K, N, C)``, ``.labels``: split -> ``(N,)``, e.g.
     ``zoo.ensemble_predictions(...)``) for a Lab: it must hold ``fit_split`` and at least one other split, all
     with the same K and C."""

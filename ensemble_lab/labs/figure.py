@@ -1,13 +1,22 @@
-"""A matplotlib figure as a widget.
+"""A Lab's figure: a matplotlib figure as a widget, laid out once, redrawn by blitting.
 
 With the ipympl backend (``%matplotlib widget``) the figure's canvas *is* a widget: artists are updated in
-place and ``draw_idle`` sends only a new image.  With any other backend (inline, Agg in tests) the figure is
-shown in an ``Output`` widget and re-displayed on ``refresh()`` when running inside IPython.
+place and only a new image is sent.  With any other backend (inline, Agg in tests) the figure is shown in an
+``Output`` widget and re-displayed on ``refresh()`` when running inside IPython.
+
+:class:`LabFigure` is what a View uses: it creates the figure (``plots.mosaic_figure``), draws nothing until
+:meth:`LabFigure.freeze` has laid it out once (a draw before that can leave an ipympl figure blank in the
+browser), and then shows each update by blitting the drawings' artists, or by one full draw when the artists
+changed or a drawing asked for one (an axis range or a title moved).
 """
 
 from __future__ import annotations
 
 import ipywidgets as widgets
+
+from ..plots import mosaic_figure
+
+__all__ = ["LabFigure", "FigureBox", "BlitManager", "freeze_layout"]
 
 
 class FigureBox:
@@ -56,3 +65,108 @@ class FigureBox:
         if tuple(getattr(canvas, "_size", (1, 1))) == (0, 0):
             dpi = self.fig.get_dpi()
             canvas._size = (self.fig.get_figwidth() * dpi, self.fig.get_figheight() * dpi)
+
+
+def freeze_layout(fig) -> None:
+    """Lay the figure out once (constrained layout) and keep those positions for every later draw.
+
+    Constrained layout costs about half of a redraw; a Lab's plots keep their size, so once is enough.
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+
+
+
+
+class BlitManager:
+    """Redraw only the artists that change, over a cached background (matplotlib's blitting pattern).
+
+    The managed artists are marked animated, so a full draw leaves them out; after every full draw (first
+    display, a resize, a browser refresh) the static background is captured and the artists are drawn on top.
+    ``update()`` restores that background and draws just the artists: a few ms instead of re-rendering every
+    tick label.  Works with any Agg-based canvas (ipympl, inline, Agg).
+    """
+
+    def __init__(self, canvas, artists=()):
+        self.canvas = canvas
+        self._background = None
+        self._artists: list = []
+        self.set_artists(artists)
+        canvas.mpl_connect("draw_event", self._on_draw)
+
+    def set_artists(self, artists) -> bool:
+        """Manage ``artists``; returns True if they differ from before (a full draw is then needed)."""
+        artists = list(artists)
+        changed = len(artists) != len(self._artists) or any(a is not b for a, b in zip(artists, self._artists))
+        for a in artists:
+            a.set_animated(True)
+        self._artists = artists
+        return changed
+
+    def _on_draw(self, event) -> None:
+        self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
+        self._draw_artists()
+
+    def _draw_artists(self) -> None:
+        """Draw the managed artists onto the canvas, leaving the figure as fresh (or as stale) as it was.
+
+        Drawing some artists marks their parts stale (a legend re-positions its children as it draws), and the
+        mark climbs to the axes and the figure.  A stale figure is redrawn in interactive mode: pyplot's stale
+        callback asks for a draw, and IPython asks for one after every cell *and every widget message*
+        (ipykernel runs the post-execute hooks around comm messages).  With ipympl that request goes to the
+        browser, which answers with a full draw, whose draw event lands here again: a redraw loop that keeps the
+        kernel busy for as long as the page is open.  So the stale callback is off while the artists are drawn,
+        and the marks their drawing left are cleared; the artists are blitted, not part of the full draw.
+        """
+        figure = self.canvas.figure
+        fresh = [a for a in (figure, *figure.axes) if not a.stale]
+        callback, figure.stale_callback = figure.stale_callback, None
+        try:
+            for a in self._artists:
+                figure.draw_artist(a)
+        finally:
+            figure.stale_callback = callback
+            for a in fresh:
+                a.stale = False  # (setting False calls no callback)
+
+    def update(self) -> None:
+        """Show the artists' current state."""
+        if self._background is None:
+            self.canvas.draw()  # the draw_event captures the background and draws the artists
+            return
+        self.canvas.restore_region(self._background)
+        self._draw_artists()
+        self.canvas.blit(self.canvas.figure.bbox)
+
+
+class LabFigure:
+    """The figure of a View: ``axes`` by mosaic label, ``widget`` to place, ``show(artists, full)`` to redraw.
+
+    Args:
+        mosaic, figsize, **gridspec: as :func:`ensemble_lab.plots.mosaic_figure`.
+    """
+
+    def __init__(self, mosaic, figsize=(7.6, 3.8), **gridspec):
+        self.fig, self.axes = mosaic_figure(mosaic, figsize=figsize, **gridspec)
+        self.box = FigureBox(self.fig)
+        self.widget = self.box.widget
+        self.blit = BlitManager(self.fig.canvas)
+        self.frozen = False
+
+    def show(self, artists, full: bool = False) -> None:
+        """Show the drawings: blit ``artists`` over the background, or a full draw if they are not the artists of
+        the last call or ``full`` (nothing is drawn before :meth:`freeze`)."""
+        changed = self.blit.set_artists(artists)
+        if not self.frozen:
+            return
+        if changed or full:
+            self.fig.canvas.draw_idle()  # its draw event blits the artists
+        else:
+            self.blit.update()
+        self.box.refresh()
+
+    def freeze(self) -> None:
+        """Lay the figure out once and draw it (the first draw); every later :meth:`show` may draw."""
+        freeze_layout(self.fig)
+        self.frozen = True
+        self.box.refresh()

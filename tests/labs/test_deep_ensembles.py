@@ -8,7 +8,7 @@ import traitlets
 
 from ensemble_lab import metrics
 from ensemble_lab.combine import combine, learn_weights
-from ensemble_lab.labs.deep_ensembles import DeepEnsembleLab, DeepEnsembleState
+from ensemble_lab.labs import DeepEnsemblesLab, DeepEnsemblesState
 
 
 def synthetic_predictions(k=4, n=400, c=5, seed=0):
@@ -25,7 +25,7 @@ def synthetic_predictions(k=4, n=400, c=5, seed=0):
 
 @pytest.fixture
 def lab():
-    return DeepEnsembleLab(synthetic_predictions())
+    return DeepEnsemblesLab(synthetic_predictions())
 
 
 def test_initial_result_is_the_uniform_ensemble(lab):
@@ -73,8 +73,9 @@ def test_direct_state_assignment_is_rolled_back_when_invalid(lab):
     assert "one entry per member (4)" in lab.status
     lab.state.split = "noise-3"
     assert lab.result.split == "noise-3" and lab.status == ""
-    lab.state.split = "nope"
-    assert lab.state.split == "noise-3" and "split must be one of" in lab.status
+    with pytest.raises(traitlets.TraitError, match="split must be one of test, noise-3, val"):
+        lab.state.split = "nope"  # refused by the State itself: a split the predictions do not hold
+    assert lab.state.split == "noise-3" and lab.result.split == "noise-3"
 
 
 def test_trait_validation_refuses_bad_values(lab):
@@ -109,18 +110,18 @@ def test_rule_temperature_and_bins_change_the_result(lab):
 
 def test_state_round_trips_and_rejects_unknown_keys(lab):
     lab.set(weights=[0.1, 0.2, 0.3, 0.4], rule="geo", split="noise-3")
-    copy = DeepEnsembleLab(lab.predictions, DeepEnsembleState.from_json(lab.state.to_json()))
+    copy = DeepEnsemblesLab(lab.predictions, DeepEnsemblesState.from_json(lab.state.to_json()))
     assert copy.state.to_dict() == lab.state.to_dict()
     assert copy.result.metrics == lab.result.metrics
     with pytest.raises(ValueError, match="unknown key"):
-        DeepEnsembleState.from_dict({"weights": [1.0], "colour": "red"})
+        DeepEnsemblesState.from_dict({"weights": [1.0], "colour": "red"})
 
 
 def test_lab_needs_a_validation_split():
     preds = synthetic_predictions()
     del preds.logits["val"]
     with pytest.raises(ValueError, match="'val' split"):
-        DeepEnsembleLab(preds)
+        DeepEnsemblesLab(preds)
 
 
 # -- through the widgets ------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def test_buttons_dropdowns_and_reliability_bars(lab):
 
 
 def test_many_members_get_a_note_and_eight_sliders():
-    lab = DeepEnsembleLab(synthetic_predictions(k=12, n=100))
+    lab = DeepEnsemblesLab(synthetic_predictions(k=12, n=100))
     view = lab.view
     assert len(view.sliders) == 8
     view.weights_text.value = ", ".join(["1"] * 11 + ["0"])

@@ -11,7 +11,7 @@ import torch
 
 from ensemble_lab import metrics, prompts
 from ensemble_lab.combine import learn_weights
-from ensemble_lab.labs.prompt_ensembling import TABLE_COLUMNS, PromptLab, PromptState
+from ensemble_lab.labs.prompts import TABLE_COLUMNS, PromptsLab, PromptsState
 from ensemble_lab.zeroshot import ZeroShotData
 
 C, D = 10, 32
@@ -72,7 +72,7 @@ def data():
 
 @pytest.fixture
 def lab(data):
-    return PromptLab(data, POOL, hand_crafted=POOL[:3])
+    return PromptsLab(data, POOL, hand_crafted=POOL[:3])
 
 
 def _accuracy(logits, y):
@@ -175,7 +175,7 @@ def test_bad_templates_leave_the_pool_unchanged(lab, template, fragment):
 @pytest.mark.parametrize("changes, fragment", [
     ({"selected": []}, "prompt pool is empty"),
     ({"selected": ["not a template {}"]}, "selected must name known templates"),
-    ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+    ({"temperature": 0.0}, "temperature must be in [0.01, 100]"),
     ({"weighting": "median"}, "weighting must be one of"),
     ({"domain": "sketches"}, "domain must be one of"),
     ({"n_images": -1}, "n_images must be >= 0"),
@@ -191,7 +191,7 @@ def test_bad_settings_go_to_the_status_line(lab, changes, fragment):
 def test_state_round_trips(lab, data):
     lab.add_template("a noisy drawing of a {}.")
     lab.set(selected=lab.state.templates[2:], weighting="zpe-test", temperature=0.5, domain="noisy")
-    copy = PromptLab(data, POOL, hand_crafted=POOL[:3], state=PromptState.from_json(lab.state.to_json()))
+    copy = PromptsLab(data, POOL, hand_crafted=POOL[:3], state=PromptsState.from_json(lab.state.to_json()))
     assert copy.result.metrics == lab.result.metrics
 
 

@@ -3,7 +3,7 @@ coverage, calibration and cost respond (Xia & Bouganis, ICCV 2023).
 
 Headless use::
 
-    lab = CascadeLab(members, costs=[50432] * 4, singles={"mlp-l": (single_preds, 199168)})
+    lab = CascadesLab(members, costs=[50432] * 4, singles={"mlp-l": (single_preds, 199168)})
     lab.set(target=0.05, half_width=0.1);  lab.result.cascade["coverage"], lab.result.cascade["macs"]
 
 ``members`` has ``logits`` (split -> ``(K, N, C)``) and ``labels`` (split -> ``(N,)``) with a ``"val"`` split, as
@@ -15,17 +15,15 @@ stage's val scores.  Everything else is evaluated on ``split``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-import traitlets
 
-from .. import cascades, metrics
-from .base import BinnedState, Lab, one_of, split_predictions
+from ... import cascades, metrics
+from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..state import N_BINS, SPLIT, LabState, Setting
 
-__all__ = ["CascadeState", "CascadeResult", "CascadeLab", "POLICIES", "TARGETS"]
+__all__ = ["CascadesState", "CascadesResult", "CascadesLab", "POLICIES", "TARGETS"]
 
-FIT_SPLIT = "val"
 CLEAN = "test"  # the in-distribution split that shifted splits are told apart from
 POLICIES = ("window", "threshold")
 TARGETS = ("risk", "coverage")
@@ -33,44 +31,24 @@ SWEEP = tuple(i / 40 for i in range(21))  # half-widths of the cost/quality fron
 RISKS = (0.02, 0.05, 0.1)  # risks at which coverage is read off each evaluated risk-coverage curve
 
 
-class CascadeState(BinnedState):
+class CascadesState(LabState):
     """Settings of the cascades Lab."""
 
-    target_kind = traitlets.Unicode("risk", help=f"tau from a target {TARGETS}").tag(setting=True)
-    target = traitlets.Float(0.05, help="the target selective risk or coverage, in (0, 1]").tag(setting=True)
-    half_width = traitlets.Float(0.1, help="window half-width in quantile space, in [0, 0.5]").tag(setting=True)
-    policy = traitlets.Unicode("window", help=f"one of {POLICIES}").tag(setting=True)
-    score = traitlets.Unicode("msp", help=f"exit score, one of {cascades.SCORES}").tag(setting=True)
-    order = traitlets.List(traitlets.Int(), help="members in the order they run; empty means all").tag(setting=True)
-    split = traitlets.Unicode("test", help="evaluation split").tag(setting=True)
-
-    @traitlets.validate("target_kind")
-    def _valid_target_kind(self, proposal):
-        return one_of(proposal.value, "target_kind", TARGETS)
-
-    @traitlets.validate("policy")
-    def _valid_policy(self, proposal):
-        return one_of(proposal.value, "policy", POLICIES)
-
-    @traitlets.validate("score")
-    def _valid_score(self, proposal):
-        return one_of(proposal.value, "score", cascades.SCORES)
-
-    @traitlets.validate("target")
-    def _valid_target(self, proposal):
-        if not 0 < proposal.value <= 1:
-            raise traitlets.TraitError(f"target must be in (0, 1], got {proposal.value!r}")
-        return proposal.value
-
-    @traitlets.validate("half_width")
-    def _valid_half_width(self, proposal):
-        if not 0 <= proposal.value <= 0.5:
-            raise traitlets.TraitError(f"half_width must be in [0, 0.5] (quantile space), got {proposal.value!r}")
-        return proposal.value
+    SETTINGS = {
+        "target_kind": Setting(str, "risk", "tau from a target selective risk or coverage (on val)", choices=TARGETS),
+        "target": Setting(float, 0.05, "the target selective risk or coverage", low=0, high=1, open_low=True),
+        "half_width": Setting(float, 0.1, "window half-width, in quantile space of the first stage's val scores",
+                              low=0, high=0.5, why="quantile space"),
+        "policy": Setting(str, "window", "exit inside a window around tau, or above a threshold", choices=POLICIES),
+        "score": Setting(str, "msp", "the exit score", choices=cascades.SCORES),
+        "order": Setting(list, (), "members in the order they run; empty means all", item=int, low=0),
+        "n_bins": N_BINS,
+        "split": SPLIT,
+    }
 
 
 @dataclass(frozen=True)
-class CascadeResult:
+class CascadesResult:
     """What the Lab shows for one State.
 
     ``cascade`` / ``ensemble`` (all stages for every sample): accuracy, ece, aurc, risk and coverage at tau,
@@ -87,6 +65,7 @@ class CascadeResult:
     """
 
     split: str
+    policy: str
     tau: float
     window: tuple[float, float]
     ood: dict[str, dict[str, float]] | None
@@ -100,7 +79,7 @@ class CascadeResult:
     curves: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
-class CascadeLab(Lab):
+class CascadesLab(Lab):
     """Interactive early-exit cascades.
 
     Args:
@@ -111,9 +90,10 @@ class CascadeLab(Lab):
         state: initial settings.
     """
 
+    State = CascadesState
     fit_split = FIT_SPLIT
 
-    def __init__(self, members, costs, singles=None, state: CascadeState | None = None):
+    def __init__(self, members, costs, singles=None, state: CascadesState | None = None):
         data = split_predictions(members, FIT_SPLIT)
         self._data, self.k = data, data.k
         self.eval_splits = data.eval_splits
@@ -125,12 +105,13 @@ class CascadeLab(Lab):
         for name, (preds, macs) in (singles or {}).items():
             logits = {s: (t if t.ndim == 3 else t[None]) for s, t in dict(preds.logits).items()}
             self.singles[name] = (logits, float(macs))
-        if state is None:
-            state = CascadeState(split="test" if "test" in data.logits else self.eval_splits[0])
-        self._tau = lru_cache(maxsize=64)(self._tau_uncached)
-        self._singles = lru_cache(maxsize=64)(self._singles_uncached)
-        self._fixed = lru_cache(maxsize=64)(self._fixed_uncached)
         super().__init__(state)
+
+    def limits(self):
+        return {"split": self._data.splits}
+
+    def defaults(self):
+        return {"split": self._data.default_split}
 
     # -- pieces -----------------------------------------------------------------------------------------
     def _order(self, state) -> tuple[int, ...]:
@@ -144,7 +125,8 @@ class CascadeLab(Lab):
             return cascades.threshold_for_risk(conf, correct, target)
         return cascades.threshold_for_coverage(conf, target)
 
-    def _tau_uncached(self, order, score, kind, target):
+    @cached(maxsize=64)
+    def _tau(self, order, score, kind, target):
         """tau on val for the full cascade, and the first stage's val scores (for the quantile window)."""
         z, y = self._data.split(FIT_SPLIT)
         scores = cascades.stage_scores(z, score, order=list(order))  # (K', N)
@@ -152,7 +134,8 @@ class CascadeLab(Lab):
         tau = self._threshold(scores[-1], probs.argmax(-1) == y, kind, target)
         return tau, scores[0]
 
-    def _singles_uncached(self, split, score, kind, target, n_bins):
+    @cached(maxsize=64)
+    def _singles(self, split, score, kind, target, n_bins):
         out = {}
         for name, (logits, macs) in self.singles.items():
             zv, yv = logits[FIT_SPLIT][0], self._data.labels[FIT_SPLIT]
@@ -192,7 +175,8 @@ class CascadeLab(Lab):
             confidence=cascades.stage_scores(z, score, order=list(order))[-1],
             cost=torch.full((n,), float(self.costs[list(order)].sum()), dtype=torch.float64), probs=probs)
 
-    def _fixed_uncached(self, split, order, score, kind, target, n_bins):
+    @cached(maxsize=64)
+    def _fixed(self, split, order, score, kind, target, n_bins):
         """What a half-width or policy change leaves alone: the full ensemble's row and curve, the frontier."""
         z, y = self._data.split(split)
         tau, val0 = self._tau(order, score, kind, target)
@@ -214,7 +198,7 @@ class CascadeLab(Lab):
                 "macs": float(result.cost.double().mean())}
 
     # -- the computation -------------------------------------------------------------------------------
-    def compute(self, state: CascadeState) -> CascadeResult:
+    def compute(self, state: CascadesState) -> CascadesResult:
         order = self._order(state)
         z, y = self._data.split(state.split)
         tau, val0 = self._tau(order, state.score, state.target_kind, state.target)
@@ -233,8 +217,8 @@ class CascadeLab(Lab):
                   "full ensemble": full_curve}
         curves.update({name: _curve(s["_curve"]) for name, s in singles.items()})
         ood = self._ood(state.split, result.confidence, order, state.score)
-        return CascadeResult(
-            split=state.split, tau=tau, window=window, ood=ood,
+        return CascadesResult(
+            split=state.split, policy=state.policy, tau=tau, window=window, ood=ood,
             window_coverage=(float((result.confidence >= window[1]).double().mean()),
                              float((result.confidence > window[0]).double().mean())),
             cascade=self._row(result, y, tau, state.n_bins), ensemble=full_row,
@@ -243,11 +227,6 @@ class CascadeLab(Lab):
             frontier=frontier, curves=curves,
             quality=_quality(result.confidence, result.predictions == y, state.target_kind, state.target),
         )
-
-    def _build_view(self):
-        from .cascades_view import CascadeView
-
-        return CascadeView(self)
 
 
 def _quality(confidence, correct, kind: str, target: float) -> float:

@@ -23,69 +23,41 @@ endpoint (fine-tuned at one of :data:`~ensemble_lab.soup_world.ENDPOINT_LRS`, st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-import traitlets
 
-from .. import combine as combine_module
-from .. import metrics, soups
-from ..soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
-from .base import BinnedState, Lab, one_of
+from ... import combine as combine_module
+from ... import metrics, soups
+from ...soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
+from ..base import FIT_SPLIT, Lab, cached
+from ..state import N_BINS, LabState, Setting
 
 __all__ = ["SoupsState", "SoupsResult", "SoupsLab", "RECIPES", "SHIFT_CHOICES", "ALL_SHIFTED"]
 
 RECIPES = ("uniform", "greedy", "learned", "output ensemble")
 ALL_SHIFTED = "all shifted"
 SHIFT_CHOICES = (ALL_SHIFTED, *SHIFTED)
-ID_SPLIT, FIT_SPLIT = "test", "val"
+ID_SPLIT = "test"
 LEARNED_STEPS, LEARNED_LR = 30, 0.1
 
 
-class SoupsState(BinnedState):
+class SoupsState(LabState):
     """Settings of the soups Lab."""
 
-    ingredients = traitlets.List(traitlets.Unicode(), help="checked ingredients (names)").tag(setting=True)
-    recipe = traitlets.Unicode("greedy", help=f"highlighted soup, one of {RECIPES}").tag(setting=True)
-    alpha = traitlets.Float(0.5, help="WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned; on the 0.1 grid").tag(
-        setting=True)
-    lr = traitlets.Float(1e-3, help=f"learning rate of the fine-tuned endpoint, one of {ENDPOINT_LRS}").tag(
-        setting=True)
-    bang = traitlets.Bool(False, help="use the BANG fine-tune (label smoothing + mixup) as the endpoint").tag(
-        setting=True)
-    head_scale = traitlets.Float(1.0, help="scale of the fine-tuned head before averaging, in (0, 2]").tag(
-        setting=True)
-    split = traitlets.Unicode(ALL_SHIFTED, help=f"shifted split, one of {SHIFT_CHOICES}").tag(setting=True)
-    line_a = traitlets.Unicode(endpoint_name(3e-4), help="one end of the loss line").tag(setting=True)
-    line_b = traitlets.Unicode(endpoint_name(1e-2), help="the other end of the loss line").tag(setting=True)
-
-    @traitlets.validate("recipe")
-    def _valid_recipe(self, proposal):
-        return one_of(proposal.value, "recipe", RECIPES)
-
-    @traitlets.validate("split")
-    def _valid_split(self, proposal):
-        return one_of(proposal.value, "split", SHIFT_CHOICES)
-
-    @traitlets.validate("alpha")
-    def _valid_alpha(self, proposal):
-        a = proposal.value
-        if not 0 <= a <= 1 or min(abs(a - g) for g in ALPHAS) > 1e-9:
-            raise traitlets.TraitError(f"alpha must be one of the cached values 0, 0.1, ..., 1; got {a!r}")
-        return round(a, 1)
-
-    @traitlets.validate("head_scale")
-    def _valid_head_scale(self, proposal):
-        if not 0 < proposal.value <= 2:
-            raise traitlets.TraitError(f"head_scale must be in (0, 2], got {proposal.value!r}")
-        return proposal.value
-
-    @traitlets.validate("lr")
-    def _valid_lr(self, proposal):
-        if not any(abs(proposal.value - lr) <= 1e-12 for lr in ENDPOINT_LRS):
-            raise traitlets.TraitError(f"lr must be one of {', '.join(f'{v:g}' for v in ENDPOINT_LRS)}; "
-                                       f"got {proposal.value!r}")
-        return proposal.value
+    SETTINGS = {
+        "ingredients": Setting(list, (), "checked ingredients (names)", item=str),
+        "recipe": Setting(str, "greedy", "the highlighted soup", choices=RECIPES),
+        "alpha": Setting(float, 0.5, "WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned (the cached 0.1 grid)",
+                         choices=ALPHAS),
+        "lr": Setting(float, 1e-3, "learning rate of the fine-tuned endpoint", choices=ENDPOINT_LRS),
+        "bang": Setting(bool, False, "use the BANG fine-tune (label smoothing + mixup) as the endpoint"),
+        "head_scale": Setting(float, 1.0, "scale of the fine-tuned head before averaging", low=0, high=2,
+                              open_low=True),
+        "split": Setting(str, ALL_SHIFTED, "the shifted split", choices=SHIFT_CHOICES),
+        "line_a": Setting(str, endpoint_name(3e-4), "one end of the loss line"),
+        "line_b": Setting(str, endpoint_name(1e-2), "the other end of the loss line"),
+        "n_bins": N_BINS,
+    }
 
 
 @dataclass(frozen=True)
@@ -133,8 +105,7 @@ class SoupsLab(Lab):
         state: initial settings (default: every ingredient checked).
     """
 
-    # what the View offers, read from the instance (the View does not import this module at runtime)
-    recipes, shift_choices, endpoint_lrs, zero_shot = RECIPES, SHIFT_CHOICES, ENDPOINT_LRS, ZERO_SHOT
+    State = SoupsState
 
     def __init__(self, world: SoupWorld, state: SoupsState | None = None):
         if not isinstance(world, SoupWorld):
@@ -145,13 +116,14 @@ class SoupsLab(Lab):
         self.macs = world.model.macs(tuple(world.images[ID_SPLIT].shape[1:]))
         self._val_acc = {n: float((world.logits[n][FIT_SPLIT].argmax(-1) == world.labels[FIT_SPLIT]).double().mean())
                          for n in (ZERO_SHOT, *self.names)}
-        self._curve = lru_cache(maxsize=128)(self._curve_uncached)
-        self._soups = lru_cache(maxsize=32)(self._soups_uncached)
-        self._rows = lru_cache(maxsize=64)(self._rows_uncached)
-        self._line = lru_cache(maxsize=32)(self._line_uncached)
-        if state is None:
-            state = SoupsState(ingredients=list(self.names))
         super().__init__(state)
+
+    def limits(self):
+        ends = (ZERO_SHOT, *self.names)
+        return {"ingredients": tuple(self.names), "line_a": ends, "line_b": ends}
+
+    def defaults(self):
+        return {"ingredients": list(self.names)}
 
     # -- pieces -----------------------------------------------------------------------------------------
     def _shift_splits(self, split: str) -> tuple[str, ...]:
@@ -163,7 +135,8 @@ class SoupsLab(Lab):
     def _logits(self, per_split: dict, splits) -> torch.Tensor:
         return torch.cat([per_split[s] for s in splits], dim=-2)
 
-    def _curve_uncached(self, endpoint: str, head_scale: float, split: str, n_bins: int) -> dict[str, torch.Tensor]:
+    @cached(maxsize=128)
+    def _curve(self, endpoint: str, head_scale: float, split: str, n_bins: int) -> dict[str, torch.Tensor]:
         terms = self.world.curve_terms[endpoint]
         out = {}
         for tag, splits in (("id", (ID_SPLIT,)), ("shift", self._shift_splits(split))):
@@ -191,8 +164,16 @@ class SoupsLab(Lab):
         model.load_state_dict(self.world.states[ZERO_SHOT])
         return out
 
-    def _soups_uncached(self, checked: tuple[str, ...]):
+    @cached(maxsize=32)
+    def _soups(self, checked: tuple[str, ...]):
         """Per checklist, once: the soups' logits on every split, the greedy order and the learned weights."""
+        self.busy = f"computing soups for {len(checked)} ingredient{'s' * (len(checked) != 1)} (a few seconds)…"
+        try:
+            return self._mix(checked)
+        finally:
+            self.busy = ""
+
+    def _mix(self, checked: tuple[str, ...]):
         w = self.world
         states = [w.states[n] for n in checked]
         xv, yv = w.images[FIT_SPLIT], w.labels[FIT_SPLIT]
@@ -214,7 +195,8 @@ class SoupsLab(Lab):
                   "output ensemble": dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes)))}
         return logits, tuple(checked[i] for i in greedy.kept), (learned.coefficients, learned.groups)
 
-    def _rows_uncached(self, checked, endpoint, split, n_bins):
+    @cached(maxsize=64)
+    def _rows(self, checked, endpoint, split, n_bins):
         """Table rows that do not depend on alpha or the head scale."""
         w = self.world
         shift = self._shift_splits(split)
@@ -227,7 +209,8 @@ class SoupsLab(Lab):
         return {name: _metrics_row(lg[ID_SPLIT], y_id, self._logits(lg, shift), y_sh, n_bins, passes, self.macs)
                 for name, (lg, passes) in sources.items()}
 
-    def _line_uncached(self, a: str, b: str) -> dict[str, torch.Tensor]:
+    @cached(maxsize=32)
+    def _line(self, a: str, b: str) -> dict[str, torch.Tensor]:
         w = self.world
         logits = soups.interpolation_logits(w.model, w.states[a], w.states[b], ALPHAS, w.images[FIT_SPLIT]).double()
         y = w.labels[FIT_SPLIT]
@@ -238,13 +221,9 @@ class SoupsLab(Lab):
     # -- the computation -------------------------------------------------------------------------------
     def compute(self, state: SoupsState) -> SoupsResult:
         checked = self._checked(state)
-        for name in ("line_a", "line_b"):
-            value = getattr(state, name)
-            if value not in (ZERO_SHOT, *self.names):
-                raise ValueError(f"{name} must be {ZERO_SHOT!r} or an ingredient's name; got {value!r}")
         if state.line_a == state.line_b:
             raise ValueError(f"line_a and line_b must differ (both are {state.line_a!r})")
-        endpoint = endpoint_name(next(lr for lr in ENDPOINT_LRS if abs(lr - state.lr) <= 1e-12), state.bang)
+        endpoint = endpoint_name(state.lr, state.bang)
         curve = self._curve(endpoint, float(state.head_scale), state.split, state.n_bins)
         i = min(range(len(ALPHAS)), key=lambda j: abs(ALPHAS[j] - state.alpha))
         shift = self._shift_splits(state.split)
@@ -266,8 +245,3 @@ class SoupsLab(Lab):
             line=self._line(state.line_a, state.line_b),
             shift_name="all shifted styles" if state.split == ALL_SHIFTED else state.split,
         )
-
-    def _build_view(self):
-        from .soups_view import SoupsView
-
-        return SoupsView(self)

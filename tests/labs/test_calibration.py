@@ -10,7 +10,7 @@ import traitlets
 
 from ensemble_lab import calibration, estimators, metrics
 from ensemble_lab.combine import combine
-from ensemble_lab.labs.calibration import CalibrationLab, CalibrationState
+from ensemble_lab.labs import CalibrationLab, CalibrationState
 
 
 def overconfident_predictions(k=4, n=600, c=5, seed=0):
@@ -114,7 +114,8 @@ def test_shift_split_is_evaluated(lab):
     ({"n_cal": 3}, "n_cal must be at least the number of classes (5)"),
     ({"n_cal": 601}, "n_cal must be at most the 600 samples"),
     ({"n_cal": -1}, "n_cal must be >= 0"),
-    ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+    ({"temperature": 0.0}, "temperature must be in [0.01, 100]"),
+        ({"temperature": 1e-39}, "float32 logits overflow"),
     ({"temperature": float("inf")}, "temperature"),
     ({"member_temperatures": [1.0, 1.0]}, "one entry per member (4)"),
     ({"member_temperatures": [1.0, -1.0, 1.0, 1.0]}, "member_temperatures"),

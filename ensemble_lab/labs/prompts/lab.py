@@ -4,7 +4,7 @@ accuracy and calibration change.
 Headless use::
 
     data = ZeroShotData(load_miniclip(), zero_shot_domains(), pretraining_sample(), CLASS_NAMES)
-    lab = PromptLab(data, PROMPT_POOL, hand_crafted=HAND_CRAFTED)
+    lab = PromptsLab(data, PROMPT_POOL, hand_crafted=HAND_CRAFTED)
     lab.set(weighting="zpe-both");  lab.result.metrics["accuracy"]
     lab.add_template("a faded picture of the number {}.")      # checked, encoded, ticked
     lab.set(selected=lab.state.selected[:10])                  # untick all but ten
@@ -20,18 +20,16 @@ and ECE use all its images and labels.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-import traitlets
 
-from .. import metrics, prompts
-from ..combine import learn_weights
-from .base import BinnedState, Lab, one_of, positive
+from ... import metrics, prompts
+from ...combine import learn_weights
+from ..base import Lab, cached, lab_work
+from ..state import N_BINS, TEMPERATURE, LabState, Setting
 
-__all__ = ["PromptState", "PromptResult", "PromptLab", "WEIGHTINGS", "TABLE_COLUMNS"]
+__all__ = ["PromptsState", "PromptsResult", "PromptsLab", "WEIGHTINGS", "TABLE_COLUMNS"]
 
 WEIGHTINGS = ("equal", "max-logit", "zpe-both", "zpe-pretrain", "zpe-test", "zpe-select", "oracle")
 _DEBIAS = {"max-logit": "none", "zpe-both": "both", "zpe-pretrain": "pretrain", "zpe-test": "test",
@@ -41,41 +39,23 @@ PLAIN = "a photo of a {}."
 TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
 
 
-class PromptState(BinnedState):
+class PromptsState(LabState):
     """Settings of the prompts Lab."""
 
-    templates = traitlets.List(traitlets.Unicode(), help="every template the Lab knows, in order").tag(
-        setting=True)
-    selected = traitlets.List(traitlets.Unicode(), help="the templates in the pool (ticked)").tag(setting=True)
-    weighting = traitlets.Unicode("zpe-both", help=f"one of {WEIGHTINGS}").tag(setting=True)
-    temperature = traitlets.Float(1.0, help="softmax temperature of the ZPE weights").tag(setting=True)
-    tau = traitlets.Float(0.5, help="zpe-select keeps prompts with robust z-score > tau").tag(setting=True)
-    n_images = traitlets.Int(0, help="unlabeled images used to score prompts; 0 means all").tag(setting=True)
-    domain = traitlets.Unicode("", help="the zero-shot test set").tag(setting=True)
-
-    @traitlets.validate("weighting")
-    def _valid_weighting(self, proposal):
-        return one_of(proposal.value, "weighting", WEIGHTINGS)
-
-    @traitlets.validate("temperature")
-    def _valid_temperature(self, proposal):
-        return positive(proposal.value, "temperature")
-
-    @traitlets.validate("tau")
-    def _valid_tau(self, proposal):
-        if not math.isfinite(proposal.value):
-            raise traitlets.TraitError(f"tau must be a finite number, got {proposal.value!r}")
-        return proposal.value
-
-    @traitlets.validate("n_images")
-    def _valid_n_images(self, proposal):
-        if proposal.value < 0:
-            raise traitlets.TraitError(f"n_images must be >= 0 (0: all images), got {proposal.value}")
-        return proposal.value
+    SETTINGS = {
+        "templates": Setting(list, (), "every template the Lab knows, in order", item=str),
+        "selected": Setting(list, (), "the templates in the pool (ticked)", item=str),
+        "weighting": Setting(str, "zpe-both", "how the prompts are weighted", choices=WEIGHTINGS),
+        "temperature": TEMPERATURE,
+        "tau": Setting(float, 0.5, "zpe-select keeps prompts with robust z-score > tau"),
+        "n_images": Setting(int, 0, "unlabeled images used to score prompts; 0 means all", low=0),
+        "domain": Setting(str, "", "the zero-shot test set"),
+        "n_bins": N_BINS,
+    }
 
 
 @dataclass(frozen=True)
-class PromptResult:
+class PromptsResult:
     """What the Lab shows for one State.
 
     ``metrics``: accuracy, nll, brier, ece (floats) of the current classifier on ``domain``; ``reliability``
@@ -97,7 +77,7 @@ class PromptResult:
     table: dict[str, dict[str, float]]
 
 
-class PromptLab(Lab):
+class PromptsLab(Lab):
     """Interactive zero-shot prompt ensembling on cached embeddings.
 
     Args:
@@ -108,24 +88,25 @@ class PromptLab(Lab):
         state: initial settings (default: the whole pool, ZPE with both debiasings, the first domain).
     """
 
+    State = PromptsState
     weightings = WEIGHTINGS
     table_columns = TABLE_COLUMNS
 
-    def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN, state: PromptState | None = None):
+    def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN, state: PromptsState | None = None):
         self.data = data
         pool = [prompts.check_template(t, "pool") for t in pool]
         if not pool:
             raise ValueError("pool must hold at least one template")
+        self.pool = tuple(pool)
         self.plain = prompts.check_template(plain, "plain")
         self.hand_crafted = tuple(prompts.check_template(t, "hand_crafted") for t in hand_crafted) or (self.plain,)
-        if state is None:
-            state = PromptState(templates=list(pool), selected=list(pool), domain=data.domains[0])
-        self._logits = lru_cache(maxsize=32)(self._logits_uncached)
-        self._all_scores = lru_cache(maxsize=64)(self._all_scores_uncached)
-        self._oracle = lru_cache(maxsize=32)(self._oracle_uncached)
-        self._fixed_row = lru_cache(maxsize=64)(self._fixed_row_uncached)
-        self._table = lru_cache(maxsize=16)(self._table_uncached)  # the same whatever the domain or weighting
         super().__init__(state)
+
+    def limits(self):
+        return {"domain": tuple(self.data.domains)}
+
+    def defaults(self):
+        return {"templates": list(self.pool), "selected": list(self.pool), "domain": self.data.domains[0]}
 
     # -- cached pieces ----------------------------------------------------------------------------------
     def _score_index(self, domain: str, n_images: int, seed: int) -> torch.Tensor:
@@ -134,24 +115,28 @@ class PromptLab(Lab):
             raise ValueError(f"n_images must be at most the {n} images of domain {domain!r}, got {n_images}")
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: n_images or n]
 
-    def _logits_uncached(self, domain: str | None, templates: tuple[str, ...]) -> torch.Tensor:
+    @cached(maxsize=32)
+    def _logits(self, domain: str | None, templates: tuple[str, ...]) -> torch.Tensor:
         """``(N, P_all, C)`` per-prompt logits of every known template (``domain=None``: the pre-training
         sample)."""
         z = self.data.pretrain_logits(templates) if domain is None else self.data.logits(domain, templates)
         return z.transpose(0, 1).contiguous().transpose(0, 1)  # stored prompt-major: re-weighting is one GEMV
 
-    def _all_scores_uncached(self, domain, templates, n_images, seed, debias) -> torch.Tensor:
+    @cached(maxsize=64)
+    def _all_scores(self, domain, templates, n_images, seed, debias) -> torch.Tensor:
         """ZPE scores ``(P_all,)`` of every known template: a prompt's score depends on its own logits only, so
         (un)ticking prompts never re-scores."""
         logits = self._logits(domain, templates)[self._score_index(domain, n_images, seed)]
         pre = self._logits(None, templates) if debias in ("both", "pretrain") else None
         return prompts.zpe_scores(logits, pre, debias=debias)
 
-    def _oracle_uncached(self, domain, templates, idx) -> torch.Tensor:
+    @cached(maxsize=32)
+    def _oracle(self, domain, templates, idx) -> torch.Tensor:
         logits = self._logits(domain, templates)[:, list(idx)]  # (N, P, C)
         return learn_weights(logits.permute(1, 0, 2), self.data.labels[domain], rule="logit")
 
-    def _fixed_row_uncached(self, domain: str, templates: tuple[str, ...]) -> float:
+    @cached(maxsize=64)
+    def _fixed_row(self, domain: str, templates: tuple[str, ...]) -> float:
         """Accuracy of the equal-average classifier of ``templates`` on ``domain``."""
         cls = prompts.average_text_embeddings(self.data.text_embeddings(templates))
         z = prompts.zero_shot_logits(self.data.images[domain], cls, self.data.logit_scale)
@@ -193,15 +178,13 @@ class PromptLab(Lab):
         return tuple(t for t in state.templates if t in chosen)
 
     # -- the computation -------------------------------------------------------------------------------
-    def compute(self, state: PromptState) -> PromptResult:
-        if state.domain not in self.data.images:
-            raise ValueError(f"domain must be one of {', '.join(self.data.domains)}; got {state.domain!r}")
+    def compute(self, state: PromptsState) -> PromptsResult:
         if len(set(state.templates)) != len(state.templates):
             raise ValueError("templates must not repeat a template")
         logits, scores, weights = self._classifier(state, state.domain, state.weighting)
         y = self.data.labels[state.domain]
         p = torch.softmax(logits.double(), dim=-1)
-        return PromptResult(
+        return PromptsResult(
             domain=state.domain, weighting=state.weighting, n_samples=int(y.shape[0]),
             n_scored=int(self._score_index(state.domain, state.n_images, state.seed).shape[0]),
             metrics=metrics.summary(p, y, n_bins=state.n_bins, validate=False),
@@ -211,7 +194,8 @@ class PromptLab(Lab):
                               state.n_images, state.seed),
         )
 
-    def _table_uncached(self, templates, selected, temperature, tau, n_images, seed) -> dict[str, dict[str, float]]:
+    @cached(maxsize=16)
+    def _table(self, templates, selected, temperature, tau, n_images, seed) -> dict[str, dict[str, float]]:
         """The paper's layout: one row per domain, one column per classifier (accuracy)."""
         state = _Shadow(None, templates=list(templates), selected=list(selected), temperature=temperature, tau=tau,
                         n_images=n_images, seed=seed)
@@ -246,6 +230,10 @@ class PromptLab(Lab):
         Words the model has never seen are flagged in ``status`` (they are ignored by its tokenizer); a template
         of unknown words only, or an invalid one, is refused with a message and the pool stays as it was.
         """
+        with lab_work():
+            return self._add_template(template)
+
+    def _add_template(self, template: str) -> bool:
         try:
             template = prompts.check_template(template)
             if template in self.state.templates:
@@ -259,11 +247,6 @@ class PromptLab(Lab):
         if ok and unknown:
             self.status = f"note: the model does not know {', '.join(map(repr, unknown))}; those words are ignored"
         return ok
-
-    def _build_view(self):
-        from .prompt_ensembling_view import PromptView
-
-        return PromptView(self)
 
 
 class _Shadow:

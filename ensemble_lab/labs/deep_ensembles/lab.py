@@ -2,7 +2,7 @@
 
 Headless use::
 
-    lab = DeepEnsembleLab(zoo.ensemble_predictions("distorted", "mlp-s", k=8))
+    lab = DeepEnsemblesLab(zoo.ensemble_predictions("distorted", "mlp-s", k=8))
     lab.set(weights=[1, 0, 0, 0, 0, 0, 0, 0]);  lab.result.metrics["ensemble"]["nll"]
     lab.press("learn")                          # weights that minimise validation NLL
 
@@ -13,45 +13,32 @@ Weights are learned and the best member is chosen on the ``val`` split; every ot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-import traitlets
 
-from .. import metrics
-from ..combine import RULES, Combiner, best_member, learn_weights
-from .base import BinnedState, Lab, one_of, positive, split_predictions
+from ... import metrics
+from ...combine import RULES, Combiner, best_member, learn_weights
+from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
-__all__ = ["DeepEnsembleState", "DeepEnsembleResult", "DeepEnsembleLab"]
-
-FIT_SPLIT = "val"
+__all__ = ["DeepEnsemblesState", "DeepEnsemblesResult", "DeepEnsemblesLab"]
 
 
-class DeepEnsembleState(BinnedState):
+class DeepEnsemblesState(LabState):
     """Settings of the deep-ensembles Lab."""
 
-    weights = traitlets.List(traitlets.Float(), help="one raw weight per member (normalised when used)").tag(
-        setting=True)
-    rule = traitlets.Unicode("prob", help=f"combination rule, one of {RULES}").tag(setting=True)
-    temperature = traitlets.Float(1.0, help="divides every member's logits before combining").tag(setting=True)
-    strategy = traitlets.Unicode("uniform", help="'uniform' or 'quantile' (equal-mass) bins").tag(setting=True)
-    split = traitlets.Unicode("test", help="evaluation split: 'test' or a shifted test set").tag(setting=True)
-
-    @traitlets.validate("rule")
-    def _valid_rule(self, proposal):
-        return one_of(proposal.value, "rule", RULES)
-
-    @traitlets.validate("strategy")
-    def _valid_strategy(self, proposal):
-        return one_of(proposal.value, "strategy", ("uniform", "quantile"))
-
-    @traitlets.validate("temperature")
-    def _valid_temperature(self, proposal):
-        return positive(proposal.value, "temperature")
+    SETTINGS = {
+        "weights": Setting(list, (), "one raw weight per member (normalised when used)", item=float),
+        "rule": Setting(str, "prob", "how members are combined", choices=RULES),
+        "temperature": TEMPERATURE,
+        "n_bins": N_BINS,
+        "strategy": STRATEGY,
+        "split": SPLIT,
+    }
 
 
 @dataclass(frozen=True)
-class DeepEnsembleResult:
+class DeepEnsemblesResult:
     """What the Lab shows for one State.
 
     ``metrics`` rows: ``"ensemble"``, ``"best member"`` (chosen on val, evaluated on ``split``) and
@@ -69,7 +56,7 @@ class DeepEnsembleResult:
     n_samples: int
 
 
-class DeepEnsembleLab(Lab):
+class DeepEnsemblesLab(Lab):
     """Interactive weighting of a deep ensemble's members.
 
     Args:
@@ -78,54 +65,55 @@ class DeepEnsembleLab(Lab):
         state: initial settings (default: uniform weights, rule ``prob``, the ``test`` split).
     """
 
+    State = DeepEnsemblesState
+    BUTTONS = ("uniform", "learn", "best")
     max_sliders = 8
     fit_split = FIT_SPLIT
 
-    def __init__(self, predictions, state: DeepEnsembleState | None = None):
+    def __init__(self, predictions, state: DeepEnsemblesState | None = None):
         data = split_predictions(predictions, FIT_SPLIT)
         self.predictions = predictions
         self._data = data
         self._logits, self._labels = data.logits, data.labels
         self.k, self.n_classes = data.k, data.n_classes
         self.eval_splits = data.eval_splits
-        if state is None:
-            state = DeepEnsembleState(weights=[1.0] * self.k,
-                                      split="test" if "test" in data.logits else self.eval_splits[0])
-        # caches of weight-independent work, so that a weight change only re-combines
-        self._combiner = lru_cache(maxsize=8)(self._combiner_uncached)
-        self._member_rows = lru_cache(maxsize=32)(self._member_rows_uncached)
-        self._diversity = lru_cache(maxsize=64)(self._diversity_uncached)
         self._best = best_member(self._logits[FIT_SPLIT], self._labels[FIT_SPLIT])
         super().__init__(state)
 
-    # -- cached, weight-independent pieces -------------------------------------------------------------
-    def _split_data(self, split: str):
-        return self._data.split(split)
+    def limits(self):
+        return {"split": self._data.splits}
 
-    def _combiner_uncached(self, split: str, temperature: float) -> Combiner:
-        z, _ = self._split_data(split)
+    def defaults(self):
+        return {"weights": [1.0] * self.k, "split": self._data.default_split}
+
+    # -- cached, weight-independent pieces (a weight change only re-combines) ----------------------------
+    @cached(maxsize=8)
+    def _combiner(self, split: str, temperature: float) -> Combiner:
+        z, _ = self._data.split(split)
         return Combiner(z, temperature)
 
-    def _member_rows_uncached(self, split: str, temperature: float, n_bins: int, strategy: str):
+    @cached(maxsize=32)
+    def _member_rows(self, split: str, temperature: float, n_bins: int, strategy: str):
         probs = self._combiner(split, temperature).member_probs
-        _, y = self._split_data(split)
+        _, y = self._data.split(split)
         rows = [metrics.summary(p, y, n_bins=n_bins, strategy=strategy, validate=False) for p in probs]
         average = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
         return rows[self._best], average
 
-    def _diversity_uncached(self, split: str, temperature: float, active: tuple[int, ...]):
+    @cached(maxsize=64)
+    def _diversity(self, split: str, temperature: float, active: tuple[int, ...]):
         probs = self._combiner(split, temperature).member_probs[list(active)]
         return metrics.diversity(probs, validate=False)
 
     # -- the computation -------------------------------------------------------------------------------
-    def compute(self, state: DeepEnsembleState) -> DeepEnsembleResult:
-        _, y = self._split_data(state.split)
+    def compute(self, state: DeepEnsemblesState) -> DeepEnsemblesResult:
+        _, y = self._data.split(state.split)
         p = self._combiner(state.split, state.temperature)(state.weights, state.rule)
         w = torch.tensor(state.weights, dtype=torch.float64)
         w = w / w.sum()
         best_row, average_row = self._member_rows(state.split, state.temperature, state.n_bins, state.strategy)
         active = tuple(int(i) for i in torch.nonzero(w > 0).flatten())
-        return DeepEnsembleResult(
+        return DeepEnsemblesResult(
             split=state.split,
             weights=w,
             metrics={
@@ -140,26 +128,21 @@ class DeepEnsembleLab(Lab):
         )
 
     # -- the three buttons -----------------------------------------------------------------------------
-    def press(self, button: str) -> bool:
-        """Press ``"uniform"``, ``"learn"`` (weights minimising val NLL) or ``"best"`` (best single member)."""
-        if button == "uniform":
-            return self.set(weights=[1.0] * self.k)
-        if button == "best":
-            return self.set(weights=[1.0 if i == self._best else 0.0 for i in range(self.k)])
-        if button == "learn":
-            if self.state.rule == "vote":
-                self.status = ("a vote has no gradient: switch the rule to prob, logit or geo to learn weights")
-                return False
-            w = self._learned(self.state.rule, self.state.temperature)
-            return self.set(weights=[round(float(v), 6) for v in w])
-        self.status = f"unknown button {button!r}; use 'uniform', 'learn' or 'best'"
-        return False
+    def _press_uniform(self) -> bool:
+        return self.set(weights=[1.0] * self.k)
 
-    @lru_cache(maxsize=16)  # noqa: B019 - a Lab lives as long as its notebook
+    def _press_best(self) -> bool:
+        """Only the member with the best validation accuracy."""
+        return self.set(weights=[1.0 if i == self._best else 0.0 for i in range(self.k)])
+
+    def _press_learn(self) -> bool:
+        """The weights that minimise validation NLL under the current rule and temperature."""
+        if self.state.rule == "vote":
+            self.status = "a vote has no gradient: switch the rule to prob, logit or geo to learn weights"
+            return False
+        w = self._learned(self.state.rule, self.state.temperature)
+        return self.set(weights=[round(float(v), 6) for v in w])
+
+    @cached(maxsize=16)
     def _learned(self, rule: str, temperature: float) -> torch.Tensor:
         return learn_weights(self._logits[FIT_SPLIT], self._labels[FIT_SPLIT], rule=rule, temperature=temperature)
-
-    def _build_view(self):
-        from .deep_ensembles_view import DeepEnsembleView
-
-        return DeepEnsembleView(self)

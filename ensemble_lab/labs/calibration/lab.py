@@ -24,68 +24,36 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
-import traitlets
 
-from .. import calibration, estimators, metrics
-from .base import BinnedState, Lab, one_of, positive, split_predictions
+from ... import calibration, estimators, metrics
+from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
 __all__ = ["CalibrationState", "CalibrationResult", "CalibrationLab", "ORDERS"]
 
-FIT_SPLIT = "val"
 ORDERS = ("pool-then-calibrate", "calibrate-then-pool")
 N_BOOT = 100  # bootstrap resamples of the interval (batched: ~10 ms at N = 10k for the binned estimators)
 LEVEL = 0.9
 
 
-class CalibrationState(BinnedState):
+class CalibrationState(LabState):
     """Settings of the calibration Lab."""
 
-    order = traitlets.Unicode(ORDERS[0], help=f"one of {ORDERS}").tag(setting=True)
-    rule = traitlets.Unicode("prob", help="how members are pooled: 'prob', 'logit' or 'geo'").tag(setting=True)
-    temperature = traitlets.Float(1.0, help="the temperature after pooling (pool-then-calibrate)").tag(setting=True)
-    member_temperatures = traitlets.List(traitlets.Float(), help="one temperature per member (calibrate-then-pool); "
-                                         "empty means all 1").tag(setting=True)
-    n_cal = traitlets.Int(0, help="calibration samples drawn from val for 'fit'; 0 means all of val").tag(
-        setting=True)
-    strategy = traitlets.Unicode("uniform", help="'uniform' or 'quantile' (equal-mass) bins").tag(setting=True)
-    estimator = traitlets.Unicode("binned", help=f"calibration-error estimator, one of "
-                                  f"{estimators.ECE_ESTIMATORS}").tag(setting=True)
-    split = traitlets.Unicode("test", help="evaluation split: 'test' or a shifted test set").tag(setting=True)
-
-    @traitlets.validate("order")
-    def _valid_order(self, proposal):
-        return one_of(proposal.value, "order", ORDERS)
-
-    @traitlets.validate("rule")
-    def _valid_rule(self, proposal):
-        return one_of(proposal.value, "rule", calibration.POOL_RULES)
-
-    @traitlets.validate("strategy")
-    def _valid_strategy(self, proposal):
-        return one_of(proposal.value, "strategy", ("uniform", "quantile"))
-
-    @traitlets.validate("estimator")
-    def _valid_estimator(self, proposal):
-        return one_of(proposal.value, "estimator", estimators.ECE_ESTIMATORS)
-
-    @traitlets.validate("temperature")
-    def _valid_temperature(self, proposal):
-        return positive(proposal.value, "temperature")
-
-    @traitlets.validate("member_temperatures")
-    def _valid_member_temperatures(self, proposal):
-        return [positive(v, "member_temperatures") for v in proposal.value]
-
-    @traitlets.validate("n_cal")
-    def _valid_n_cal(self, proposal):
-        if proposal.value < 0:
-            raise traitlets.TraitError(f"n_cal must be >= 0 (0: all of val), got {proposal.value}")
-        return proposal.value
-
-
+    SETTINGS = {
+        "order": Setting(str, ORDERS[0], "calibrate after pooling or each member before", choices=ORDERS),
+        "rule": Setting(str, "prob", "how members are pooled", choices=calibration.POOL_RULES),
+        "temperature": TEMPERATURE,
+        "member_temperatures": Setting(list, (), "one temperature per member (calibrate-then-pool); empty means "
+                                       "all 1", item=float, low=TEMPERATURE.low, high=TEMPERATURE.high,
+                                       why=TEMPERATURE.why),
+        "n_cal": Setting(int, 0, "calibration samples drawn from val for 'fit'; 0 means all of val", low=0),
+        "n_bins": N_BINS,
+        "strategy": STRATEGY,
+        "estimator": Setting(str, "binned", "calibration-error estimator", choices=estimators.ECE_ESTIMATORS),
+        "split": SPLIT,
+    }
 
 
 @dataclass(frozen=True)
@@ -127,6 +95,8 @@ class CalibrationLab(Lab):
         state: initial settings (default: pool-then-calibrate at T = 1, all of val, the ``test`` split).
     """
 
+    State = CalibrationState
+    BUTTONS = ("fit", "reset")
     fit_split = FIT_SPLIT
     orders = ORDERS
 
@@ -136,12 +106,13 @@ class CalibrationLab(Lab):
         self.k, self.n_classes = data.k, data.n_classes
         self.eval_splits = data.eval_splits
         self.n_val = int(data.labels[FIT_SPLIT].shape[0])
-        if state is None:
-            state = CalibrationState(split="test" if "test" in data.logits else self.eval_splits[0])
-        self._pooled = lru_cache(maxsize=32)(self._pooled_uncached)
-        self._side = lru_cache(maxsize=64)(self._side_uncached)
-        self._fitted = lru_cache(maxsize=64)(self._fitted_uncached)
         super().__init__(state)
+
+    def limits(self):
+        return {"split": self._data.splits}
+
+    def defaults(self):
+        return {"split": self._data.default_split}
 
     # -- cached pieces ----------------------------------------------------------------------------------
     def _member_temperatures(self, state) -> tuple[float, ...]:
@@ -150,7 +121,8 @@ class CalibrationLab(Lab):
             raise ValueError(f"member_temperatures must have one entry per member ({self.k}), got {len(mt)}")
         return mt
 
-    def _pooled_uncached(self, split: str, rule: str, member_temperatures: tuple[float, ...]) -> torch.Tensor:
+    @cached(maxsize=32)
+    def _pooled(self, split: str, rule: str, member_temperatures: tuple[float, ...]) -> torch.Tensor:
         """``(N, C)`` pooled log-probabilities of ``split`` with every member divided by its temperature."""
         z, _ = self._data.split(split)
         t = torch.tensor(member_temperatures, dtype=z.dtype).view(-1, 1, 1)
@@ -159,7 +131,8 @@ class CalibrationLab(Lab):
     def _probs(self, split: str, rule: str, temperature: float, member_temperatures) -> torch.Tensor:
         return torch.softmax(self._pooled(split, rule, member_temperatures) / temperature, dim=-1)
 
-    def _side_uncached(self, split, rule, temperature, member_temperatures, n_bins, strategy, estimator, seed):
+    @cached(maxsize=64)
+    def _side(self, split, rule, temperature, member_temperatures, n_bins, strategy, estimator, seed):
         """Numbers, diagram and curve of one calibrated (or raw) ensemble on ``split``."""
         _, y = self._data.split(split)
         p = self._probs(split, rule, temperature, member_temperatures)
@@ -175,7 +148,8 @@ class CalibrationLab(Lab):
         curve = estimators.smooth_reliability(p, y, bandwidth, grid=101) if estimator == "smooth" else None
         return row, rel, curve
 
-    def _fitted_uncached(self, rule: str, n_cal: int, seed: int) -> dict:
+    @cached(maxsize=64)
+    def _fitted(self, rule: str, n_cal: int, seed: int) -> dict:
         z, y = self._data.split(FIT_SPLIT)
         idx = torch.randperm(self.n_val, generator=torch.Generator().manual_seed(seed))[:n_cal]
         zc, yc = z[:, idx], y[idx]
@@ -219,20 +193,13 @@ class CalibrationLab(Lab):
         )
 
     # -- buttons ---------------------------------------------------------------------------------------
-    def press(self, button: str) -> bool:
-        """``"fit"``: set the temperature(s) of the current order to those fitted on ``n_cal`` val samples.
-        ``"reset"``: every temperature back to 1."""
-        if button == "fit":
-            fitted = self.result.fitted
-            if self.state.order == ORDERS[0]:
-                return self.set(temperature=fitted["temperature"])
-            return self.set(member_temperatures=list(fitted["member_temperatures"]))
-        if button == "reset":
-            return self.set(temperature=1.0, member_temperatures=[])
-        self.status = f"unknown button {button!r}; use 'fit' or 'reset'"
-        return False
+    def _press_fit(self) -> bool:
+        """Set the temperature(s) of the current order to those fitted on ``n_cal`` val samples."""
+        fitted = self.result.fitted
+        if self.state.order == ORDERS[0]:
+            return self.set(temperature=fitted["temperature"])
+        return self.set(member_temperatures=list(fitted["member_temperatures"]))
 
-    def _build_view(self):
-        from .calibration_view import CalibrationView
-
-        return CalibrationView(self)
+    def _press_reset(self) -> bool:
+        """Every temperature back to 1."""
+        return self.set(temperature=1.0, member_temperatures=[])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ensemble_lab import cascades, metrics
-from ensemble_lab.labs.cascades import SWEEP, CascadeLab, CascadeState
+from ensemble_lab.labs import CascadesLab, CascadesState
+from ensemble_lab.labs.cascades.lab import SWEEP
 
 K, C, N = 3, 5, 800
 
@@ -30,7 +31,7 @@ def lab():
     big = _predictions(1)  # a "larger single model": cleaner logits on the same labels
     single = SimpleNamespace(logits={s: 3.0 * torch.nn.functional.one_hot(preds.labels[s], C).float()
                                      + big.logits[s][0] for s in preds.logits})
-    return CascadeLab(preds, COSTS, singles={"big": (single, 40.0)})
+    return CascadesLab(preds, COSTS, singles={"big": (single, 40.0)})
 
 
 def test_result_matches_the_routines(lab):
@@ -90,7 +91,7 @@ def test_unreachable_risk_names_what_the_data_can_reach():
     preds = _predictions()
     g = torch.Generator().manual_seed(5)
     preds.labels["val"] = torch.randint(0, C, (N,), generator=g)  # val labels unrelated to the logits
-    lab = CascadeLab(preds, COSTS, state=CascadeState(target=0.95))
+    lab = CascadesLab(preds, COSTS, state=CascadesState(target=0.95))
     state = lab.state.to_dict()
     assert not lab.set(target=0.05)
     assert "target_risk" in lab.status and "lowest" in lab.status.lower()
@@ -99,14 +100,14 @@ def test_unreachable_risk_names_what_the_data_can_reach():
 
 def test_bad_costs():
     with pytest.raises(ValueError, match="costs must be 3 finite non-negative"):
-        CascadeLab(_predictions(), [1.0, 2.0])
+        CascadesLab(_predictions(), [1.0, 2.0])
     with pytest.raises(ValueError, match="costs"):
-        CascadeLab(_predictions(), [1.0, -2.0, 1.0])
+        CascadesLab(_predictions(), [1.0, -2.0, 1.0])
 
 
 def test_state_round_trips(lab):
     lab.set(order=[2, 0], score="neg_entropy", half_width=0.2, split="noise-3")
-    copy = CascadeLab(_predictions(), COSTS, state=CascadeState.from_json(lab.state.to_json()))
+    copy = CascadesLab(_predictions(), COSTS, state=CascadesState.from_json(lab.state.to_json()))
     assert copy.result.cascade == lab.result.cascade
 
 

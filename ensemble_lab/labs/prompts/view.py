@@ -1,0 +1,152 @@
+"""Widgets and plots of the prompts Lab (no maths: everything shown comes from ``lab.result``)."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import torch
+
+from ...plots import ReliabilityPlot, ScoreWeightBars
+from ..figure import LabFigure
+from ..view import LabView, pct, table_html
+from .lab import WEIGHTINGS, PromptsLab
+
+_WEIGHTING_NAMES = {
+    "equal": "equal average (CLIP)",
+    "max-logit": "max-logit score (no debiasing)",
+    "zpe-both": "ZPE, debiased (pre-train + test)",
+    "zpe-pretrain": "ZPE, debiased (pre-train only)",
+    "zpe-test": "ZPE, debiased (test only)",
+    "zpe-select": "ZPE selection (z > tau)",
+    "oracle": "oracle (uses labels!)",
+}
+
+
+def metrics_html(result) -> str:
+    m = result.metrics
+    return (f"<div><b>{html.escape(result.domain)}</b> domain, {result.n_samples} images "
+            f"({result.n_scored} unlabeled ones score the prompts) · {len(result.selected)} prompts · "
+            f"accuracy <b>{pct(m['accuracy'])}</b> · NLL {m['nll']:.3f} · Brier {m['brier']:.3f} · "
+            f"ECE {pct(m['ece'])}</div>")
+
+
+def domain_table_html(table: dict[str, dict[str, float]], current: str, plain: str) -> str:
+    columns = tuple(next(iter(table.values())))
+    rows = {domain: tuple(pct(row[c]) for c in columns) for domain, row in table.items()}
+    header = tuple(f"“{plain}”" if c == "plain prompt" else c for c in columns)
+    return ("<div style='font-size:90%'>Zero-shot accuracy per domain (the paper's layout; pool columns use the "
+            "ticked prompts)" + table_html(header, rows, css_class="el-domain-table", bold=(current,))
+            + "</div>")
+
+
+class PromptsView(LabView, lab=PromptsLab):
+    """Pool checklist and settings on the left; numbers, plots and the domain table on the right."""
+
+    CSS_NAME = "prompts"
+
+    def build(self) -> None:
+        lab = self.lab
+        self.checks: list[w.Checkbox] = []
+        self.pool_box = w.VBox(layout=w.Layout(max_height="260px", overflow="auto", width="330px"))
+        self.pool_box.add_class("el-pool")
+        self._build_checks()
+        self.buttons = {key: self.button(key, label, on_click=lambda key=key: self._tick_all(key == "all"),
+                                         width="100px")
+                        for key, label in (("all", "tick all"), ("none", "untick all"))}
+        # Enter (or leaving the box) adds the template, as the button does
+        self.new_template = w.Text(placeholder="a new template with one {}, then Enter", continuous_update=False,
+                                   layout=w.Layout(width="230px"))
+        self.new_template.add_class("el-new-template")
+        self.new_template.observe(lambda change: self._add() if change.new.strip() else None, names="value")
+        self.add_button = self.button("add-template", "add", on_click=self._add, width="60px")
+        self.weighting = self.bind("weighting", w.Dropdown(
+            options=[(_WEIGHTING_NAMES[k], k) for k in WEIGHTINGS], description="weighting"))
+        self.temperature = self.bind("temperature", w.FloatLogSlider(
+            base=10, min=-2, max=1, step=0.05, description="temperature", readout_format=".2f"))
+        self.tau = self.bind("tau", w.FloatSlider(min=-2.0, max=4.0, step=0.1, description="tau"))
+        self.n_images = self.bind("n_images", w.IntText(description="scored on", layout=w.Layout(width="200px")))
+        self.domain = self.bind("domain", w.Dropdown(options=list(lab.data.domains), description="domain"))
+        self.summary = w.HTML()
+        self.summary.add_class("el-metrics")
+        self.table = w.HTML()
+        self.table.add_class("el-domain-table")
+        self.figure = LabFigure([["rel", "scores"], ["hist", "weights"]], figsize=(7.6, 4.0),
+                                height_ratios=[3, 2], width_ratios=[2, 3])
+        self.figures = [self.figure]
+        self.reliability_plot = ReliabilityPlot(self.figure.axes["rel"], self.figure.axes["hist"],
+                                                title="Zero-shot classifier")
+        self.bars = ScoreWeightBars(self.figure.axes["scores"], self.figure.axes["weights"], score_label="ZPE score")
+
+    def controls(self) -> list:
+        return [w.HTML("<b>Prompt pool</b> (numbers as in the bar charts)"), self.pool_box,
+                w.HBox(list(self.buttons.values())), w.HBox([self.new_template, self.add_button]),
+                w.HTML("<b>Weighting</b>"), self.weighting, self.temperature, self.tau,
+                w.HBox([self.n_images, w.HTML("&nbsp;images (0: all)")]), self.domain]
+
+    def outputs(self) -> list:
+        return [self.summary, self.figure.widget, self.table]
+
+    # -- the checklist ----------------------------------------------------------------------------------
+    def _build_checks(self) -> None:
+        for c in self.checks:
+            self.unlink(c)
+        self.checks = []
+        for i, t in enumerate(self.lab.state.templates):
+            c = w.Checkbox(description=f"{i + 1}. {t}", indent=False, layout=w.Layout(width="310px"))
+            self.checks.append(self.link(c, lambda st, t=t: t in st.selected,
+                                         lambda v, t=t: {"selected": self._ticked(t, v)}, css=f"prompt-{i}"))
+        self.pool_box.children = self.checks
+
+    def _ticked(self, template: str, value: bool) -> list[str]:
+        s = self.lab.state
+        chosen = set(s.selected) - {template} | ({template} if value else set())
+        return [t for t in s.templates if t in chosen]
+
+    def _tick_all(self, value: bool) -> bool:
+        return self.lab.set(selected=list(self.lab.state.templates) if value else [])
+
+    def _add(self) -> None:
+        text = self.new_template.value
+        if self.drive(lambda: self.lab.add_template(text)):
+            self._syncing = True
+            try:
+                self.new_template.value = ""
+            finally:
+                self._syncing = False
+
+    # -- lab -> widgets ---------------------------------------------------------------------------------
+    def _score_range(self, result) -> tuple[float, float]:
+        """A score axis that changes only when the kind of score changes (not with every checkbox)."""
+        key = (result.weighting in ("max-logit",), result.domain, self.lab.state.n_images)
+        if getattr(self, "_range_key", None) != key:
+            lo, hi = float(result.scores.min()), float(result.scores.max())
+            self._range_key, self._range = key, (min(0.0, lo), max(0.0, hi))
+        return self._range
+
+    def _weight_top(self, result) -> float:
+        """Top of the weight axis: a step of 0.25 above the largest weight, kept while the weights fit."""
+        top = getattr(self, "_top", None)
+        biggest = float(result.weights.max())
+        if top is None or biggest > top or (result.weighting, result.domain) != self._top_key:
+            top = min(1.0, 0.25 * (int(biggest / 0.25) + 1))
+        self._top, self._top_key = top, (result.weighting, result.domain)
+        return top
+
+    def draw(self, result) -> None:
+        templates = self.lab.state.templates
+        if len(self.checks) != len(templates) or any(
+                not c.description.endswith(f". {t}") for c, t in zip(self.checks, templates)):
+            self._build_checks()
+            self.sync_controls()
+        self.summary.value = metrics_html(result)
+        self.table.value = domain_table_html(result.table, result.domain, self.lab.plain)
+        self.reliability_plot.update(result.reliability)
+        # one bar per known template (unticked ones at 0), so (un)ticking moves bars instead of re-creating them
+        position = {t: i for i, t in enumerate(templates)}
+        scores, weights = torch.zeros(len(templates)), torch.zeros(len(templates))
+        for t, s, wt in zip(result.selected, result.scores.tolist(), result.weights.tolist()):
+            scores[position[t]], weights[position[t]] = s, wt
+        rebuilt = self.bars.update(scores, weights, [str(i + 1) for i in range(len(templates))],
+                                   score_range=self._score_range(result), weight_top=self._weight_top(result))
+        self.figure.show(self.reliability_plot.artists + self.bars.artists, full=rebuilt)

@@ -1,0 +1,28 @@
+"""Fixtures shared by the Lab tests: small synthetic predictions and the tiny soups world (tests/soups_fixtures)."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: soups_fixtures, shared with test_soup_world
+
+
+def synthetic_predictions(k=4, n=400, c=5, seed=0):
+    """Members of graded quality on val/test and a noisier 'shifted' split."""
+    g = torch.Generator().manual_seed(seed)
+    logits, labels = {}, {}
+    for split, noise in (("val", 1.0), ("test", 1.0), ("noise-3", 2.5)):
+        y = torch.randint(0, c, (n,), generator=g)
+        strength = torch.linspace(0.5, 3.0, k).view(k, 1, 1)
+        z = strength * torch.nn.functional.one_hot(y, c).float() + noise * torch.randn(k, n, c, generator=g)
+        logits[split], labels[split] = z, y
+    return SimpleNamespace(logits=logits, labels=labels, config={"synthetic": True})
+
+
+@pytest.fixture
+def predictions():
+    """Four members on val, test and a shifted split (400 samples, 5 classes)."""
+    return synthetic_predictions()
