@@ -133,7 +133,7 @@ class LabView:
         body = w.HBox([
             w.VBox(self.controls(), layout=w.Layout(flex="0 0 auto", width=f"{CONTROLS_WIDTH}px",
                                                     margin="0 16px 8px 0")),
-            w.VBox(self.outputs(), layout=w.Layout(flex="1 1 0%", min_width="0", max_width="100%",
+            w.VBox(self.outputs(), layout=w.Layout(flex="1 1 auto", min_width="0", max_width="100%",
                                                    overflow="auto")),
         ], layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
         self.widget = w.VBox([self.status, body], layout=w.Layout(width="100%", max_width="100%"))

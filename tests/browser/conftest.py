@@ -299,8 +299,9 @@ class NotebookRunner:
         self.browser, self.server, self.artefacts = browser, server, artefacts
         self.current: OpenNotebook | None = None
 
-    def get(self, notebook: str) -> OpenNotebook:
-        if self.current is not None and self.current.notebook == notebook:
+    def get(self, notebook: str, fresh: bool = False) -> OpenNotebook:
+        """The notebook open and run (the page of the notebook's earlier tests, unless ``fresh``: run anew)."""
+        if self.current is not None and self.current.notebook == notebook and not fresh:
             if self.current.failure:
                 pytest.skip(f"{notebook} did not run in {self.mode} (see its first test): {self.current.failure}")
             return self.current

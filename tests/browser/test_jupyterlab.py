@@ -7,13 +7,14 @@ latency of each Lab's control) go to browser_timings.json in the artefacts folde
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
 
 import pytest
-from browser_support import (NOTEBOOKS, READ_NUMBERS, WITH_LAB, cycle_dropdown, cycle_readout, missing,
-                             move_and_wait, numbers, wait_for_status)
+from browser_support import (NOTEBOOKS, READ_NUMBERS, ROOT, VIEWPORT, WITH_LAB, cycle_dropdown, cycle_readout,
+                             missing, move_and_wait, numbers, wait_for_status)
 
 reason = missing("jupyterlab")
 if reason:
@@ -129,3 +130,68 @@ def test_control_latency(notebook, lab_runner, timings):
               "samples_ms": [round(x, 1) for x in in_page]}
     timings.record("control_latency", notebook, result)
     assert len(in_page) == LATENCY_MOVES and all(x > 0 for x in in_page)
+
+
+def _saved_state(notebook: str) -> dict:
+    """The State the notebook's last cell printed when it was saved (``print(lab.state.to_json())``; nbval checks
+    that output against a headless run, where no front end can echo anything back)."""
+    cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
+    last = [c for c in cells if c["cell_type"] == "code"][-1]
+    assert "lab.state.to_json()" in "".join(last["source"]), f"{notebook}'s last cell must print the Lab's State"
+    text = "".join("".join(o.get("text", "")) for o in last["outputs"] if o.get("output_type") == "stream")
+    return json.loads(text)
+
+
+# Runs code in the notebook's own kernel and returns what it printed (the page's kernel connection).
+_EXECUTE = """async ([path, code]) => {
+  const panel = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && w.context.path === path);
+  const future = panel.sessionContext.session.kernel.requestExecute({code, store_history: false});
+  let out = '';
+  future.onIOPub = msg => { if (msg.header.msg_type === 'stream') out += msg.content.text; };
+  await future.done;
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("notebook", WITH_LAB)
+def test_state_after_run_all_is_what_the_last_cell_set(notebook, lab_runner):
+    """After Run All and the page's own exchanges with the kernel, the Lab's State is what the notebook set: no
+    widget wrote back a value (a slider's rounding, a late echo) that the State did not send it.  The notebook is
+    run anew: the tests before this one moved its controls."""
+    opened = lab_runner.get(notebook, fresh=True)
+    opened.wait_quiet()
+    printed = opened.page.evaluate(_EXECUTE, [notebook, "print(lab.state.to_json())"])
+    assert json.loads(printed) == _saved_state(notebook)
+
+
+# Where the Lab's parts end, against the notebook's visible area: a part whose right edge is past it is cut off
+# unless a column that scrolls holds it.
+_CUT_OFF = """(sel) => {
+  const lab = document.querySelector(sel);
+  const area = lab.closest('.jp-WindowedPanel-outer, .jp-Notebook') || document.body;
+  const right = area.getBoundingClientRect().right;
+  const scrolls = e => { for (let p = e.parentElement; p && p !== lab; p = p.parentElement) {
+      const s = getComputedStyle(p); if (/(auto|scroll)/.test(s.overflowX) && p.getBoundingClientRect().right <= right + 1) return true; }
+    return false; };
+  const parts = lab.querySelectorAll('.el-status, .el-metrics, .widget-slider, .widget-dropdown, .widget-toggle-buttons, .el-figure, .widget-checkbox, .widget-text, button');
+  return Array.from(parts).filter(e => e.getBoundingClientRect().width > 0)
+    .filter(e => e.getBoundingClientRect().right > right + 1 && !scrolls(e))
+    .map(e => `${e.className.split(' ').filter(c => c.startsWith('el-') || c.startsWith('widget-')).join('.')} ends at ${Math.round(e.getBoundingClientRect().right)} px, the notebook at ${Math.round(right)} px`);
+}"""
+
+
+@pytest.mark.parametrize("width", [1366, 800])
+@pytest.mark.parametrize("notebook", WITH_LAB)
+def test_the_lab_fits_the_notebook(notebook, width, lab_runner, artefacts):
+    """In JupyterLab's default layout (file browser open) at a laptop's 1366 px and at 800 px, no part of the Lab
+    is cut off: the columns wrap, and what is still wider (a figure) scrolls in its column."""
+    opened = lab_runner.get(notebook)
+    page = opened.page
+    try:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(500)  # the layout settles
+        lab_runner.screenshot(opened, f"width-{width}", opened.lab.first)
+        cut = page.evaluate(_CUT_OFF, f".{opened.scenario.lab}")
+        assert not cut, f"at {width} px: " + "; ".join(cut[:6])
+    finally:
+        page.set_viewport_size(VIEWPORT)
