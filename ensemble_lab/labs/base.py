@@ -25,7 +25,7 @@ True
 {'value': 6.0}
 >>> lab.set(scale=-1);  lab.status, lab.state.scale
 False
-('scale must be in (0, inf], got -1.0', 3.0)
+('scale must be > 0, got -1.0', 3.0)
 """
 
 from __future__ import annotations

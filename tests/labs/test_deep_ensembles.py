@@ -1,7 +1,5 @@
 """Headless tests of the deep-ensembles Lab: set State or widget values, press buttons, read the result."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 import traitlets
@@ -10,23 +8,11 @@ from ensemble_lab import metrics
 from ensemble_lab.combine import combine, learn_weights
 from ensemble_lab.labs import DeepEnsemblesLab, DeepEnsemblesState
 
-
-def synthetic_predictions(k=4, n=400, c=5, seed=0):
-    """Members of graded quality on val/test and a noisier 'shifted' split."""
-    g = torch.Generator().manual_seed(seed)
-    logits, labels = {}, {}
-    for split, noise in (("val", 1.0), ("test", 1.0), ("noise-3", 2.5)):
-        y = torch.randint(0, c, (n,), generator=g)
-        strength = torch.linspace(0.5, 3.0, k).view(k, 1, 1)
-        z = strength * torch.nn.functional.one_hot(y, c).float() + noise * torch.randn(k, n, c, generator=g)
-        logits[split], labels[split] = z, y
-    return SimpleNamespace(logits=logits, labels=labels, config={"synthetic": True})
-
+from .conftest import synthetic_predictions
 
 @pytest.fixture
 def lab():
     return DeepEnsemblesLab(synthetic_predictions())
-
 
 def test_initial_result_is_the_uniform_ensemble(lab):
     r = lab.result
@@ -36,7 +22,6 @@ def test_initial_result_is_the_uniform_ensemble(lab):
     assert set(r.metrics) == {"ensemble", "best member", "average member"}
     assert lab.status == ""
 
-
 def test_one_hot_on_the_best_member_reproduces_its_row(lab):
     assert lab.press("best")
     m = lab.result.metrics
@@ -45,12 +30,10 @@ def test_one_hot_on_the_best_member_reproduces_its_row(lab):
         assert m["ensemble"][key] == pytest.approx(m["best member"][key], abs=1e-6)
     assert lab.result.diversity["disagreement"] == 0.0
 
-
 def test_weight_change_moves_the_numbers(lab):
     before = lab.result.metrics["ensemble"]["nll"]
     assert lab.set(weights=[1.0, 0.0, 0.0, 0.0])  # the weakest member alone
     assert lab.result.metrics["ensemble"]["nll"] > before
-
 
 @pytest.mark.parametrize("bad, fragment", [
     ([1.0, -0.5, 1.0, 1.0], "non-negative"),
@@ -65,7 +48,6 @@ def test_invalid_weights_go_to_the_status_line_and_change_nothing(lab, bad, frag
     assert lab.state.to_dict() == state and lab.result is result
     assert lab.set(weights=[1.0, 2.0, 3.0, 4.0]) and lab.status == ""
 
-
 def test_direct_state_assignment_is_rolled_back_when_invalid(lab):
     result = lab.result
     lab.state.weights = [1.0, 1.0, 1.0]
@@ -77,7 +59,6 @@ def test_direct_state_assignment_is_rolled_back_when_invalid(lab):
         lab.state.split = "nope"  # refused by the State itself: a split the predictions do not hold
     assert lab.state.split == "noise-3" and lab.result.split == "noise-3"
 
-
 def test_trait_validation_refuses_bad_values(lab):
     with pytest.raises(traitlets.TraitError, match="temperature"):
         lab.state.temperature = 0.0
@@ -85,7 +66,6 @@ def test_trait_validation_refuses_bad_values(lab):
     assert not lab.set(n_bins=0) and "n_bins" in lab.status
     assert not lab.set(colour="red") and "unknown setting" in lab.status
     assert lab.state.rule == "prob" and lab.state.n_bins == 15
-
 
 def test_learn_button_uses_validation_nll(lab):
     assert lab.press("learn")
@@ -98,7 +78,6 @@ def test_learn_button_uses_validation_nll(lab):
     assert not lab.press("learn") and "vote" in lab.status
     assert lab.press("uniform") and lab.state.weights == [1.0] * 4
 
-
 def test_rule_temperature_and_bins_change_the_result(lab):
     ece = lab.result.metrics["ensemble"]["ece"]
     assert lab.set(temperature=3.0) and lab.result.metrics["ensemble"]["ece"] != ece
@@ -106,7 +85,6 @@ def test_rule_temperature_and_bins_change_the_result(lab):
     p = combine(lab.predictions.logits["test"], rule="vote")
     assert lab.result.metrics["ensemble"]["brier"] == pytest.approx(metrics.brier(p, lab.predictions.labels["test"]))
     assert lab.set(n_bins=7, strategy="quantile") and lab.result.reliability.count.shape == (7,)
-
 
 def test_state_round_trips_and_rejects_unknown_keys(lab):
     lab.set(weights=[0.1, 0.2, 0.3, 0.4], rule="geo", split="noise-3")
@@ -116,13 +94,11 @@ def test_state_round_trips_and_rejects_unknown_keys(lab):
     with pytest.raises(ValueError, match="unknown key"):
         DeepEnsemblesState.from_dict({"weights": [1.0], "colour": "red"})
 
-
 def test_lab_needs_a_validation_split():
     preds = synthetic_predictions()
     del preds.logits["val"]
     with pytest.raises(ValueError, match="'val' split"):
         DeepEnsemblesLab(preds)
-
 
 # -- through the widgets ------------------------------------------------------------------------------
 
@@ -133,7 +109,6 @@ def test_slider_moves_update_state_and_numbers(lab):
     assert lab.state.weights == [1.0, 1.0, 1.0, 0.0]
     assert lab.result.metrics["ensemble"]["nll"] != nll
     assert "ensemble" in view.table.value and f"{lab.result.metrics['ensemble']['nll']:.3f}" in view.table.value
-
 
 def test_all_weights_to_zero_shows_a_message_and_reverts_the_slider(lab):
     view = lab.view
@@ -147,7 +122,6 @@ def test_all_weights_to_zero_shows_a_message_and_reverts_the_slider(lab):
     view.sliders[0].value = 0.5
     assert lab.status == "" and "ok" in view.status.value
 
-
 def test_weights_text_box(lab):
     view = lab.view
     view.weights_text.value = "1, 2, x, 4"
@@ -156,7 +130,6 @@ def test_weights_text_box(lab):
     view.weights_text.value = "4, 3, 2, 1"
     assert lab.state.weights == [4.0, 3.0, 2.0, 1.0]
     assert [s.value for s in view.sliders] == [1.0, 1.0, 1.0, 1.0]  # sliders clip at 1, the State does not
-
 
 def test_buttons_dropdowns_and_reliability_bars(lab):
     view = lab.view
@@ -175,14 +148,12 @@ def test_buttons_dropdowns_and_reliability_bars(lab):
     view.buttons["learn"].click()
     assert "vote" in view.status.value
 
-
 def test_many_members_get_a_note_and_eight_sliders():
     lab = DeepEnsemblesLab(synthetic_predictions(k=12, n=100))
     view = lab.view
     assert len(view.sliders) == 8
     view.weights_text.value = ", ".join(["1"] * 11 + ["0"])
     assert lab.state.weights[-1] == 0.0 and len(lab.result.weights) == 12
-
 
 def test_every_split_the_lab_accepts_can_be_shown(lab):
     view = lab.view

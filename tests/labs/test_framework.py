@@ -260,3 +260,16 @@ def test_a_control_thread_and_a_cell_thread_leave_state_and_result_consistent(pr
     assert lab.result.split == lab.state.split and torch.equal(lab.result.weights, fresh.weights)
     assert lab.result.metrics == fresh.metrics
     assert view.split.value == lab.state.split and view.n_bins.value == lab.state.n_bins
+
+
+# -- the framework's documented examples ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["state", "base", "view"])
+def test_the_framework_examples_run_as_written(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"ensemble_lab.labs.{module}")
+    failed, tried = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL)
+    assert tried > 0 and failed == 0
