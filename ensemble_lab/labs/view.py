@@ -9,8 +9,9 @@ base owns the rest:
 - **One way in.** A control sends its value through ``lab.set``; when the Lab refuses, the control is put back
   to the State's value and the message goes to the status line.
 - **No echoes.** A value that the front end sends back only because it rounded what the View had sent (a
-  slider's step, a log slider's exponent step, a readout's format) is not a learner's change: it never reaches
-  the State, and a late echo of an older value is overwritten by the State's current one.
+  slider's step, a log slider's exponent step, a readout's format, or float noise of its step arithmetic, such
+  as 0.5000000000000004 for 0.5) is not a learner's change: it never reaches the State, and a late echo of an
+  older value is overwritten by the State's current one.
 - **One redraw per cell.** After each accepted change the View shows the State (every control) and redraws.  When
   a cell drives the Lab (``lab.set`` in a loop), that happens once, after the cell has run, instead of once per
   change; a control's own change redraws at once.
@@ -99,6 +100,10 @@ def control_rounding(control, value) -> list:
 
 def _close(a, b) -> bool:
     return abs(a - b) <= 1e-7 * max(1.0, abs(a), abs(b))
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class _Link:
@@ -212,6 +217,8 @@ class LabView:
         if self._syncing:
             return
         with lab_work():
+            if _is_number(value) and _is_number(link.pushed) and _close(value, link.pushed):
+                return  # the value sent, back with float noise (a front end's step arithmetic): no one moved it
             for echo in link.echoes:
                 if _close(echo, value):
                     link.echoes.remove(echo)

@@ -153,9 +153,7 @@ _EXECUTE = """async ([path, code]) => {
 }"""
 
 
-@pytest.mark.parametrize("notebook", [pytest.param(n, marks=pytest.mark.xfail(
-    reason="03: the State after Run All differs from the saved one in the full suite; not yet diagnosed (issue 13)",
-    strict=False)) if n.startswith("03_") else n for n in WITH_LAB])
+@pytest.mark.parametrize("notebook", WITH_LAB)
 def test_state_after_run_all_is_what_the_last_cell_set(notebook, lab_runner):
     """After Run All and the page's own exchanges with the kernel, the Lab's State is what the notebook set: no
     widget wrote back a value (a slider's rounding, a late echo) that the State did not send it.  The notebook is

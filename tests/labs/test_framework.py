@@ -9,11 +9,13 @@ import pytest
 import torch
 import traitlets
 
-from ensemble_lab.labs import CalibrationLab, DeepEnsemblesLab, Lab, LabState, Setting, cached
+from ensemble_lab.labs import CalibrationLab, DeepEnsemblesLab, Lab, LabState, PromptsLab, Setting, cached
 from ensemble_lab.labs import view as view_module
 from ensemble_lab.labs.base import lab_work
 from ensemble_lab.labs.state import N_BINS, TEMPERATURE
 from ensemble_lab.labs.view import control_rounding
+
+from .test_prompts import POOL, data  # noqa: F401 - the prompts world, a fixture
 
 # -- Setting and the State's table --------------------------------------------------------------------------
 
@@ -150,6 +152,18 @@ def test_a_slider_echoing_its_rounding_does_not_change_the_state(predictions):
     for slider, value in zip(view.sliders, learned):  # what JupyterLab's front end sends back: the step's value
         slider.value = round(value, 2)
     assert lab.state.weights == learned and lab.result is result
+
+
+def test_an_echo_with_float_noise_does_not_change_the_state(data):  # noqa: F811
+    """What JupyterLab's slider sent back for tau = 0.5 on a slider from -2 in steps of 0.1 (found by the browser
+    test of notebook 03)."""
+    lab = PromptsLab(data, POOL[:3])
+    view = lab.view
+    assert lab.state.tau == 0.5
+    view.tau.value = 0.5000000000000004
+    assert lab.state.tau == 0.5
+    view.tau.value = 0.6  # a learner's move still counts
+    assert lab.state.tau == 0.6
 
 
 def test_a_late_echo_of_an_older_value_is_overwritten_by_the_state(predictions):
