@@ -41,7 +41,8 @@ import traitlets
 
 from .state import FIT_SPLIT, LabState
 
-__all__ = ["Lab", "LabState", "cached", "lab_work", "SplitPredictions", "split_predictions", "FIT_SPLIT"]
+__all__ = ["Lab", "PredictionsLab", "LabState", "cached", "lab_work", "SplitPredictions", "split_predictions",
+           "FIT_SPLIT"]
 
 _WORK = threading.RLock()
 
@@ -211,6 +212,29 @@ class Lab(traitlets.HasTraits):
         from IPython.display import display
 
         display(self.widget)
+
+
+class PredictionsLab(Lab):
+    """A Lab over member predictions by split: fitted on ``val``, evaluated on any split the predictions hold
+    (``split`` is limited to them and starts on ``test``).  A subclass calls :meth:`_use_predictions` in its
+    ``__init__`` before ``super().__init__(state)``."""
+
+    fit_split = FIT_SPLIT
+
+    def _use_predictions(self, predictions) -> SplitPredictions:
+        """Check ``predictions`` (see :func:`split_predictions`) and keep them: ``predictions``, ``k``,
+        ``n_classes``, ``eval_splits``."""
+        self.predictions = predictions
+        self._data = split_predictions(predictions, FIT_SPLIT)
+        self.k, self.n_classes = self._data.k, self._data.n_classes
+        self.eval_splits = self._data.eval_splits
+        return self._data
+
+    def limits(self) -> dict[str, tuple]:
+        return {"split": self._data.splits}
+
+    def defaults(self) -> dict[str, Any]:
+        return {"split": self._data.default_split}
 
 
 def _message(exc: Exception) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ... import calibration, estimators, metrics
-from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..base import FIT_SPLIT, PredictionsLab, cached
 from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
 __all__ = ["CalibrationState", "CalibrationResult", "CalibrationLab", "ORDERS"]
@@ -86,7 +86,7 @@ class CalibrationResult:
     fitted: dict
 
 
-class CalibrationLab(Lab):
+class CalibrationLab(PredictionsLab):
     """Interactive temperature scaling of an ensemble, before or after pooling.
 
     Args:
@@ -97,22 +97,12 @@ class CalibrationLab(Lab):
 
     State = CalibrationState
     BUTTONS = ("fit", "reset")
-    fit_split = FIT_SPLIT
     orders = ORDERS
 
     def __init__(self, predictions, state: CalibrationState | None = None):
-        data = split_predictions(predictions, FIT_SPLIT)
-        self.predictions, self._data = predictions, data
-        self.k, self.n_classes = data.k, data.n_classes
-        self.eval_splits = data.eval_splits
+        data = self._use_predictions(predictions)
         self.n_val = int(data.labels[FIT_SPLIT].shape[0])
         super().__init__(state)
-
-    def limits(self):
-        return {"split": self._data.splits}
-
-    def defaults(self):
-        return {"split": self._data.default_split}
 
     # -- cached pieces ----------------------------------------------------------------------------------
     def _member_temperatures(self, state) -> tuple[float, ...]:

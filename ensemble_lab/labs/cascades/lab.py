@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ... import cascades, metrics
-from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..base import FIT_SPLIT, PredictionsLab, cached
 from ..state import N_BINS, SPLIT, LabState, Setting
 
 __all__ = ["CascadesState", "CascadesResult", "CascadesLab", "POLICIES", "TARGETS"]
@@ -79,7 +79,7 @@ class CascadesResult:
     curves: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
-class CascadesLab(Lab):
+class CascadesLab(PredictionsLab):
     """Interactive early-exit cascades.
 
     Args:
@@ -91,12 +91,9 @@ class CascadesLab(Lab):
     """
 
     State = CascadesState
-    fit_split = FIT_SPLIT
 
     def __init__(self, members, costs, singles=None, state: CascadesState | None = None):
-        data = split_predictions(members, FIT_SPLIT)
-        self._data, self.k = data, data.k
-        self.eval_splits = data.eval_splits
+        self._use_predictions(members)
         self.costs = torch.as_tensor(costs, dtype=torch.float64)
         if self.costs.shape != (self.k,) or not bool(torch.isfinite(self.costs).all()) or bool((self.costs < 0).any()):
             raise ValueError(f"costs must be {self.k} finite non-negative numbers (one per member), got "
@@ -106,12 +103,6 @@ class CascadesLab(Lab):
             logits = {s: (t if t.ndim == 3 else t[None]) for s, t in dict(preds.logits).items()}
             self.singles[name] = (logits, float(macs))
         super().__init__(state)
-
-    def limits(self):
-        return {"split": self._data.splits}
-
-    def defaults(self):
-        return {"split": self._data.default_split}
 
     # -- pieces -----------------------------------------------------------------------------------------
     def _order(self, state) -> tuple[int, ...]:

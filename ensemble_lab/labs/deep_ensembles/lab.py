@@ -18,7 +18,7 @@ import torch
 
 from ... import metrics
 from ...combine import RULES, Combiner, best_member, learn_weights
-from ..base import FIT_SPLIT, Lab, cached, split_predictions
+from ..base import FIT_SPLIT, PredictionsLab, cached
 from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
 __all__ = ["DeepEnsemblesState", "DeepEnsemblesResult", "DeepEnsemblesLab"]
@@ -56,7 +56,7 @@ class DeepEnsemblesResult:
     n_samples: int
 
 
-class DeepEnsemblesLab(Lab):
+class DeepEnsemblesLab(PredictionsLab):
     """Interactive weighting of a deep ensemble's members.
 
     Args:
@@ -68,23 +68,15 @@ class DeepEnsemblesLab(Lab):
     State = DeepEnsemblesState
     BUTTONS = ("uniform", "learn", "best")
     max_sliders = 8
-    fit_split = FIT_SPLIT
 
     def __init__(self, predictions, state: DeepEnsemblesState | None = None):
-        data = split_predictions(predictions, FIT_SPLIT)
-        self.predictions = predictions
-        self._data = data
+        data = self._use_predictions(predictions)
         self._logits, self._labels = data.logits, data.labels
-        self.k, self.n_classes = data.k, data.n_classes
-        self.eval_splits = data.eval_splits
         self._best = best_member(self._logits[FIT_SPLIT], self._labels[FIT_SPLIT])
         super().__init__(state)
 
-    def limits(self):
-        return {"split": self._data.splits}
-
     def defaults(self):
-        return {"weights": [1.0] * self.k, "split": self._data.default_split}
+        return {**super().defaults(), "weights": [1.0] * self.k}
 
     # -- cached, weight-independent pieces (a weight change only re-combines) ----------------------------
     @cached(maxsize=8)
