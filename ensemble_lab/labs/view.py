@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import ipywidgets as w
 
 from .base import lab_work
+from .figure import LabFigure
 
 __all__ = ["LabView", "table_html", "pct", "split_options", "control_rounding"]
 
@@ -133,8 +134,8 @@ class LabView:
         self._links: list[_Link] = []
         self.status = w.HTML(layout=w.Layout(min_height="1.6em"))
         self.status.add_class("el-status")
-        self.figures = []
         self.build()
+        self.figures = [v for v in vars(self).values() if isinstance(v, LabFigure)]
         body = w.HBox([
             w.VBox(self.controls(), layout=w.Layout(flex="0 0 auto", width=f"{CONTROLS_WIDTH}px",
                                                     margin="0 16px 8px 0")),
@@ -152,8 +153,8 @@ class LabView:
 
     # -- hooks for subclasses ---------------------------------------------------------------------------
     def build(self) -> None:
-        """Create the controls and drawings (``self.figures``: every :class:`LabFigure`, frozen after the first
-        draw)."""
+        """Create the controls, outputs and drawings (every :class:`LabFigure` attribute is laid out and drawn
+        once the first result is shown)."""
 
     def controls(self) -> list:
         """The left column's widgets, top to bottom."""
@@ -186,6 +187,12 @@ class LabView:
         """Forget ``control`` (it no longer shows the State nor sends changes)."""
         self._links = [link for link in self._links if link.control is not control]
         control.unobserve_all("value")
+
+    def html(self, css: str) -> w.HTML:
+        """An HTML output with the CSS class ``el-<css>`` (for the browser tests)."""
+        out = w.HTML()
+        out.add_class(f"el-{css}")
+        return out
 
     def button(self, key: str, label: str, tooltip: str = "", on_click: Callable | None = None,
                width: str = "105px") -> w.Button:
@@ -236,13 +243,15 @@ class LabView:
     # -- lab -> widgets ---------------------------------------------------------------------------------
     def _push(self, link: _Link) -> None:
         value = link.get(self.lab.state)
+        before = link.control.value
         syncing, self._syncing = self._syncing, True
         try:
             link.control.value = value
         finally:
             self._syncing = syncing
         link.pushed = link.control.value  # after the widget's own coercion (a slider clips to its range)
-        link.echoes.extend(control_rounding(link.control, link.pushed))
+        if link.pushed != before:  # only a value sent to the front end can come back rounded
+            link.echoes.extend(control_rounding(link.control, link.pushed))
 
     def sync_controls(self) -> None:
         """Make every linked control show the State."""
@@ -271,9 +280,9 @@ class LabView:
             self.draw(self.lab.result)
             self.show_status()
 
-    def show_status(self, message: str | None = None) -> None:
+    def show_status(self) -> None:
         """The status line: the Lab's message (a warning), what it is computing (progress), or ok."""
-        message = self.lab.status if message is None else message
+        message = self.lab.status
         if self.lab.busy:
             self.status.value = f"<span style='color:#1565c0'>⏳ {html.escape(self.lab.busy)}</span>"
         elif message:

@@ -72,13 +72,10 @@ class CalibrationView(LabView, lab=CalibrationLab):
             options=[(v, k) for k, v in _ESTIMATOR_NAMES.items()], description="estimator"))
         self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split),
                                                    description="evaluate on"))
-        self.table = w.HTML()
-        self.table.add_class("el-metrics")
-        self.temperatures = w.HTML()
-        self.temperatures.add_class("el-temperatures")
+        self.table = self.html("metrics")
+        self.temperatures = self.html("temperatures")
         self.figure = LabFigure([["before", "after"], ["hist_before", "hist_after"]], figsize=(7.6, 4.0),
                                 height_ratios=[3, 1])
-        self.figures = [self.figure]
         self.plots = {side: ReliabilityPlot(self.figure.axes[side], self.figure.axes[f"hist_{side}"], title=title)
                       for side, title in (("before", "Before: pooled as trained"),
                                           ("after", "After: temperature scaled"))}

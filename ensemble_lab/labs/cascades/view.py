@@ -62,10 +62,8 @@ class CascadesView(LabView, lab=CascadesLab):
             css="members")
         self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split),
                                                    description="evaluate on"))
-        self.table = w.HTML()
-        self.table.add_class("el-metrics")
+        self.table = self.html("metrics")
         self.figure = LabFigure([["rc", "frontier"]], figsize=(7.6, 3.5))
-        self.figures = [self.figure]
         self.rc_plot = RiskCoveragePlot(self.figure.axes["rc"], list(lab.result.curves))
         self.frontier_plot = CostFrontierPlot(self.figure.axes["frontier"])
 

@@ -61,13 +61,10 @@ class DeepEnsemblesView(LabView, lab=DeepEnsemblesLab):
                    placeholder="comma-separated, one per member"),
             lambda st: ", ".join(f"{v:g}" for v in st.weights), lambda v: {"weights": _parse_weights(v)},
             css="weights-text")
-        self.table = w.HTML()
-        self.table.add_class("el-metrics")
-        self.diversity = w.HTML()
-        self.diversity.add_class("el-diversity")
+        self.table = self.html("metrics")
+        self.diversity = self.html("diversity")
         self.figure = LabFigure([["rel", "weights"], ["hist", "weights"]], figsize=(7.6, 4.0),
                                 height_ratios=[3, 1], width_ratios=[3, 2])
-        self.figures = [self.figure]
         self.reliability_plot = ReliabilityPlot(self.figure.axes["rel"], self.figure.axes["hist"], title="Ensemble")
         self.weight_bars = WeightBars(self.figure.axes["weights"], lab.k)
 

@@ -67,13 +67,10 @@ class PromptsView(LabView, lab=PromptsLab):
         self.tau = self.bind("tau", w.FloatSlider(min=-2.0, max=4.0, step=0.1, description="tau"))
         self.n_images = self.bind("n_images", w.IntText(description="scored on", layout=w.Layout(width="200px")))
         self.domain = self.bind("domain", w.Dropdown(options=list(lab.data.domains), description="domain"))
-        self.summary = w.HTML()
-        self.summary.add_class("el-metrics")
-        self.table = w.HTML()
-        self.table.add_class("el-domain-table")
+        self.summary = self.html("metrics")
+        self.table = self.html("domain-table")
         self.figure = LabFigure([["rel", "scores"], ["hist", "weights"]], figsize=(7.6, 4.0),
                                 height_ratios=[3, 2], width_ratios=[2, 3])
-        self.figures = [self.figure]
         self.reliability_plot = ReliabilityPlot(self.figure.axes["rel"], self.figure.axes["hist"],
                                                 title="Zero-shot classifier")
         self.bars = ScoreWeightBars(self.figure.axes["scores"], self.figure.axes["weights"], score_label="ZPE score")

@@ -61,8 +61,7 @@ class SoupsView(LabView, lab=SoupsLab):
         self.all_button = self.button("all", "check all", on_click=self._check_all, width="90px")
         self.apply_button = self.button("apply", "apply", "make the soups of the checked ingredients (seconds)",
                                         on_click=self._apply, width="90px")
-        self.pending = w.HTML()
-        self.pending.add_class("el-pending")
+        self.pending = self.html("pending")
         self._shown_ingredients = tuple(lab.state.ingredients)
         self.recipe = self.bind("recipe", w.ToggleButtons(
             options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES],
@@ -79,10 +78,8 @@ class SoupsView(LabView, lab=SoupsLab):
         ends = [ZERO_SHOT, *lab.names]
         self.line_a = self.bind("line_a", w.Dropdown(options=ends, description="from"))
         self.line_b = self.bind("line_b", w.Dropdown(options=ends, description="to"))
-        self.table = w.HTML()
-        self.table.add_class("el-metrics")
+        self.table = self.html("metrics")
         self.figure = LabFigure([["wise", "line"]], figsize=(7.6, 3.6), width_ratios=[3, 2])
-        self.figures = [self.figure]
         self.wise_plot = WiseCurvePlot(self.figure.axes["wise"])
         self.line_plot = LossLinePlot(self.figure.axes["line"])
 
