@@ -48,6 +48,7 @@ class PromptsView(LabView, lab=PromptsLab):
     def build(self) -> None:
         lab = self.lab
         self.checks: list[w.Checkbox] = []
+        self._check_templates: tuple[str, ...] = ()  # the templates the checklist was built for
         self.pool_box = w.VBox(layout=w.Layout(max_height="260px", overflow="auto", width="330px"))
         self.pool_box.add_class("el-pool")
         self._build_checks()
@@ -94,6 +95,7 @@ class PromptsView(LabView, lab=PromptsLab):
             self.checks.append(self.link(c, lambda st, t=t: t in st.selected,
                                          lambda v, t=t: {"selected": self._ticked(t, v)}, css=f"prompt-{i}"))
         self.pool_box.children = self.checks
+        self._check_templates = tuple(self.lab.state.templates)
 
     def _ticked(self, template: str, value: bool) -> list[str]:
         s = self.lab.state
@@ -106,11 +108,7 @@ class PromptsView(LabView, lab=PromptsLab):
     def _add(self) -> None:
         text = self.new_template.value
         if self.drive(lambda: self.lab.add_template(text)):
-            self._syncing = True
-            try:
-                self.new_template.value = ""
-            finally:
-                self._syncing = False
+            self.new_template.value = ""  # (an empty box adds nothing)
 
     # -- lab -> widgets ---------------------------------------------------------------------------------
     def _score_range(self, result) -> tuple[float, float]:
@@ -132,8 +130,7 @@ class PromptsView(LabView, lab=PromptsLab):
 
     def draw(self, result) -> None:
         templates = self.lab.state.templates
-        if len(self.checks) != len(templates) or any(
-                not c.description.endswith(f". {t}") for c, t in zip(self.checks, templates)):
+        if tuple(templates) != self._check_templates:
             self._build_checks()
             self.sync_controls()
         self.summary.value = metrics_html(result)

@@ -114,15 +114,14 @@ class SoupsView(LabView, lab=SoupsLab):
     def _apply(self) -> bool:
         ok = self.lab.set(ingredients=self._ticked())
         if not ok:  # refused: the checklist shows the State again
-            self._shown_ingredients = None
-            self._sync_checklist()
+            self._sync_checklist(force=True)
         return ok
 
-    def _sync_checklist(self) -> None:
+    def _sync_checklist(self, force: bool = False) -> None:
         """The checklist follows the State when the State's ingredients change (not on other moves, so that
-        ticks waiting for "apply" stay)."""
+        ticks waiting for "apply" stay), or when ``force``d."""
         now = tuple(self.lab.state.ingredients)
-        if now != self._shown_ingredients:
+        if force or now != self._shown_ingredients:
             for name, c in zip(self.lab.names, self.checks):
                 c.value = name in now
             self._shown_ingredients = now
