@@ -79,7 +79,7 @@ class Setting:
         if self.kind is list:
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
                 raise TypeError(f"{name} must be a list, got {type(value).__name__}")
-            return [self._scalar(f"{name}", v, self.item, choices, entry=True) for v in value]
+            return [self._scalar(name, v, self.item, choices, entry=True) for v in value]
         return self._scalar(name, value, self.kind, choices)
 
     def _scalar(self, name, value, kind, choices, entry=False):
