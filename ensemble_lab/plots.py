@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 __all__ = ["ReliabilityPlot", "WeightBars", "ScoreWeightBars", "RiskCoveragePlot", "CostFrontierPlot",
-           "WiseCurvePlot", "LossLinePlot", "mosaic_figure", "image_grid", "SERIES_COLORS"]
+           "WiseCurvePlot", "LossLinePlot", "mosaic_figure", "image_grid", "StaticFigure", "SERIES_COLORS"]
 
 _ENSEMBLE = "#1f77b4"
 _GAP = "#d62728"
@@ -410,16 +410,21 @@ class LossLinePlot:
 
 
 def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):
-    """A figure of grey-scale or RGB images ``(M, C, H, W)`` in [0, 1], ``ncols`` per row, with optional titles."""
+    """A figure of grey-scale or RGB images ``(M, C, H, W)`` in [0, 1], ``ncols`` per row, with optional titles.
+
+    The figure is not registered with pyplot (no live canvas, nothing redrawn after each cell): show it with
+    :class:`StaticFigure`.
+    """
+    from matplotlib.figure import Figure
+
     imgs = _to_numpy(images)
     if imgs.ndim != 4 or imgs.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape (M, 1 or 3, H, W), got shape {imgs.shape}")
     if titles is not None and len(titles) != len(imgs):
         raise ValueError(f"titles must have one entry per image ({len(imgs)}), got {len(titles)}")
     nrows = -(-len(imgs) // ncols)
-    with plt.ioff():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.2 * (titles is not None)),
-                                 squeeze=False, layout="constrained")
+    fig = Figure(figsize=(size * ncols, size * nrows + 0.2 * (titles is not None)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < len(imgs):
@@ -428,3 +433,23 @@ def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size
             if titles is not None:
                 ax.set_title(titles[i], fontsize="x-small")
     return fig
+
+
+class StaticFigure:
+    """A figure as a picture: Jupyter shows it as a PNG (readable without a kernel, and never redrawn by the
+    kernel when the page asks), rendered once here.
+
+    >>> from matplotlib.figure import Figure
+    >>> StaticFigure(Figure(figsize=(1, 1)))._repr_png_()[:4]
+    b'\\x89PNG'
+    """
+
+    def __init__(self, fig, dpi: float = 100):
+        from io import BytesIO
+
+        with BytesIO() as buffer:
+            fig.savefig(buffer, format="png", dpi=dpi)
+            self.png = buffer.getvalue()
+
+    def _repr_png_(self) -> bytes:
+        return self.png

@@ -97,3 +97,42 @@ def test_under_ipympl_the_kernel_stops_asking_for_draws(ipympl_backend):
     blit.update()
     Gcf.draw_all()
     assert sent == ["binary"], f"an update sent {sent}: a draw request makes the browser redraw in full"
+
+
+def test_a_lab_figure_answers_a_draw_request_from_its_picture_when_nothing_changed(ipympl_backend, monkeypatch):
+    """What JupyterLab asks after Run All (a refresh of each shown canvas, a draw request already served) costs
+    no render; a full draw the Lab asked for, a stale figure or a new size still renders."""
+    from matplotlib.figure import Figure
+
+    from ensemble_lab.labs.figure import LabFigure
+
+    renders = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (renders.append(1), original(self, renderer)))
+    figure = LabFigure([["rel"], ["hist"]], figsize=(4, 3))
+    plot = ReliabilityPlot(figure.axes["rel"], figure.axes["hist"])
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(2 * torch.randn(300, 4, generator=g), dim=1)
+    labels = torch.randint(0, 4, (300,), generator=g)
+    plot.update(reliability(probs, labels, n_bins=10))
+    figure.show(plot.artists)
+    canvas = figure.fig.canvas
+    sent = []
+    canvas.send = lambda content, buffers=None: sent.append(json.loads(content["data"])["type"])
+    canvas._handle_message(canvas, {"type": "initialized"}, [])
+    figure.freeze()
+    assert len(renders) == 1
+    for request in ({"type": "draw"}, {"type": "refresh"}, {"type": "draw"}):
+        sent.clear()
+        canvas._handle_message(canvas, request, [])
+        assert len(renders) == 1, f"{request} rendered the figure again"
+    assert "binary" in sent  # the page got the picture
+    plot.update(reliability(probs.roll(1, dims=1), labels, n_bins=10))
+    figure.show(plot.artists)  # blitted: no render
+    assert len(renders) == 1
+    figure.show(plot.artists, full=True)  # a full draw asked for: the next request renders
+    canvas._handle_message(canvas, {"type": "draw"}, [])
+    assert len(renders) == 2
+    figure.axes["rel"].set_title("new")  # stale: renders
+    canvas._handle_message(canvas, {"type": "draw"}, [])
+    assert len(renders) == 3

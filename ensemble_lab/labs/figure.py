@@ -152,6 +152,9 @@ class LabFigure:
         self.widget = self.box.widget
         self.blit = BlitManager(self.fig.canvas)
         self.frozen = False
+        self._owed = True  # a full render is owed (nothing rendered yet, or a full draw was asked for)
+        if self.box.interactive:
+            self._answer_draws_from_the_picture()
 
     def show(self, artists, full: bool = False) -> None:
         """Show the drawings: blit ``artists`` over the background, or a full draw if they are not the artists of
@@ -160,13 +163,35 @@ class LabFigure:
         if not self.frozen:
             return
         if changed or full:
+            self._owed = True
             self.fig.canvas.draw_idle()  # its draw event blits the artists
         else:
             self.blit.update()
         self.box.refresh()
 
+    def _answer_draws_from_the_picture(self) -> None:
+        """ipympl renders the whole figure for every draw the page asks for, also when nothing changed: when
+        JupyterLab shows the output again (a refresh), or answering a draw request already served.  Each costs
+        a full render (0.1-0.3 s) that a control's message waits behind.  Render only when a full draw is owed,
+        the figure is stale or its size changed; otherwise send the picture the canvas holds (blits included)."""
+        canvas = self.fig.canvas
+        render = canvas.handle_draw
+
+        def handle_draw(event):
+            picture = getattr(canvas, "renderer", None)  # what the last render drew into (blits included)
+            size = canvas.get_width_height(physical=True)
+            if self._owed or self.fig.stale or picture is None or (picture.width, picture.height) != size:
+                self._owed = False
+                render(event)
+            else:
+                canvas._png_is_old = True  # the picture as it is (a full frame after a refresh)
+                canvas.manager.refresh_all()
+
+        canvas.handle_draw = handle_draw
+
     def freeze(self) -> None:
         """Lay the figure out once and draw it (the first draw); every later :meth:`show` may draw."""
         freeze_layout(self.fig)
+        self._owed = False
         self.frozen = True
         self.box.refresh()
