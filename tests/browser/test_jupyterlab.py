@@ -82,6 +82,19 @@ def test_template_without_placeholder_is_refused_with_a_message(notebook, lab_ru
     assert "placeholder" in status, status
     assert pool.count() == n_prompts, "a refused template must leave the pool as it was"
     lab_runner.screenshot(opened, "bad-template", opened.lab.first)  # with the message in the status line
+    # a good one, with Enter: added, and its row is in view in the pool's scrolling box
+    box = page.locator(sc.selector(".el-new-template input"))
+    box.fill("a sketch of the digit {}.")
+    box.press("Enter")
+    checkboxes = sc.selector(".el-pool input[type=checkbox]")
+    page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[checkboxes, n_prompts + 1])
+    in_view = page.evaluate("""(sel) => {
+      const pool = document.querySelector(sel), rows = Array.from(pool.querySelectorAll('.widget-checkbox'));
+      const row = rows.find(r => r.textContent.includes('a sketch of the digit {}.'));
+      const a = pool.getBoundingClientRect(), b = row.getBoundingClientRect();
+      return b.top >= a.top - 1 && b.bottom <= a.bottom + 1;
+    }""", sc.selector(".el-pool"))
+    assert in_view, "the new template's row is not in view in the pool box"
     # the Lab still answers: another weighting of the prompts
     move_and_wait(page, sc, control=".el-weighting", move=cycle_dropdown((
         "equal average (CLIP)", "max-logit score (no debiasing)", "ZPE, debiased (pre-train + test)")))

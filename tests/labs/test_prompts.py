@@ -209,12 +209,15 @@ def test_checkboxes_and_buttons(lab):
 
 def test_adding_through_the_text_box(lab):
     view = lab.view
-    view.new_template.value = "a blurry drawing of a {}."
-    view.add_button.click()
+    view.new_template.value = "a blurry drawing of a {}."  # typed, then Enter: added
     assert len(view.checks) == len(POOL) + 1 and view.checks[-1].value and view.new_template.value == ""
+    view.add_button.click()  # an empty box adds nothing and says nothing
+    assert len(view.checks) == len(POOL) + 1 and "ok" in view.status.value
+    view.new_template.value = "a blurry sketch of a {}."
+    assert view.pool_box.children[:2] == (view.checks[-1], view.checks[-2])  # the learner's, newest on top
     view.new_template.value = "no placeholder"
     view.add_button.click()
-    assert "placeholder" in view.status.value and len(view.checks) == len(POOL) + 1
+    assert "placeholder" in view.status.value and len(view.checks) == len(POOL) + 2
 
 
 def test_weighting_dropdown_redraws(lab):

@@ -59,7 +59,7 @@ class PromptsView(LabView, lab=PromptsLab):
         self.new_template = w.Text(placeholder="a new template with one {}, then Enter", continuous_update=False,
                                    layout=w.Layout(width="230px"))
         self.new_template.add_class("el-new-template")
-        self.new_template.observe(lambda change: self._add() if change.new.strip() else None, names="value")
+        self.new_template.observe(lambda change: self._add(), names="value")
         self.add_button = self.button("add-template", "add", on_click=self._add, width="60px")
         self.weighting = self.bind("weighting", w.Dropdown(
             options=[(_WEIGHTING_NAMES[k], k) for k in WEIGHTINGS], description="weighting"))
@@ -77,7 +77,7 @@ class PromptsView(LabView, lab=PromptsLab):
         self.bars = ScoreWeightBars(self.figure.axes["scores"], self.figure.axes["weights"], score_label="ZPE score")
 
     def controls(self) -> list:
-        return [w.HTML("<b>Prompt pool</b> (numbers as in the bar charts)"), self.pool_box,
+        return [w.HTML("<b>Prompt pool</b> (numbers as in the bar charts; yours on top)"), self.pool_box,
                 w.HBox(list(self.buttons.values())), w.HBox([self.new_template, self.add_button]),
                 w.HTML("<b>Weighting</b>"), self.weighting, self.temperature, self.tau,
                 w.HBox([self.n_images, w.HTML("&nbsp;images (0: all)")]), self.domain]
@@ -94,7 +94,10 @@ class PromptsView(LabView, lab=PromptsLab):
             c = w.Checkbox(description=f"{i + 1}. {t}", indent=False, layout=w.Layout(width="310px"))
             self.checks.append(self.link(c, lambda st, t=t: t in st.selected,
                                          lambda v, t=t: {"selected": self._ticked(t, v)}, css=f"prompt-{i}"))
-        self.pool_box.children = self.checks
+        # templates the learner added come first, newest on top: a new one is in view without scrolling the box
+        pool = set(self.lab.pool)
+        added = [c for c, t in zip(self.checks, self.lab.state.templates) if t not in pool]
+        self.pool_box.children = [*reversed(added), *(c for c in self.checks if c not in added)]
         self._check_templates = tuple(self.lab.state.templates)
 
     def _ticked(self, template: str, value: bool) -> list[str]:
@@ -107,8 +110,10 @@ class PromptsView(LabView, lab=PromptsLab):
 
     def _add(self) -> None:
         text = self.new_template.value
+        if not text.strip():  # (Enter already added it, or nothing was typed)
+            return
         if self.drive(lambda: self.lab.add_template(text)):
-            self.new_template.value = ""  # (an empty box adds nothing)
+            self.new_template.value = ""
 
     # -- lab -> widgets ---------------------------------------------------------------------------------
     def _score_range(self, result) -> tuple[float, float]:
