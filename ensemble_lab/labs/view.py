@@ -259,12 +259,12 @@ class LabView:
             self._push(link)
 
     def _on_revision(self, change) -> None:
-        if self._driving or not _ipython_running():
+        shell = _ipython_running()
+        if self._driving or shell is None:
             self.refresh()
-            return
-        if not self._pending:  # a cell drives the Lab: redraw once, when the cell is done
+        elif not self._pending:  # a cell drives the Lab: redraw once, when the cell is done
             self._pending = True
-            _ipython_running().events.register("post_execute", self._flush)
+            shell.events.register("post_execute", self._flush)
 
     def _flush(self) -> None:
         ip = _ipython_running()
