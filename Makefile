@@ -1,12 +1,12 @@
 # Two entry points (see README):
 #   make lab   -> install everything into .venv and open JupyterLab on notebooks/
-#   make test  -> install everything into .venv and run the whole test suite (unit tests + nbval)
+#   make test  -> install everything into .venv, lint, and run the whole test suite (unit tests + nbval + browser)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 
-.PHONY: lab test install bench clean-cache
+.PHONY: lab test install bench clean-cache lint format
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ install: $(BIN)/python
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# ruff's rules and line length are in pyproject.toml; make test runs lint first, so CI enforces both
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: install
 	$(PIP) install --quiet -c constraints.txt -e ".[bench]"

@@ -14,12 +14,24 @@ from pathlib import Path
 
 from ._timing import machine
 
-ALL = ["bench_training", "bench_ece", "bench_calibration", "bench_lab", "bench_calibration_lab",
-       "bench_prompts_lab", "bench_cascades", "bench_soups", "bench_browser", "bench_notebook"]
+ALL = [
+    "bench_training",
+    "bench_ece",
+    "bench_calibration",
+    "bench_lab",
+    "bench_calibration_lab",
+    "bench_prompts_lab",
+    "bench_cascades",
+    "bench_soups",
+    "bench_browser",
+    "bench_notebook",
+]
 
 
-HEAD = ("# Benchmarks\n\nMade with `make bench` (that is, `python -m benchmarks --write`); each section says when and "
-        "on which machine it ran.\nEvery ratio compares implementations timed side by side in the same run.\n")
+HEAD = (
+    "# Benchmarks\n\nMade with `make bench` (that is, `python -m benchmarks --write`); each section says when and "
+    "on which machine it ran.\nEvery ratio compares implementations timed side by side in the same run.\n"
+)
 
 
 def _sections(text: str) -> dict[str, str]:

@@ -58,8 +58,8 @@ def _sklearn_fitters(logits: np.ndarray, labels: np.ndarray):
     from sklearn.calibration import CalibratedClassifierCV
 
     try:
-        from sklearn.frozen import FrozenEstimator
         from sklearn.calibration import _TemperatureScaling
+        from sklearn.frozen import FrozenEstimator
     except ImportError:
         return None, None, f"scikit-learn {sklearn.__version__} has no FrozenEstimator/temperature scaling"
 
@@ -121,8 +121,7 @@ def bench_temperature() -> list[str]:
             torch.set_num_threads(default_threads)
         base = median(times["ours: fit_temperature"])
         for k, ts in times.items():
-            rows.append(f"| {k} | {threads} | {1e3 * median(ts):.1f} | {1e3 * min(ts):.1f} | "
-                        f"{median(ts) / base:.2f} |")
+            rows.append(f"| {k} | {threads} | {1e3 * median(ts):.1f} | {1e3 * min(ts):.1f} | {median(ts) / base:.2f} |")
     t_ours, t_meta, t_core = fit_temperature(z, y), meta(), core()
     nll_ours, nll_meta, nll_core = _nll64(zn, yn, t_ours), _nll64(zn, yn, t_meta), _nll64(zn, yn, t_core)
     nll_raw = _nll64(zn, yn, 1.0)
@@ -130,7 +129,7 @@ def bench_temperature() -> list[str]:
     return [
         f"### Temperature scaling, {N:,} x {C} float32 logits (planted over-confidence x{PLANTED})",
         "",
-        f"scikit-learn {sk_version}: `CalibratedClassifierCV(FrozenEstimator(pass-through), method=\"temperature\")` "
+        f'scikit-learn {sk_version}: `CalibratedClassifierCV(FrozenEstimator(pass-through), method="temperature")` '
         "fitted on the same logits and labels. Median (min) of "
         f"{REPS} alternating repetitions after one warm-up; ratio = median / median of ours.",
         "",
@@ -176,8 +175,10 @@ def bench_members() -> list[str]:
 
 
 def bench_first_call() -> list[str]:
-    code = ("import time, torch; t0 = time.perf_counter(); torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]); "
-            "print(time.perf_counter() - t0)")
+    code = (
+        "import time, torch; t0 = time.perf_counter(); torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]); "
+        "print(time.perf_counter() - t0)"
+    )
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
         first = float(out.stdout.strip().splitlines()[-1])

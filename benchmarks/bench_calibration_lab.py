@@ -53,13 +53,17 @@ def _bootstrap_rows() -> list[str]:
     preds = _predictions()
     p, y = torch.softmax(preds.logits["test"][0], -1), preds.labels["test"]
     rows = []
-    for estimator, metric, kwargs in (("binned", metrics.ece, {}),
-                                      ("debiased", estimators.debiased_ece, {"strategy": "quantile"}),
-                                      ("smooth", estimators.smooth_ece, {"bandwidth": 0.05})):
-        fast = time_calls(lambda: estimators.bootstrap_ece(p, y, estimator, n_boot=100, **kwargs), repeat=5)
-        slow = time_calls(lambda: estimators.bootstrap_ci(metric, p, y, n_boot=100, **kwargs), repeat=3)
-        rows.append(f"| {estimator} {kwargs or ''} | {1e3 * median(fast):.1f} ms | {1e3 * median(slow):.0f} ms | "
-                    f"{median(slow) / median(fast):.1f}x |")
+    for estimator, metric, kwargs in (
+        ("binned", metrics.ece, {}),
+        ("debiased", estimators.debiased_ece, {"strategy": "quantile"}),
+        ("smooth", estimators.smooth_ece, {"bandwidth": 0.05}),
+    ):
+        fast = time_calls(lambda e=estimator, kw=kwargs: estimators.bootstrap_ece(p, y, e, n_boot=100, **kw), repeat=5)
+        slow = time_calls(lambda m=metric, kw=kwargs: estimators.bootstrap_ci(m, p, y, n_boot=100, **kw), repeat=3)
+        rows.append(
+            f"| {estimator} {kwargs or ''} | {1e3 * median(fast):.1f} ms | {1e3 * median(slow):.0f} ms | "
+            f"{median(slow) / median(fast):.1f}x |"
+        )
     return rows
 
 
@@ -71,22 +75,39 @@ def main() -> str:
         "| what | median | p95 | target p95 |",
         "|---|---|---|---|",
     ]
-    cases = [("pool-then-calibrate, binned ECE: temperature -> numbers", {}, "temperature", False, "30 ms"),
-             ("... plus table and both diagrams redrawn (blit)", {}, "temperature", True, "-"),
-             ("pool-then-calibrate, debiased (quantile bins)", {"estimator": "debiased", "strategy": "quantile"},
-              "temperature", False, "-"),
-             ("pool-then-calibrate, smooth ECE (+ smoothed curve)", {"estimator": "smooth"}, "temperature", False,
-              "-"),
-             ("calibrate-then-pool, binned ECE: member temperatures -> numbers", {"order": "calibrate-then-pool"},
-              "member_temperatures", False, "-")]
+    cases = [
+        ("pool-then-calibrate, binned ECE: temperature -> numbers", {}, "temperature", False, "30 ms"),
+        ("... plus table and both diagrams redrawn (blit)", {}, "temperature", True, "-"),
+        (
+            "pool-then-calibrate, debiased (quantile bins)",
+            {"estimator": "debiased", "strategy": "quantile"},
+            "temperature",
+            False,
+            "-",
+        ),
+        ("pool-then-calibrate, smooth ECE (+ smoothed curve)", {"estimator": "smooth"}, "temperature", False, "-"),
+        (
+            "calibrate-then-pool, binned ECE: member temperatures -> numbers",
+            {"order": "calibrate-then-pool"},
+            "member_temperatures",
+            False,
+            "-",
+        ),
+    ]
     for label, settings, setting, view, target in cases:
         lab = CalibrationLab(preds)
         assert lab.set(**settings), lab.status if settings else True
         xs = _latencies(lab, setting, view)
         lines.append(f"| {label} | {1e3 * median(xs):.1f} ms | {1e3 * p95(xs):.1f} ms | {target} |")
-    lines += ["", "Bootstrap interval, 100 resamples of N = 10k: batched `bootstrap_ece` vs one metric call per "
-              "resample (`bootstrap_ci`), same resamples, same numbers:", "",
-              "| estimator | batched | per resample | ratio |", "|---|---|---|---|", *_bootstrap_rows()]
+    lines += [
+        "",
+        "Bootstrap interval, 100 resamples of N = 10k: batched `bootstrap_ece` vs one metric call per "
+        "resample (`bootstrap_ci`), same resamples, same numbers:",
+        "",
+        "| estimator | batched | per resample | ratio |",
+        "|---|---|---|---|",
+        *_bootstrap_rows(),
+    ]
     text = "\n".join(lines)
     print(text)
     return text

@@ -8,13 +8,12 @@ quantile space of validation scores, as in the paper.
 
 from __future__ import annotations
 
-import torch
-
-from benchmarks._timing import median, time_calls  # noqa: I001
 import time
 from types import SimpleNamespace
 
-from benchmarks._timing import p95
+import torch
+
+from benchmarks._timing import median, p95, time_calls  # noqa: I001
 from ensemble_lab import cascades
 from ensemble_lab.labs import CascadesLab
 
@@ -48,11 +47,14 @@ def main() -> str:
     fast = time_calls(sweep, repeat=5)
     slow = time_calls(loop, repeat=2)
     lines = [
-        "## Cascades: window half-width sweep (N = 100k, 4 stages, 50 half-widths, C = 10)", "",
-        "| how | median | target |", "|---|---|---|",
+        "## Cascades: window half-width sweep (N = 100k, 4 stages, 50 half-widths, C = 10)",
+        "",
+        "| how | median | target |",
+        "|---|---|---|",
         f"| `window_sweep` (all half-widths at once) | {1e3 * median(fast):.0f} ms | 200 ms |",
         f"| `window_cascade` once per half-width | {1e3 * median(slow):.0f} ms | - |",
-        "", f"Ratio: {median(slow) / median(fast):.1f}x.",
+        "",
+        f"Ratio: {median(slow) / median(fast):.1f}x.",
     ]
     lines += ["", *_lab_lines()]
     text = "\n".join(lines)
@@ -74,8 +76,10 @@ def _lab_lines() -> list[str]:
         start = time.perf_counter()
         assert lab.set(half_width=q), lab.status
         xs.append(time.perf_counter() - start)
-    return ["Cascades Lab, N = 10k, 4 members, 100 half-width slider moves (numbers, no redraw): "
-            f"median {1e3 * median(xs):.1f} ms, p95 {1e3 * p95(xs):.1f} ms (target p95 30 ms)."]
+    return [
+        "Cascades Lab, N = 10k, 4 members, 100 half-width slider moves (numbers, no redraw): "
+        f"median {1e3 * median(xs):.1f} ms, p95 {1e3 * p95(xs):.1f} ms (target p95 30 ms)."
+    ]
 
 
 if __name__ == "__main__":

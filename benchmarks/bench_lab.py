@@ -55,7 +55,8 @@ def main() -> str:
         "",
         "| what | median | p95 | target p95 |",
         "|---|---|---|---|",
-        f"| weight change -> recomputed numbers | {1e3 * median(compute):.1f} ms | {1e3 * p95(compute):.1f} ms | 30 ms |",
+        f"| weight change -> recomputed numbers | {1e3 * median(compute):.1f} ms | "
+        f"{1e3 * p95(compute):.1f} ms | 30 ms |",
         f"| ... plus table and plot redraw (Agg render) | {1e3 * median(redraw):.1f} ms | "
         f"{1e3 * p95(redraw):.1f} ms | 150 ms |",
     ]

@@ -30,16 +30,38 @@ def run_cold(notebook: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         env = dict(os.environ, ENSEMBLE_LAB_CACHE=cache)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-m", "jupyter", "nbconvert",
-                               "--to", "notebook", "--execute", str(ROOT / "notebooks" / notebook),
-                               "--output-dir", out], env=env, check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _WRAPPER,
+                sys.executable,
+                "-m",
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                str(ROOT / "notebooks" / notebook),
+                "--output-dir",
+                out,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - start
     return seconds, int(done.stdout.split()[-1]) / 1024
 
 
 def main() -> str:
-    lines = ["## Notebooks from a cold cache (`jupyter nbconvert --execute`, fresh cache folder)", "",
-             "| notebook | wall time | peak memory | target |", "|---|---|---|---|"]
+    lines = [
+        "## Notebooks from a cold cache (`jupyter nbconvert --execute`, fresh cache folder)",
+        "",
+        "| notebook | wall time | peak memory | target |",
+        "|---|---|---|---|",
+    ]
     for nb in NOTEBOOKS:
         seconds, mib = run_cold(nb)
         lines.append(f"| {nb} | {seconds:.0f} s | {mib:.0f} MiB | <= 60 s, <= 1.5 GB |")

@@ -35,8 +35,9 @@ class _RandomModel:
         return images
 
     def encode_text(self, texts):
-        return torch.stack([torch.randn(D, generator=torch.Generator().manual_seed(zlib.crc32(t.encode())))
-                            for t in texts])
+        return torch.stack(
+            [torch.randn(D, generator=torch.Generator().manual_seed(zlib.crc32(t.encode()))) for t in texts]
+        )
 
     def unknown_words(self, text):
         return []
@@ -45,8 +46,7 @@ class _RandomModel:
 def _lab() -> PromptsLab:
     g = torch.Generator().manual_seed(0)
     domain = SimpleNamespace(images=torch.randn(N, D, generator=g), labels=torch.randint(0, C, (N,), generator=g))
-    data = ZeroShotData(_RandomModel(), {"synthetic": domain}, torch.randn(2000, D, generator=g), NAMES,
-                        progress=False)
+    data = ZeroShotData(_RandomModel(), {"synthetic": domain}, torch.randn(2000, D, generator=g), NAMES, progress=False)
     pool = [f"template number {i} of a {{}}." for i in range(P)]
     return PromptsLab(data, pool, hand_crafted=pool[:4])
 
@@ -60,7 +60,7 @@ def _latencies(lab, with_view: bool) -> list[float]:
     for _ in range(MOVES):
         keep = torch.rand(P, generator=g) < 0.8
         keep[0] = True
-        selected = [t for t, k in zip(pool, keep) if k]
+        selected = [t for t, k in zip(pool, keep, strict=False) if k]
         start = time.perf_counter()
         ok = lab.set(selected=selected)
         out.append(time.perf_counter() - start)
@@ -69,10 +69,18 @@ def _latencies(lab, with_view: bool) -> list[float]:
 
 
 def main() -> str:
-    lines = ["## Prompts Lab (64 prompts x 10 classes x 10k images, 100 checkbox changes)", "",
-             "| what | median | p95 | target p95 |", "|---|---|---|---|"]
-    for weighting, view, target in (("zpe-both", False, "50 ms"), ("zpe-select", False, "-"),
-                                    ("equal", False, "-"), ("zpe-both", True, "-")):
+    lines = [
+        "## Prompts Lab (64 prompts x 10 classes x 10k images, 100 checkbox changes)",
+        "",
+        "| what | median | p95 | target p95 |",
+        "|---|---|---|---|",
+    ]
+    for weighting, view, target in (
+        ("zpe-both", False, "50 ms"),
+        ("zpe-select", False, "-"),
+        ("equal", False, "-"),
+        ("zpe-both", True, "-"),
+    ):
         lab = _lab()
         assert lab.set(weighting=weighting)
         xs = _latencies(lab, view)

@@ -18,8 +18,13 @@ import time
 import torch
 
 from benchmarks._timing import median, p95, time_calls
-from ensemble_lab.soups import (combine_head_terms, interpolate, interpolation_head_terms, interpolation_logits,
-                                scale_head)
+from ensemble_lab.soups import (
+    combine_head_terms,
+    interpolate,
+    interpolation_head_terms,
+    interpolation_logits,
+    scale_head,
+)
 
 ALPHAS = [i / 20 for i in range(21)]
 SCALES = [1.0, 0.85, 0.7, 0.55, 0.4]
@@ -58,8 +63,11 @@ def main() -> str:
 
     torch.testing.assert_close(functional(), reload(), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(vectorised(), reload(), rtol=1e-4, atol=1e-4)
-    fast, vmapped, slow = (time_calls(functional, repeat=3), time_calls(vectorised, repeat=3),
-                           time_calls(reload, repeat=3))
+    fast, vmapped, slow = (
+        time_calls(functional, repeat=3),
+        time_calls(vectorised, repeat=3),
+        time_calls(reload, repeat=3),
+    )
 
     def scales_terms():
         terms = interpolation_head_terms(model, a, b, ALPHAS, x)
@@ -71,18 +79,25 @@ def main() -> str:
     terms_t, full_t = time_calls(scales_terms, repeat=1), time_calls(scales_full, repeat=1)
     lines = [
         f"## Soups: WiSE-FT curve, 21 alphas on {N // 1000}k images (MiniCLIP image encoder + head, "
-        f"{world.model.macs() / 1e3:.0f}k MACs per image)", "",
-        "| how | median | target |", "|---|---|---|",
+        f"{world.model.macs() / 1e3:.0f}k MACs per image)",
+        "",
+        "| how | median | target |",
+        "|---|---|---|",
         f"| `interpolation_logits` (loop over alphas, the default) | {median(fast):.2f} s | - |",
         f"| `interpolation_logits(vectorise=True)` (vmap over alphas) | {median(vmapped):.2f} s | - |",
         f"| build, load and run each interpolated model | {median(slow):.2f} s | - |",
-        "", f"Ratios against build-load-run: loop {median(slow) / median(fast):.2f}x, vmap "
+        "",
+        f"Ratios against build-load-run: loop {median(slow) / median(fast):.2f}x, vmap "
         f"{median(slow) / median(vmapped):.2f}x (the issue asked for >= 3x; all three do the same 21 forward "
-        "passes, which dominate).", "",
-        f"| {len(SCALES)} head scales (BANG balance) | time |", "|---|---|",
+        "passes, which dominate).",
+        "",
+        f"| {len(SCALES)} head scales (BANG balance) | time |",
+        "|---|---|",
         f"| head terms once, then `combine_head_terms` per scale | {median(terms_t):.2f} s |",
         f"| {len(SCALES)} full curves | {median(full_t):.2f} s |",
-        "", f"Ratio: {median(full_t) / median(terms_t):.1f}x.", "",
+        "",
+        f"Ratio: {median(full_t) / median(terms_t):.1f}x.",
+        "",
         *_lab_lines(world),
     ]
     text = "\n".join(lines)
@@ -124,11 +139,13 @@ def _lab_lines(world) -> list[str]:
     t = time.perf_counter()
     assert lab.set(ingredients=names[:-1])
     checklist = time.perf_counter() - t
-    return [f"Soups Lab on the cached world ({len(names)} ingredients): 200 mixed moves of alpha, lr, BANG, head "
-            f"scale and split (numbers, no redraw): median {1e3 * median(xs):.1f} ms, p95 {1e3 * p95(xs):.1f} ms "
-            f"(target p95 50 ms; a first visit of an (endpoint, scale, split) computes its curve's metrics, later "
-            f"visits read them); alpha moves alone: p95 {1e3 * p95(alpha_only):.1f} ms.  A new ingredient checklist "
-            f"(uniform, greedy and learned soups, output ensemble): {checklist:.1f} s; opening the Lab: {first:.1f} s."]
+    return [
+        f"Soups Lab on the cached world ({len(names)} ingredients): 200 mixed moves of alpha, lr, BANG, head "
+        f"scale and split (numbers, no redraw): median {1e3 * median(xs):.1f} ms, p95 {1e3 * p95(xs):.1f} ms "
+        f"(target p95 50 ms; a first visit of an (endpoint, scale, split) computes its curve's metrics, later "
+        f"visits read them); alpha moves alone: p95 {1e3 * p95(alpha_only):.1f} ms.  A new ingredient checklist "
+        f"(uniform, greedy and learned soups, output ensemble): {checklist:.1f} s; opening the Lab: {first:.1f} s."
+    ]
 
 
 if __name__ == "__main__":

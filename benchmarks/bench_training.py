@@ -76,8 +76,9 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def _engines(train, test, device: torch.device, k: int, epochs: int = EPOCHS):
     x, y = train
     shape, n_classes = tuple(x.shape[1:]), int(y.max()) + 1
-    common = dict(k=k, epochs=epochs, batch_size=BATCH, lr=LR, weight_decay=WD, device=device, progress=False,
-                  schedule="constant")
+    common = dict(
+        k=k, epochs=epochs, batch_size=BATCH, lr=LR, weight_decay=WD, device=device, progress=False, schedule="constant"
+    )
     results = {}
 
     def stacked():
@@ -150,10 +151,10 @@ def stacking_engines(device: torch.device, k: int = K, batch: int = BATCH, steps
         params = {name: nn.Parameter(p) for name, p in params.items()}
         base = copy.deepcopy(build_model(arch, shape, 10)).to("meta")
 
-        def call(p, b, xi):
+        def call(p, b, xi, base=base):
             return functional_call(base, (p, b), (xi,))
 
-        def step_fn(forward, parameters):
+        def step_fn(forward, parameters, y=y):
             opt = torch.optim.AdamW(parameters, lr=LR, weight_decay=WD)
 
             def step():
@@ -165,11 +166,11 @@ def stacking_engines(device: torch.device, k: int = K, batch: int = BATCH, steps
             return step
 
         fns = {
-            "explicit": step_fn(lambda: ens(x), list(ens.parameters())),
-            "vmap": step_fn(lambda: vmap(call)(params, buffers, x), list(params.values())),
+            "explicit": step_fn(lambda ens=ens, x=x: ens(x), list(ens.parameters())),
+            "vmap": step_fn(lambda p=params, b=buffers, x=x: vmap(call)(p, b, x), list(params.values())),
         }
         ms = {}
-        for name, fn in fns.items():
+        for fn in fns.values():  # warm-up
             for _ in range(5):
                 fn()
         samples = {name: [] for name in fns}
@@ -227,8 +228,11 @@ def main() -> str:
     ]
     cpu = torch.device("cpu")
     lines += _engine_table(cpu, K)
-    lines += ["", "Training step (forward + backward + AdamW), explicit stacked layers vs "
-              "`stack_module_state` + `vmap`:", ""]
+    lines += [
+        "",
+        "Training step (forward + backward + AdamW), explicit stacked layers vs `stack_module_state` + `vmap`:",
+        "",
+    ]
     lines += ["| model, input (cpu, K = 8, batch 128) | explicit | vmap | vmap / explicit |", "|---|---|---|---|"]
     for arch, shape, explicit, vmapped in stacking_engines(cpu):
         lines.append(f"| {arch}, {shape} | {explicit:.2f} ms | {vmapped:.2f} ms | {vmapped / explicit:.2f}x |")

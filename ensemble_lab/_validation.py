@@ -141,8 +141,10 @@ def check_labels_for(x, like: torch.Tensor, name: str = "labels") -> torch.Tenso
     n, c = like.shape[-2], like.shape[-1]
     if isinstance(x, torch.Tensor):
         if x.device != like.device:
-            raise ValueError(f"{name} must be on the same device as the predictions ({like.device}), got "
-                             f"{x.device}; move one of them explicitly")
+            raise ValueError(
+                f"{name} must be on the same device as the predictions ({like.device}), got "
+                f"{x.device}; move one of them explicitly"
+            )
     elif isinstance(x, (np.ndarray, list, tuple)):
         try:
             x = torch.as_tensor(np.asarray(x), device=like.device)

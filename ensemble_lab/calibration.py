@@ -62,7 +62,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -109,14 +108,15 @@ def _fit_dtype(device: torch.device) -> torch.dtype:
 
 def _check_split(n: int, c: int, name: str) -> None:
     if n < c:
-        raise ValueError(f"{name}: a calibration split needs at least as many samples as classes (N >= C), "
-                         f"got N={n} samples for C={c} classes")
+        raise ValueError(
+            f"{name}: a calibration split needs at least as many samples as classes (N >= C), "
+            f"got N={n} samples for C={c} classes"
+        )
 
 
 def _check_same_classes(t: torch.Tensor, c: int, name: str, fitted: str) -> None:
     if t.shape[-1] != c:
-        raise ValueError(f"{name} must have C={c} classes (the {fitted} was fitted on {c}), got shape "
-                         f"{tuple(t.shape)}")
+        raise ValueError(f"{name} must have C={c} classes (the {fitted} was fitted on {c}), got shape {tuple(t.shape)}")
 
 
 def _member_temperatures(x, k: int | None = None, name: str = "member_temperatures") -> torch.Tensor:
@@ -140,8 +140,15 @@ def _log_t(u: torch.Tensor) -> torch.Tensor:
 
 
 def _lbfgs(params, closure, max_iter: int) -> None:
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-10, tolerance_change=1e-14)
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+    )
     with torch.enable_grad():
         opt.step(closure)
 
@@ -275,8 +282,9 @@ class VectorScaling:
     def __post_init__(self):
         w, b = as_tensor(self.w, "w"), as_tensor(self.b, "b")
         if w.ndim != 1 or w.shape != b.shape or w.shape[0] < 2:
-            raise ValueError(f"w and b must both have shape (C,) with C >= 2, got {tuple(w.shape)} and "
-                             f"{tuple(b.shape)}")
+            raise ValueError(
+                f"w and b must both have shape (C,) with C >= 2, got {tuple(w.shape)} and {tuple(b.shape)}"
+            )
         if not bool(torch.isfinite(w).all() & torch.isfinite(b).all()):
             raise ValueError("w and b must be finite")
         object.__setattr__(self, "w", w)
@@ -438,8 +446,10 @@ def fit_histogram_binning(probs, labels, n_bins: int = 15, strategy: str = "quan
 
 def _check_pool_rule(rule) -> str:
     if rule == "vote":
-        raise ValueError("rule must be one of 'prob', 'logit', 'geo' for calibration; got 'vote' (vote shares have "
-                         "exact zeros, log 0 = -inf, and a temperature does not change a member's vote)")
+        raise ValueError(
+            "rule must be one of 'prob', 'logit', 'geo' for calibration; got 'vote' (vote shares have "
+            "exact zeros, log 0 = -inf, and a temperature does not change a member's vote)"
+        )
     return check_choice(rule, "rule", POOL_RULES)
 
 
@@ -517,8 +527,9 @@ class PooledCalibrator:
         return self.log_probs(member_logits).exp()
 
 
-def pool_then_calibrate(member_logits, labels, rule: str = "prob", weights=None,
-                        max_iter: int = 100) -> PooledCalibrator:
+def pool_then_calibrate(
+    member_logits, labels, rule: str = "prob", weights=None, max_iter: int = 100
+) -> PooledCalibrator:
     """Pool the members, then fit one temperature on the pooled log-probabilities (Wu & Gales 2021's fix).
 
     ``T = fit_temperature(pooled_logits(member_logits, weights, rule), labels)``; for ``rule="prob"`` this is a
@@ -531,12 +542,18 @@ def pool_then_calibrate(member_logits, labels, rule: str = "prob", weights=None,
     _check_split(z.shape[1], z.shape[2], "member_logits")
     w = None if weights is None else check_weights(weights, z.shape[0], like=z)
     t = fit_temperature(_pool(z, w, r), y, max_iter=max_iter)
-    return PooledCalibrator(rule=r, temperature=t, member_temperatures=torch.ones(z.shape[0], dtype=z.dtype,
-                            device=z.device), weights=w, order="pool-then-calibrate")
+    return PooledCalibrator(
+        rule=r,
+        temperature=t,
+        member_temperatures=torch.ones(z.shape[0], dtype=z.dtype, device=z.device),
+        weights=w,
+        order="pool-then-calibrate",
+    )
 
 
-def calibrate_then_pool(member_logits, labels, rule: str = "prob", weights=None,
-                        max_iter: int = 100) -> PooledCalibrator:
+def calibrate_then_pool(
+    member_logits, labels, rule: str = "prob", weights=None, max_iter: int = 100
+) -> PooledCalibrator:
     """Fit one temperature per member, then pool the calibrated members (the order that under-shoots).
 
     ``T_k = fit_member_temperatures(member_logits, labels)``; applying pools ``z_k / T_k`` with ``rule`` and no

@@ -51,8 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import (as_tensor, check_choice, check_finite, check_labels_for, check_member_logits,
-                          check_weights)
+from ._validation import as_tensor, check_choice, check_finite, check_labels_for, check_member_logits, check_weights
 from .metrics import _acc_dtype, _conf_correct, _on_device
 
 __all__ = [
@@ -291,8 +290,9 @@ def _result(probs, scores, idx, costs, exit_stage) -> CascadeResult:
     )
 
 
-def threshold_cascade(member_logits, threshold, score: str = "msp", costs=None, order=None,
-                      weights=None) -> CascadeResult:
+def threshold_cascade(
+    member_logits, threshold, score: str = "msp", costs=None, order=None, weights=None
+) -> CascadeResult:
     """Confidence-threshold cascade: a sample is passed on while its stage score is BELOW ``threshold``.
 
     member_logits ``(K, N, C)``; threshold a finite number in score units; it exits at the first stage ``j``
@@ -377,8 +377,9 @@ def window_edges(threshold, half_width, val_scores=None) -> tuple[torch.Tensor, 
     return _edges(tau, hw, val, device)
 
 
-def window_cascade(member_logits, threshold, half_width, score: str = "msp", costs=None, order=None,
-                   weights=None, val_scores=None) -> CascadeResult:
+def window_cascade(
+    member_logits, threshold, half_width, score: str = "msp", costs=None, order=None, weights=None, val_scores=None
+) -> CascadeResult:
     """Window-based early-exit cascade (Xia & Bouganis 2023).
 
     member_logits ``(K, N, C)``; threshold ``tau``: the operating threshold of selective classification (score
@@ -394,8 +395,9 @@ def window_cascade(member_logits, threshold, half_width, score: str = "msp", cos
     cst = _costs(costs, z.shape[0], z)
     val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
     if isinstance(half_width, (torch.Tensor, np.ndarray, Sequence)) and np.ndim(half_width) > 0:
-        raise ValueError(f"half_width must be a single number (window_sweep takes many), got shape "
-                         f"{tuple(np.shape(half_width))}")
+        raise ValueError(
+            f"half_width must be a single number (window_sweep takes many), got shape {tuple(np.shape(half_width))}"
+        )
     hw = _half_widths(half_width, val is not None, "half_width")
     lo, hi = _edges(tau, hw, val, z.device)
     sa = s.to(lo.dtype)
@@ -403,8 +405,18 @@ def window_cascade(member_logits, threshold, half_width, score: str = "msp", cos
     return _result(probs, s, idx, cst, _exit_from_pass(passes))
 
 
-def window_sweep(member_logits, threshold, half_widths, score: str = "msp", costs=None, val_scores=None, *,
-                 labels, order=None, weights=None):
+def window_sweep(
+    member_logits,
+    threshold,
+    half_widths,
+    score: str = "msp",
+    costs=None,
+    val_scores=None,
+    *,
+    labels,
+    order=None,
+    weights=None,
+):
     """Mean cost, selective risk and coverage of :func:`window_cascade` for many half-widths at once.
 
     member_logits ``(K, N, C)``; half_widths ``(W,)`` (quantile units with ``val_scores``, else score units);

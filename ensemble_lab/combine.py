@@ -87,8 +87,11 @@ class Combiner:
     def __call__(self, weights=None, rule: str = "prob") -> torch.Tensor:
         """Ensemble probabilities ``(N, C)`` for ``weights`` (``None``: uniform) and ``rule``."""
         x = self.prepared(rule)
-        w = (torch.full((self.k,), 1.0 / self.k, dtype=x.dtype, device=x.device) if weights is None
-             else check_weights(weights, self.k, like=x))
+        w = (
+            torch.full((self.k,), 1.0 / self.k, dtype=x.dtype, device=x.device)
+            if weights is None
+            else check_weights(weights, self.k, like=x)
+        )
         mixed = torch.tensordot(w, x, dims=1)  # (N, C): sum_k w_k x_k
         if rule in ("logit", "geo"):
             return torch.softmax(mixed, dim=-1)
@@ -140,8 +143,9 @@ def learn_weights(
     k, n, c = z.shape
     y = check_labels(labels, n, c).to(z.device)
     if rule == "vote":
-        raise ValueError("rule='vote' has no gradient with respect to the weights; learn weights with rule "
-                         "'prob', 'logit' or 'geo'")
+        raise ValueError(
+            "rule='vote' has no gradient with respect to the weights; learn weights with rule 'prob', 'logit' or 'geo'"
+        )
     check_choice(rule, "rule", _DIFFERENTIABLE)
     t = check_positive(temperature, "temperature")
     check_int(max_iter, "max_iter", minimum=1)
@@ -149,8 +153,9 @@ def learn_weights(
     if k == 1:
         return torch.ones(1, dtype=z.dtype, device=z.device)
     theta = torch.zeros(k, dtype=z.dtype, device=z.device, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)
+    opt = torch.optim.LBFGS(
+        [theta], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12
+    )
 
     def closure():
         opt.zero_grad()

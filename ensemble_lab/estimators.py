@@ -194,8 +194,10 @@ def _resamples(n: int, c: int, n_boot: int, seed: int, device: torch.device):
 def _percentile_interval(values, level: float) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     if not np.isfinite(arr).all():
-        raise ValueError(f"metric returned {int((~np.isfinite(arr)).sum())} non-finite value(s) on bootstrap "
-                         "resamples; the percentile interval needs finite values")
+        raise ValueError(
+            f"metric returned {int((~np.isfinite(arr)).sum())} non-finite value(s) on bootstrap "
+            "resamples; the percentile interval needs finite values"
+        )
     low, high = np.quantile(arr, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
@@ -385,7 +387,7 @@ def _smoothed(conf: torch.Tensor, resid: torch.Tensor, sigma: float, counts: tor
     size = padded.shape[-1] + kernel.shape[0] - 1
     spec = torch.fft.rfft(padded, n=size) * torch.fft.rfft(kernel, n=size)
     full = torch.fft.irfft(spec, n=size)
-    out = full[..., 2 * half: 2 * half + g]  # the "valid" part: one value per cell centre
+    out = full[..., 2 * half : 2 * half + g]  # the "valid" part: one value per cell centre
     if counts is None:
         out = out[:, 0]
     return h, out[0], out[1]
@@ -442,8 +444,10 @@ def _bandwidth(bandwidth) -> float | None:
         return None
     s = check_positive(bandwidth, "bandwidth")
     if not _BANDWIDTH_RANGE[0] <= s <= _BANDWIDTH_RANGE[1]:
-        raise ValueError(f"bandwidth must be in [{_BANDWIDTH_RANGE[0]:g}, {_BANDWIDTH_RANGE[1]:g}] (or None for the "
-                         f"automatic choice), got {bandwidth!r}")
+        raise ValueError(
+            f"bandwidth must be in [{_BANDWIDTH_RANGE[0]:g}, {_BANDWIDTH_RANGE[1]:g}] (or None for the "
+            f"automatic choice), got {bandwidth!r}"
+        )
     return s
 
 

@@ -140,7 +140,8 @@ def fine_tune(model: nn.Module, train, recipe: FineTuneRecipe = FineTuneRecipe()
                 x, ya, yb, lam = mixup_batch(x, y, recipe.mixup, gen)
                 out = net(x)
                 loss = lam * F.cross_entropy(out, ya, label_smoothing=eps) + (1 - lam) * F.cross_entropy(
-                    out, yb, label_smoothing=eps)
+                    out, yb, label_smoothing=eps
+                )
             else:
                 loss = F.cross_entropy(net(x), y, label_smoothing=eps)
             opt.zero_grad(set_to_none=True)

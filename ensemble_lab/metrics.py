@@ -167,9 +167,9 @@ def _top_label(p: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     to the lowest class index.
 
     The argmax is taken on the IEEE bit patterns viewed as integers (about 3x faster than float ``max(dim=1)``
-    on CPU) and the confidence gathered at it.  For floats >= 0 the integer order is the float order, and negative entries (at most
-    ``atol`` below 0 after validation) map to negative integers, so the result is exact whenever each row's
-    maximum is positive, which holds for every row on the simplex.
+    on CPU) and the confidence gathered at it.  For floats >= 0 the integer order is the float order, and negative
+    entries (at most ``atol`` below 0 after validation) map to negative integers, so the result is exact whenever
+    each row's maximum is positive, which holds for every row on the simplex.
     """
     bits = p.view(_BITS[p.dtype]) if p.dtype in _BITS else None
     if bits is None:  # pragma: no cover - other float dtypes
@@ -559,10 +559,7 @@ def entropy(probs, *, validate: bool = True) -> torch.Tensor:
     probs ``(N, C)`` -> ``(N,)``; member probabilities ``(K, N, C)`` -> ``(K, N)``.  Range [0, log C].
     """
     t = as_tensor(probs, "probs")
-    if t.ndim == 3:
-        t = _member_probs(t, "probs", validate)
-    else:
-        t = _probs(t, "probs", validate)
+    t = _member_probs(t, "probs", validate) if t.ndim == 3 else _probs(t, "probs", validate)
     return _entropy(t)
 
 
@@ -660,4 +657,4 @@ def summary(probs, labels, n_bins: int = 15, strategy: str = "uniform", *, valid
     dt = _acc_dtype(p.device)
     acc = torch.count_nonzero(correct).to(dt) / p.shape[0]
     vals = torch.stack([acc, nll_.to(dt), brier_.to(dt), ce.to(dt)]).tolist()
-    return dict(zip(("accuracy", "nll", "brier", "ece"), vals))
+    return dict(zip(("accuracy", "nll", "brier", "ece"), vals, strict=False))

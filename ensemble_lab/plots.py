@@ -14,8 +14,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-__all__ = ["ReliabilityPlot", "WeightBars", "ScoreWeightBars", "RiskCoveragePlot", "CostFrontierPlot",
-           "WiseCurvePlot", "LossLinePlot", "mosaic_figure", "image_grid", "StaticFigure", "SERIES_COLORS"]
+__all__ = [
+    "ReliabilityPlot",
+    "WeightBars",
+    "ScoreWeightBars",
+    "RiskCoveragePlot",
+    "CostFrontierPlot",
+    "WiseCurvePlot",
+    "LossLinePlot",
+    "mosaic_figure",
+    "image_grid",
+    "StaticFigure",
+    "SERIES_COLORS",
+]
 
 _ENSEMBLE = "#1f77b4"
 _GAP = "#d62728"
@@ -78,13 +89,23 @@ class ReliabilityPlot:
             if bars is not None:
                 bars.remove()
         zeros = np.zeros(n_bins)
-        self._acc_bars = self.ax.bar(zeros, zeros, width=0, align="edge", color=_ENSEMBLE, edgecolor="white",
-                                     lw=0.5, label="accuracy")
-        self._gap_bars = self.ax.bar(zeros, zeros, width=0, align="edge", facecolor="none", edgecolor=_GAP,
-                                     lw=1.2, label="gap to mean confidence")
+        self._acc_bars = self.ax.bar(
+            zeros, zeros, width=0, align="edge", color=_ENSEMBLE, edgecolor="white", lw=0.5, label="accuracy"
+        )
+        self._gap_bars = self.ax.bar(
+            zeros,
+            zeros,
+            width=0,
+            align="edge",
+            facecolor="none",
+            edgecolor=_GAP,
+            lw=1.2,
+            label="gap to mean confidence",
+        )
         if self.hist_ax is not None:
-            self._hist_bars = self.hist_ax.bar(zeros, zeros, width=0, align="edge", color=_MUTED,
-                                               edgecolor="white", lw=0.5)
+            self._hist_bars = self.hist_ax.bar(
+                zeros, zeros, width=0, align="edge", color=_MUTED, edgecolor="white", lw=0.5
+            )
         self._n_bins = n_bins
         self._legend()
 
@@ -103,7 +124,7 @@ class ReliabilityPlot:
             self._make_bars(len(count))
         left, width = edges[:-1], np.diff(edges)
         share = count / max(count.sum(), 1.0)
-        for i, (a, g) in enumerate(zip(self._acc_bars, self._gap_bars)):
+        for i, (a, g) in enumerate(zip(self._acc_bars, self._gap_bars, strict=False)):
             a.set_x(left[i])
             a.set_width(width[i])
             a.set_height(acc[i])
@@ -126,6 +147,7 @@ class ReliabilityPlot:
         if had_curve != (curve is not None):
             self._legend()  # a new legend artist: BlitManager.set_artists asks for a full draw
 
+
 class WeightBars:
     """One bar per ensemble member showing its (normalised) weight."""
 
@@ -144,7 +166,7 @@ class WeightBars:
 
     def update(self, weights) -> None:
         w = _to_numpy(weights).astype(float)
-        for bar, v in zip(self._bars, w):
+        for bar, v in zip(self._bars, w, strict=False):
             bar.set_height(v)
 
 
@@ -166,8 +188,14 @@ class ScoreWeightBars:
     def artists(self) -> list:
         return [b for group in (self._scores, self._weights) if group is not None for b in group]
 
-    def update(self, scores, weights, labels: Sequence[str], score_range: tuple[float, float] | None = None,
-               weight_top: float = 1.0) -> bool:
+    def update(
+        self,
+        scores,
+        weights,
+        labels: Sequence[str],
+        score_range: tuple[float, float] | None = None,
+        weight_top: float = 1.0,
+    ) -> bool:
         """Show ``scores`` and ``weights`` (``(P,)`` each) for items named ``labels``; ``score_range`` fixes the
         score axis (default: from the scores, with a margin), ``weight_top`` the top of the weight axis."""
         s, w = _to_numpy(scores).astype(float), _to_numpy(weights).astype(float)
@@ -194,9 +222,9 @@ class ScoreWeightBars:
         if self.weight_ax.get_ylim() != (0.0, weight_top):
             self.weight_ax.set_ylim(0.0, weight_top)
             rebuilt = True
-        for bar, v in zip(self._scores, s):
+        for bar, v in zip(self._scores, s, strict=False):
             bar.set_height(v)
-        for bar, v in zip(self._weights, w):
+        for bar, v in zip(self._weights, w, strict=False):
             bar.set_height(v)
         return rebuilt
 
@@ -270,8 +298,9 @@ class CostFrontierPlot:
     def artists(self) -> list:
         return [self.sweep, self.current, self.points]
 
-    def update(self, sweep: tuple, current: tuple[float, float], points: Sequence[tuple[float, float]],
-               ylabel: str) -> bool:
+    def update(
+        self, sweep: tuple, current: tuple[float, float], points: Sequence[tuple[float, float]], ylabel: str
+    ) -> bool:
         """``sweep``: ``(cost (W,), quality (W,))``; ``current``: ``(cost, quality)``; ``points``: ``(cost,
         quality)`` of each single model."""
         cost, quality = _to_numpy(sweep[0]), _to_numpy(sweep[1])
@@ -331,21 +360,33 @@ class WiseCurvePlot:
         ax.set_ylabel("accuracy")
         ex.set_ylabel("ECE", color=_MUTED)
         ex.tick_params(axis="y", colors=_MUTED)
-        handles = [self.acc["id"], self.acc["shift"], self.soup["id"], self.soup["shift"], self.ece["id"],
-                   self.ece["shift"]]
-        legend = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3,
-                           fontsize="x-small", frameon=False)
+        handles = [
+            self.acc["id"],
+            self.acc["shift"],
+            self.soup["id"],
+            self.soup["shift"],
+            self.ece["id"],
+            self.ece["shift"],
+        ]
+        legend = ax.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="x-small", frameon=False
+        )
         self._soup_texts = legend.get_texts()[2:4]
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 
     @property
     def artists(self) -> list:
-        return [*self.ece.values(), *self.ece_dots.values(), self.alpha_line, *self.soup.values(),
-                *self.acc.values(), *self.dots.values()]
+        return [
+            *self.ece.values(),
+            *self.ece_dots.values(),
+            self.alpha_line,
+            *self.soup.values(),
+            *self.acc.values(),
+            *self.dots.values(),
+        ]
 
-    def update(self, alphas, curve: dict, point: dict, alpha: float, soup: dict, title: str,
-               soup_name: str) -> bool:
+    def update(self, alphas, curve: dict, point: dict, alpha: float, soup: dict, title: str, soup_name: str) -> bool:
         """``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)``; ``point``: the same four at
         ``alpha``; ``soup``: ``{"id": acc, "shift": acc}`` of the comparison model named ``soup_name``."""
         a = _to_numpy(alphas)
@@ -362,7 +403,7 @@ class WiseCurvePlot:
         if static == self._static:
             return False
         self.ax.set_title(title, fontsize="medium")
-        for text, label in zip(self._soup_texts, ("ID", "shifted")):
+        for text, label in zip(self._soup_texts, ("ID", "shifted"), strict=False):
             text.set_text(f"{soup_name}, {label}")
         self.ax.set_ylim(*static[2])
         self.ece_ax.set_ylim(*static[3])
@@ -385,8 +426,14 @@ class LossLinePlot:
         ax.set_ylabel("val loss (nats)")
         la.set_ylabel("val accuracy", color=_MUTED)
         la.tick_params(axis="y", colors=_MUTED)
-        ax.legend(handles=[self.loss, self.acc], loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
-                  fontsize="x-small", frameon=False)
+        ax.legend(
+            handles=[self.loss, self.acc],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=1,
+            fontsize="x-small",
+            frameon=False,
+        )
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 

@@ -89,16 +89,17 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
 
 def _check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     if a.device != b.device:
-        raise ValueError(f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}; "
-                         "move one of them explicitly")
+        raise ValueError(
+            f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}; "
+            "move one of them explicitly"
+        )
 
 
 def _check_prompt_logits(x, name: str) -> torch.Tensor:
     """Per-prompt logits ``(N, P, C)``: finite, N >= 1, P >= 1, C >= 2."""
     t = as_tensor(x, name)
     if t.ndim != 3:
-        raise ValueError(f"{name} must have shape (N, P, C) (images, prompts, classes), got shape "
-                         f"{tuple(t.shape)}")
+        raise ValueError(f"{name} must have shape (N, P, C) (images, prompts, classes), got shape {tuple(t.shape)}")
     n, p, c = t.shape
     if p == 0:
         raise ValueError(f"{name} has an empty prompt pool (P == 0), got shape {tuple(t.shape)}")
@@ -152,8 +153,9 @@ def _check_embeddings(x, name: str, shape: str, ndim: int) -> torch.Tensor:
     _check_finite(t, name)
     zero = t.norm(dim=-1) == 0
     if bool(zero.any()):
-        raise ValueError(f"{name} must have no all-zero embedding (it cannot be L2-normalised), got "
-                         f"{int(zero.sum())} zero vector(s)")
+        raise ValueError(
+            f"{name} must have no all-zero embedding (it cannot be L2-normalised), got {int(zero.sum())} zero vector(s)"
+        )
     return t
 
 
@@ -194,8 +196,10 @@ def prompt_logits(image_embeddings, text_embeddings, logit_scale) -> torch.Tenso
     s = check_positive(logit_scale, "logit_scale")
     _check_same_device(x, t, "image_embeddings", "text_embeddings")
     if x.shape[-1] != t.shape[-1]:
-        raise ValueError(f"image_embeddings and text_embeddings must have the same embedding size D, got shapes "
-                         f"{tuple(x.shape)} and {tuple(t.shape)}")
+        raise ValueError(
+            f"image_embeddings and text_embeddings must have the same embedding size D, got shapes "
+            f"{tuple(x.shape)} and {tuple(t.shape)}"
+        )
     if t.shape[1] < 2:
         raise ValueError(f"text_embeddings needs C >= 2 classes, got shape {tuple(t.shape)}")
     dtype = torch.promote_types(x.dtype, t.dtype)
@@ -219,13 +223,18 @@ def average_text_embeddings(text_embeddings, weights=None) -> torch.Tensor:
     """
     t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
     p = t.shape[0]
-    w = (torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device) if weights is None
-         else _check_prompt_weights(weights, p, like=t))
+    w = (
+        torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
+        if weights is None
+        else _check_prompt_weights(weights, p, like=t)
+    )
     mean = torch.einsum("p,pcd->cd", w, t)
     norm = mean.norm(dim=-1, keepdim=True)
     if bool((norm == 0).any()):
-        raise ValueError("text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
-                         f"{int((norm == 0).sum())} class(es) (the prompts cancel out), it cannot be normalised")
+        raise ValueError(
+            "text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
+            f"{int((norm == 0).sum())} class(es) (the prompts cancel out), it cannot be normalised"
+        )
     return mean / norm
 
 
@@ -246,8 +255,10 @@ def zero_shot_logits(image_embeddings, class_embeddings, logit_scale) -> torch.T
     s = check_positive(logit_scale, "logit_scale")
     _check_same_device(x, e, "image_embeddings", "class_embeddings")
     if x.shape[1] != e.shape[1] or e.shape[0] < 2:
-        raise ValueError(f"image_embeddings (N, D) and class_embeddings (C, D) must have the same D and C >= 2, "
-                         f"got shapes {tuple(x.shape)} and {tuple(e.shape)}")
+        raise ValueError(
+            f"image_embeddings (N, D) and class_embeddings (C, D) must have the same D and C >= 2, "
+            f"got shapes {tuple(x.shape)} and {tuple(e.shape)}"
+        )
     dtype = torch.promote_types(x.dtype, e.dtype)
     return s * _normalise(x.to(dtype)) @ _normalise(e.to(dtype)).T
 
@@ -271,16 +282,23 @@ def equal_average_logits(logits, text_embeddings, weights=None, *, validate: boo
     """
     t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
     p = t.shape[0]
-    w = (torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device) if weights is None
-         else _check_prompt_weights(weights, p, like=t))
+    w = (
+        torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
+        if weights is None
+        else _check_prompt_weights(weights, p, like=t)
+    )
     z = ensemble_prompt_logits(logits, w, validate=validate)
     if z.shape[1] != t.shape[1]:
-        raise ValueError(f"logits (N, P, C) and text_embeddings (P, C, D) must agree on P and C, got shapes "
-                         f"{tuple(as_tensor(logits, 'logits').shape)} and {tuple(t.shape)}")
+        raise ValueError(
+            f"logits (N, P, C) and text_embeddings (P, C, D) must agree on P and C, got shapes "
+            f"{tuple(as_tensor(logits, 'logits').shape)} and {tuple(t.shape)}"
+        )
     norm = torch.einsum("p,pcd->cd", w, t).norm(dim=-1)
     if bool((norm == 0).any()):
-        raise ValueError("text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
-                         f"{int((norm == 0).sum())} class(es), it cannot be normalised")
+        raise ValueError(
+            "text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
+            f"{int((norm == 0).sum())} class(es), it cannot be normalised"
+        )
     return z / norm.to(z.dtype)
 
 
@@ -311,11 +329,15 @@ def zpe_scores(logits, pretrain_logits=None, debias: str = "both") -> torch.Tens
         pre = _check_prompt_logits(pretrain_logits, "pretrain_logits")
         _check_same_device(z, pre, "logits", "pretrain_logits")
         if pre.shape[1:] != z.shape[1:]:
-            raise ValueError(f"logits (N, P, C) and pretrain_logits (M, P, C) must have the same P and C, got "
-                             f"shapes {tuple(z.shape)} and {tuple(pre.shape)}")
+            raise ValueError(
+                f"logits (N, P, C) and pretrain_logits (M, P, C) must have the same P and C, got "
+                f"shapes {tuple(z.shape)} and {tuple(pre.shape)}"
+            )
     elif debias in ("both", "pretrain"):
-        raise ValueError(f"debias={debias!r} needs pretrain_logits, shape (M, P, C): the logits of a sample of "
-                         "pre-training images; got None (use debias='test' or 'none' without them)")
+        raise ValueError(
+            f"debias={debias!r} needs pretrain_logits, shape (M, P, C): the logits of a sample of "
+            "pre-training images; got None (use debias='test' or 'none' without them)"
+        )
 
     acc = _acc_dtype(z.device)
     za = z.to(acc)
@@ -433,12 +455,15 @@ def check_template(template, name: str = "template") -> str:
         raise TypeError(f"{name} must be a str with one '{{}}' placeholder, got {type(template).__name__}")
     count = template.count("{}")
     if "{" in template.replace("{}", "") or "}" in template.replace("{}", ""):
-        raise ValueError(f"{name} may contain braces only as one literal '{{}}' placeholder ('{{0}}' or '{{x}}' "
-                         f"fields are not placeholders: templates are filled by replacing '{{}}', never with "
-                         f"str.format), got {template!r}")
+        raise ValueError(
+            f"{name} may contain braces only as one literal '{{}}' placeholder ('{{0}}' or '{{x}}' "
+            f"fields are not placeholders: templates are filled by replacing '{{}}', never with "
+            f"str.format), got {template!r}"
+        )
     if count != 1:
-        raise ValueError(f"{name} must contain exactly one '{{}}' placeholder for the class name, found {count} "
-                         f"in {template!r}")
+        raise ValueError(
+            f"{name} must contain exactly one '{{}}' placeholder for the class name, found {count} in {template!r}"
+        )
     return template
 
 

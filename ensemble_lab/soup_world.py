@@ -32,20 +32,39 @@ import torch
 from tqdm.auto import tqdm
 
 from . import cache
-from ._validation import check_choice, check_int
+from ._validation import check_int
 from .device import resolve_device
 from .finetune import FineTuneRecipe, fine_tune
 
-__all__ = ["SoupWorld", "soup_world", "assemble_world", "CURVE_SPLITS", "INGREDIENTS", "ENDPOINT_LRS", "ALPHAS", "SPLITS", "SHIFTED",
-           "TARGET_STYLE", "TARGET_CORRUPTION", "ZERO_SHOT", "endpoint_name", "ZERO_SHOT_PROMPTS"]
+__all__ = [
+    "SoupWorld",
+    "soup_world",
+    "assemble_world",
+    "CURVE_SPLITS",
+    "INGREDIENTS",
+    "ENDPOINT_LRS",
+    "ALPHAS",
+    "SPLITS",
+    "SHIFTED",
+    "TARGET_STYLE",
+    "TARGET_CORRUPTION",
+    "ZERO_SHOT",
+    "endpoint_name",
+    "ZERO_SHOT_PROMPTS",
+]
 
 TARGET_STYLE = "clean"
 #: the corruption (kind, severity) of :func:`~ensemble_lab.data.shift` that makes the target task new
 TARGET_CORRUPTION: tuple[str, int] = ("occlusion", 1)
 ZERO_SHOT = "zero-shot"
 #: CLIP-style prompt ensemble for the zero-shot head (style-neutral templates only)
-ZERO_SHOT_PROMPTS: tuple[str, ...] = ("a photo of the number {}.", "the number {}.", "a picture of a {}.",
-                                      "an image of the number {}.", "a handwritten {}.")
+ZERO_SHOT_PROMPTS: tuple[str, ...] = (
+    "a photo of the number {}.",
+    "the number {}.",
+    "a picture of a {}.",
+    "an image of the number {}.",
+    "a handwritten {}.",
+)
 ENDPOINT_LRS: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
 #: interpolation coefficients of the cached WiSE-FT curves (0 = zero-shot, 1 = fine-tuned)
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
@@ -136,8 +155,11 @@ def _data(seed: int):
 
     kind, severity = TARGET_CORRUPTION
     domains = zero_shot_domains(seed, N_TEST)
-    sets = {"train": styled_digits("train", TARGET_STYLE, N_TRAIN, seed),
-            "val": styled_digits("val", TARGET_STYLE, N_VAL, seed), "test": domains[TARGET_STYLE]}
+    sets = {
+        "train": styled_digits("train", TARGET_STYLE, N_TRAIN, seed),
+        "val": styled_digits("val", TARGET_STYLE, N_VAL, seed),
+        "test": domains[TARGET_STYLE],
+    }
     sets.update({s: domains[s].subset(torch.arange(N_SHIFTED)) for s in SHIFTED})
     # each split its own sticker positions (shift's draws depend on its seed and the kind only)
     sets = {name: shift(d, kind, severity, seed=seed * 100 + i + 1) for i, (name, d) in enumerate(sets.items())}
@@ -154,7 +176,7 @@ def _zero_shot_model(device):
 
 
 def _split(t: torch.Tensor, sizes: Mapping[str, int], dim: int) -> dict[str, torch.Tensor]:
-    return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim)))
+    return dict(zip(sizes, torch.split(t, list(sizes.values()), dim=dim), strict=False))
 
 
 def _split_curve(terms: torch.Tensor, sizes: Mapping[str, int]) -> dict[str, torch.Tensor]:
@@ -162,8 +184,14 @@ def _split_curve(terms: torch.Tensor, sizes: Mapping[str, int]) -> dict[str, tor
     return _split(terms, {s: sizes[s] for s in CURVE_SPLITS}, 2)
 
 
-def _evaluate(model, states: Mapping[str, Mapping[str, torch.Tensor]], images: Mapping[str, torch.Tensor],
-              endpoints, device=None, bar=None):
+def _evaluate(
+    model,
+    states: Mapping[str, Mapping[str, torch.Tensor]],
+    images: Mapping[str, torch.Tensor],
+    endpoints,
+    device=None,
+    bar=None,
+):
     """Logits ``(N, C)`` of every state on the images of :data:`SPLITS`, concatenated, and WiSE-FT head terms
     ``(A, 2, N', C)`` from :data:`ZERO_SHOT` to every endpoint on those of :data:`CURVE_SPLITS`."""
     x = torch.cat([images[s] for s in SPLITS]).to(device)
@@ -205,10 +233,15 @@ def assemble_world(model, states, recipes, images, labels) -> SoupWorld:
     sizes = {s: images[s].shape[0] for s in SPLITS}
     endpoints = [endpoint_name(lr, b) for lr in ENDPOINT_LRS for b in (False, True) if endpoint_name(lr, b) in states]
     logits, curves = _evaluate(model.eval(), states, images, endpoints, device=next(model.parameters()).device)
-    return SoupWorld(model, {n: dict(states[n]) for n in (ZERO_SHOT, *recipes)}, dict(recipes),
-                     {s: images[s] for s in SPLITS}, {s: labels[s] for s in SPLITS},
-                     {n: _split(t, sizes, 0) for n, t in logits.items()},
-                     {n: _split_curve(t, sizes) for n, t in curves.items()})
+    return SoupWorld(
+        model,
+        {n: dict(states[n]) for n in (ZERO_SHOT, *recipes)},
+        dict(recipes),
+        {s: images[s] for s in SPLITS},
+        {s: labels[s] for s in SPLITS},
+        {n: _split(t, sizes, 0) for n, t in logits.items()},
+        {n: _split_curve(t, sizes) for n, t in curves.items()},
+    )
 
 
 def soup_world(seed: int = 0, device: str | torch.device | None = None, progress: bool = True) -> SoupWorld:
@@ -221,9 +254,15 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
 
     seed = check_int(seed, "seed", minimum=0)
     dev = resolve_device(device)
-    config = {"seed": seed, "recipes": {k: r.to_dict() for k, r in INGREDIENTS.items()}, "alphas": ALPHAS,
-              "prompts": ZERO_SHOT_PROMPTS, "sizes": [N_TRAIN, N_VAL, N_TEST, N_SHIFTED], "target": TARGET_STYLE,
-              "corruption": TARGET_CORRUPTION}
+    config = {
+        "seed": seed,
+        "recipes": {k: r.to_dict() for k, r in INGREDIENTS.items()},
+        "alphas": ALPHAS,
+        "prompts": ZERO_SHOT_PROMPTS,
+        "sizes": [N_TRAIN, N_VAL, N_TEST, N_SHIFTED],
+        "target": TARGET_STYLE,
+        "corruption": TARGET_CORRUPTION,
+    }
     train, images, labels = _data(seed)
     sizes = {s: images[s].shape[0] for s in SPLITS}
     model = _zero_shot_model(dev)
@@ -251,7 +290,7 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
     states, logits = {}, {}
     for i, name in enumerate(names):
         prefix = f"state.{i}."
-        states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        states[name] = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         logits[name] = _split(tensors[f"logits.{i}"], sizes, 0)
     curves = {n: _split_curve(tensors[f"curve.{n}"], sizes) for n in endpoints}
     model = model.to("cpu")

@@ -29,14 +29,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-
 import torch.nn.functional as F
 
 from ._validation import as_tensor, check_finite, check_int, check_labels_for, check_positive
 
-__all__ = ["interpolate", "uniform_soup", "greedy_soup", "task_arithmetic", "GreedySoup", "interpolation_logits",
-           "scale_head", "interpolation_head_terms", "combine_head_terms",
-           "learned_soup", "LearnedSoup"]
+__all__ = [
+    "interpolate",
+    "uniform_soup",
+    "greedy_soup",
+    "task_arithmetic",
+    "GreedySoup",
+    "interpolation_logits",
+    "scale_head",
+    "interpolation_head_terms",
+    "combine_head_terms",
+    "learned_soup",
+    "LearnedSoup",
+]
 
 
 def _check_states(states, name: str = "states") -> list[Mapping[str, torch.Tensor]]:
@@ -51,18 +60,21 @@ def _check_states(states, name: str = "states") -> list[Mapping[str, torch.Tenso
             raise TypeError(f"{name}[{i}] must be a state dict (a mapping name -> tensor), got {type(sd).__name__}")
         if list(sd.keys()) != list(first.keys()):
             missing = [k for k in first if k not in sd] + [k for k in sd if k not in first]
-            key = missing[0] if missing else next(k for k, j in zip(first, sd) if k != j)
+            key = missing[0] if missing else next(k for k, j in zip(first, sd, strict=False) if k != j)
             raise ValueError(f"{name}[{i}] has different keys from {name}[0]: first difference at {key!r}")
         for key, t in sd.items():
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name}[{i}][{key!r}] must be a tensor, got {type(t).__name__}")
             ref = first[key]
             if t.shape != ref.shape or t.dtype != ref.dtype:
-                raise ValueError(f"{name}[{i}][{key!r}] has shape {tuple(t.shape)} and dtype {t.dtype}, but "
-                                 f"{name}[0][{key!r}] has shape {tuple(ref.shape)} and dtype {ref.dtype}")
+                raise ValueError(
+                    f"{name}[{i}][{key!r}] has shape {tuple(t.shape)} and dtype {t.dtype}, but "
+                    f"{name}[0][{key!r}] has shape {tuple(ref.shape)} and dtype {ref.dtype}"
+                )
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name}[{i}][{key!r}] must be finite, got {int((~torch.isfinite(t)).sum())} "
-                                 "NaN/inf value(s)")
+                raise ValueError(
+                    f"{name}[{i}][{key!r}] must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)"
+                )
     return states
 
 
@@ -75,15 +87,16 @@ def _combine(states: list[Mapping[str, torch.Tensor]], coefficients: Sequence[fl
             out[key] = ref.clone()
             continue
         acc = torch.zeros(ref.shape, dtype=torch.float64, device=ref.device)
-        for c, sd in zip(coefficients, states):
+        for c, sd in zip(coefficients, states, strict=False):
             if c != 0.0:
                 acc.add_(sd[key].to(device=ref.device, dtype=torch.float64), alpha=float(c))
         out[key] = acc.to(ref.dtype)
     return out
 
 
-def interpolate(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float,
-                extrapolate: bool = False) -> dict[str, torch.Tensor]:
+def interpolate(
+    a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float, extrapolate: bool = False
+) -> dict[str, torch.Tensor]:
     """WiSE-FT: ``(1 - alpha) * a + alpha * b`` for every floating tensor (``alpha = 0`` returns ``a``'s values,
     ``alpha = 1`` ``b``'s, exactly).  Non-floating tensors come from ``a``.
 
@@ -106,8 +119,9 @@ def uniform_soup(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torc
     return _combine(states, [1.0 / len(states)] * len(states))
 
 
-def task_arithmetic(base: Mapping[str, torch.Tensor], states: Sequence[Mapping[str, torch.Tensor]],
-                    lambdas: Sequence[float]) -> dict[str, torch.Tensor]:
+def task_arithmetic(
+    base: Mapping[str, torch.Tensor], states: Sequence[Mapping[str, torch.Tensor]], lambdas: Sequence[float]
+) -> dict[str, torch.Tensor]:
     """``base + sum_t lambdas[t] * (states[t] - base)`` (task vectors, Ilharco et al. 2023).
 
     With one state and ``lambdas=[alpha]`` this is :func:`interpolate`; with ``lambdas = [1/T] * T`` it is the
@@ -128,8 +142,11 @@ class GreedySoup(dict):
     scores: list[float]
 
 
-def greedy_soup(states: Sequence[Mapping[str, torch.Tensor]], evaluate: Callable[[Mapping], float],
-                scores: Sequence[float] | None = None) -> GreedySoup:
+def greedy_soup(
+    states: Sequence[Mapping[str, torch.Tensor]],
+    evaluate: Callable[[Mapping], float],
+    scores: Sequence[float] | None = None,
+) -> GreedySoup:
     """Greedy soup (Wortsman et al. 2022, Recipe 1): sort the ingredients by held-out score, best first; start the
     soup with the best; try each next one and keep it only if the uniform soup of the kept ingredients plus it
     scores *strictly* higher on held-out data than the soup without it.
@@ -179,8 +196,9 @@ def _check_model_keys(model: torch.nn.Module, keys) -> None:
         raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ")
 
 
-def _over_alphas(run, alphas: torch.Tensor, inputs: torch.Tensor, batch_size: int, vectorise: bool,
-                 dim: int = 0) -> torch.Tensor:
+def _over_alphas(
+    run, alphas: torch.Tensor, inputs: torch.Tensor, batch_size: int, vectorise: bool, dim: int = 0
+) -> torch.Tensor:
     """``run(alpha, chunk)`` for every alpha and every ``batch_size`` chunk of ``inputs``, stacked along a new
     first axis (A); chunks are concatenated along ``dim``, the sample axis of ``run``'s output.
 
@@ -202,9 +220,16 @@ def _over_alphas(run, alphas: torch.Tensor, inputs: torch.Tensor, batch_size: in
         return torch.stack([torch.cat([run(a, chunk) for chunk in chunks], dim=dim) for a in alphas])
 
 
-def interpolation_logits(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                         alphas, inputs: torch.Tensor, extrapolate: bool = False, batch_size: int = 4096,
-                         vectorise: bool = False) -> torch.Tensor:
+def interpolation_logits(
+    model: torch.nn.Module,
+    a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor],
+    alphas,
+    inputs: torch.Tensor,
+    extrapolate: bool = False,
+    batch_size: int = 4096,
+    vectorise: bool = False,
+) -> torch.Tensor:
     """Outputs of ``model`` with the weights ``interpolate(a, b, alpha)`` for every alpha, from the two state dicts.
 
     Args:
@@ -262,9 +287,17 @@ def scale_head(state: Mapping[str, torch.Tensor], head: str, scale: float) -> di
     return out
 
 
-def interpolation_head_terms(model: torch.nn.Module, a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                             alphas, inputs: torch.Tensor, head: str = "head", extrapolate: bool = False,
-                             batch_size: int = 4096, vectorise: bool = False) -> torch.Tensor:
+def interpolation_head_terms(
+    model: torch.nn.Module,
+    a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor],
+    alphas,
+    inputs: torch.Tensor,
+    head: str = "head",
+    extrapolate: bool = False,
+    batch_size: int = 4096,
+    vectorise: bool = False,
+) -> torch.Tensor:
     """The two linear terms of a WiSE-FT curve whose last layer is the linear module ``head``.
 
     With every layer but ``head`` interpolated at ``alpha``, giving features ``f_alpha(x)``:
@@ -329,8 +362,16 @@ class LearnedSoup(dict):
     losses: list[float]
 
 
-def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Tensor]], inputs: torch.Tensor,
-                 labels: torch.Tensor, *, by_layer: bool = True, steps: int = 100, lr: float = 0.1) -> LearnedSoup:
+def learned_soup(
+    model: torch.nn.Module,
+    states: Sequence[Mapping[str, torch.Tensor]],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    by_layer: bool = True,
+    steps: int = 100,
+    lr: float = 0.1,
+) -> LearnedSoup:
     """Learned soup (Wortsman et al. ICML 2022): mixing coefficients fitted by gradient descent on held-out data.
 
     The soup is ``sum_i w[i, g] * states[i][key]`` for every floating tensor ``key`` of group ``g``.  A group is a
@@ -383,16 +424,21 @@ def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Ten
     own = model.state_dict()
     if set(own) != set(first):
         key = next(k for k in [*own, *first] if k not in own or k not in first)
-        raise ValueError("model must have the architecture of the state dicts: its state_dict keys differ "
-                         f"(first difference at {key!r})")
+        raise ValueError(
+            "model must have the architecture of the state dicts: its state_dict keys differ "
+            f"(first difference at {key!r})"
+        )
     for key, t in own.items():
         if t.shape != first[key].shape:
-            raise ValueError(f"model must have the architecture of the state dicts: its {key!r} has shape "
-                             f"{tuple(t.shape)}, states[0][{key!r}] has shape {tuple(first[key].shape)}")
+            raise ValueError(
+                f"model must have the architecture of the state dicts: its {key!r} has shape "
+                f"{tuple(t.shape)}, states[0][{key!r}] has shape {tuple(first[key].shape)}"
+            )
     training = [name or "(root)" for name, m in model.named_modules() if m.training]
     if training:
-        raise ValueError(f"model must be in eval mode (call model.eval()), got modules in training mode: "
-                         f"{training[:3]}")
+        raise ValueError(
+            f"model must be in eval mode (call model.eval()), got modules in training mode: {training[:3]}"
+        )
     floating = [k for k, v in first.items() if v.is_floating_point()]
     if not floating:
         raise ValueError("states must hold at least one floating tensor to mix, got only non-floating tensors")
@@ -400,13 +446,16 @@ def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Ten
     for i, sd in enumerate(states):
         for key, t in sd.items():
             if t.device != device:
-                raise ValueError(f"states[{i}][{key!r}] is on {t.device}, but states[0][{floating[0]!r}] is on "
-                                 f"{device}: all ingredients must be on one device; move them explicitly")
+                raise ValueError(
+                    f"states[{i}][{key!r}] is on {t.device}, but states[0][{floating[0]!r}] is on "
+                    f"{device}: all ingredients must be on one device; move them explicitly"
+                )
 
     if isinstance(inputs, torch.Tensor):
         if inputs.device != device:
-            raise ValueError(f"inputs must be on the states' device ({device}), got {inputs.device}; move one of "
-                             "them explicitly")
+            raise ValueError(
+                f"inputs must be on the states' device ({device}), got {inputs.device}; move one of them explicitly"
+            )
         x = inputs
     else:
         x = as_tensor(inputs, "inputs", floating=False).to(device)
@@ -416,12 +465,14 @@ def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Ten
     if not isinstance(labels, torch.Tensor):
         labels = as_tensor(labels, "labels", floating=False).to(device)
     if labels.ndim != 1 or labels.shape[0] != n_rows:
-        raise ValueError(f"labels must have shape ({n_rows},), one class index per row of inputs, got shape "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape ({n_rows},), one class index per row of inputs, got shape {tuple(labels.shape)}"
+        )
 
     group_index: dict[str, int] = {}
-    group_of = {k: group_index.setdefault(k.rpartition(".")[0] if by_layer else "*", len(group_index))
-                for k in floating}
+    group_of = {
+        k: group_index.setdefault(k.rpartition(".")[0] if by_layer else "*", len(group_index)) for k in floating
+    }
     n, n_groups = len(states), len(group_index)
     with torch.no_grad():
         stacked = {k: torch.stack([sd[k] for sd in states]).detach() for k in floating}  # (n, *shape), fixed
@@ -438,14 +489,18 @@ def learned_soup(model: torch.nn.Module, states: Sequence[Mapping[str, torch.Ten
         for step in range(steps + 1):
             weights = torch.softmax(raw, dim=0)  # (n, G), each column on the simplex
             frozen = weights.detach()  # buffers follow their group's weights but carry no gradient (see above)
-            params = {k: torch.tensordot((frozen if k in buffers else weights)[:, group_of[k]].to(v.dtype), v, dims=1)
-                      for k, v in stacked.items()}
+            params = {
+                k: torch.tensordot((frozen if k in buffers else weights)[:, group_of[k]].to(v.dtype), v, dims=1)
+                for k, v in stacked.items()
+            }
             logits = torch.func.functional_call(model, {**params, **fixed}, (x,))
             if target is None:
                 if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n_rows:
                     got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-                    raise ValueError(f"model must return logits shaped (N, C) = ({n_rows}, C) for inputs of N = "
-                                     f"{n_rows} rows, got {got}")
+                    raise ValueError(
+                        f"model must return logits shaped (N, C) = ({n_rows}, C) for inputs of N = "
+                        f"{n_rows} rows, got {got}"
+                    )
                 if not bool(torch.isfinite(logits).all()):
                     raise ValueError("model's outputs with the uniform soup of states must be finite, got NaN/inf")
                 target = check_labels_for(labels, logits.detach(), "labels")

@@ -75,8 +75,9 @@ class ZeroShotData:
             try:
                 self.model.encode_text([rest])
             except ValueError as exc:
-                raise ValueError(f"template {template!r} has only words the model does not know: "
-                                 f"{', '.join(map(repr, unknown))}") from exc
+                raise ValueError(
+                    f"template {template!r} has only words the model does not know: {', '.join(map(repr, unknown))}"
+                ) from exc
         return unknown
 
     @torch.no_grad()

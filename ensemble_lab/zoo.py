@@ -159,10 +159,7 @@ def _load_splits(dataset: str, data_seed: int):
     """(train, {"val", "test", shifted...} -> ImageDataset) for ``dataset``."""
     from . import data
 
-    if dataset == "digits":
-        sets = data.load_digits(seed=data_seed)
-    else:
-        sets = data.load_distorted_digits(seed=data_seed)
+    sets = data.load_digits(seed=data_seed) if dataset == "digits" else data.load_distorted_digits(seed=data_seed)
     evaluation = {"val": sets["val"], "test": sets["test"]}
     for name, shifted in data.shifted_sets(sets["test"], seed=data_seed).items():
         if name in evaluation:

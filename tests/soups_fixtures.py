@@ -20,12 +20,12 @@ def tiny_world(seed: int = 0, n: int = 60):
     model = ClipClassifier(visual, 5.0 * torch.randn(C, 8, generator=g)).eval()
     zero = {k: v.detach().clone() for k, v in model.state_dict().items()}
     states = {ZERO_SHOT: zero}
-    for i, (name, recipe) in enumerate(INGREDIENTS.items()):
+    for _i, (name, recipe) in enumerate(INGREDIENTS.items()):
         size = 2.0 if recipe.lr >= 1e-2 else 0.05
         states[name] = {k: v + size * torch.randn(v.shape, generator=g) for k, v in zero.items()}
     prototypes = torch.rand(C, 1, 4, 4, generator=g)
     images, labels = {}, {}
-    for j, split in enumerate(SPLITS):
+    for _j, split in enumerate(SPLITS):
         y = torch.randint(0, C, (n,), generator=g)
         noise = 0.1 if split in ("val", "test") else 0.3
         images[split] = (prototypes[y] + noise * torch.randn(n, 1, 4, 4, generator=g)).clamp(0, 1)

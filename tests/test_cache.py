@@ -22,7 +22,8 @@ def test_builds_once_then_loads(tmp_cache):
 
     a = cache.load_or_build("thing", {"n": 4}, build)
     b = cache.load_or_build("thing", {"n": 4}, build)
-    assert calls == [1] and torch.equal(a["x"], b["x"])
+    assert calls == [1]
+    assert torch.equal(a["x"], b["x"])
     (path,) = (tmp_cache / "thing").glob("*.safetensors")
     with safe_open(str(path), "pt") as f:
         assert json.loads(f.metadata()["config"]) == {"n": 4}

@@ -42,8 +42,9 @@ def _np_nll(z, y, t):
 
 def _scipy_temperature(z, y):
     z, y = np.asarray(z, dtype=np.float64), np.asarray(y)
-    res = minimize_scalar(lambda lt: _np_nll(z, y, np.exp(lt)), bounds=(-5, 5), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(
+        lambda lt: _np_nll(z, y, np.exp(lt)), bounds=(-5, 5), method="bounded", options={"xatol": 1e-10}
+    )
     return float(np.exp(res.x)), float(res.fun)
 
 
@@ -95,7 +96,8 @@ def test_member_temperatures_match_fitting_each_member_alone():
     z = torch.stack([z[0], z[1] * 1.3, z[2] * 0.7, z[3]])  # same labels, four differently scaled members
     got = fit_member_temperatures(z, y)
     alone = torch.tensor([fit_temperature(z[k], y) for k in range(4)], dtype=got.dtype)
-    assert got.shape == (4,) and got.dtype == z.dtype
+    assert got.shape == (4,)
+    assert got.dtype == z.dtype
     torch.testing.assert_close(got, alone, rtol=1e-4, atol=0)
     for k in range(4):
         assert got[k].item() == pytest.approx(_scipy_temperature(z[k], y)[0], rel=1e-4)
@@ -124,7 +126,8 @@ def test_vector_scaling_matches_scipy_and_reduces_nll_and_ece():
     z, y = _class_skewed(6000, seed=5)
     zc, yc, zt, yt = z[:3000], y[:3000], z[3000:], y[3000:]
     vs = fit_vector_scaling(zc, yc)
-    assert isinstance(vs, VectorScaling) and vs.w.shape == vs.b.shape == (5,)
+    assert isinstance(vs, VectorScaling)
+    assert vs.w.shape == vs.b.shape == (5,)
     assert abs(float(vs.b.sum())) < 1e-10
 
     zn, onehot = zc.numpy(), np.eye(5)[yc.numpy()]
@@ -135,8 +138,13 @@ def test_vector_scaling_matches_scipy_and_reduces_nll_and_ece():
         resid = (np.exp(lp) - onehot) / len(zn)
         return -(lp * onehot).sum(1).mean(), np.r_[(resid * zn).sum(0), resid.sum(0)]
 
-    ref = minimize(obj, np.r_[np.ones(5), np.zeros(5)], jac=True, method="L-BFGS-B",
-                   options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 1000})
+    ref = minimize(
+        obj,
+        np.r_[np.ones(5), np.zeros(5)],
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 1000},
+    )
     ours = obj(np.r_[vs.w.numpy(), vs.b.numpy()])[0]
     assert abs(ours - ref.fun) < 1e-7
 
@@ -178,7 +186,9 @@ def test_histogram_binning_matches_reference_and_reduces_ece(strategy):
     z, y = _world(4000, c=4, scale=3.0, seed=6)  # over-confident by a factor 3
     p = torch.softmax(z, 1)
     hb = fit_histogram_binning(p[:2000], y[:2000], n_bins=10, strategy=strategy)
-    assert isinstance(hb, HistogramBinning) and hb.values.shape == (4, 10) and int(hb.count.sum()) == 4 * 2000
+    assert isinstance(hb, HistogramBinning)
+    assert hb.values.shape == (4, 10)
+    assert int(hb.count.sum()) == 4 * 2000
     q = hb.apply(p[2000:])
     want = _reference_histogram(p[:2000].numpy(), y[:2000].numpy(), p[2000:].numpy(), 10, strategy)
     np.testing.assert_allclose(q.numpy(), want, atol=1e-12)
@@ -187,8 +197,14 @@ def test_histogram_binning_matches_reference_and_reduces_ece(strategy):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(3, 60), c=st.integers(2, 5), bins=st.integers(1, 8), seed=st.integers(0, 10_000),
-       strategy=st.sampled_from(["uniform", "quantile"]), sharp=st.floats(0.1, 30.0))
+@given(
+    n=st.integers(3, 60),
+    c=st.integers(2, 5),
+    bins=st.integers(1, 8),
+    seed=st.integers(0, 10_000),
+    strategy=st.sampled_from(["uniform", "quantile"]),
+    sharp=st.floats(0.1, 30.0),
+)
 def test_histogram_binning_rows_are_probabilities(n, c, bins, seed, strategy, sharp):
     g = torch.Generator().manual_seed(seed)
     n = max(n, c)
@@ -196,7 +212,8 @@ def test_histogram_binning_rows_are_probabilities(n, c, bins, seed, strategy, sh
     y = torch.randint(0, c, (n,), generator=g)
     hb = fit_histogram_binning(p, y, n_bins=bins, strategy=strategy)
     q = hb.apply(torch.softmax(sharp * torch.randn(7, c, generator=g, dtype=torch.float64), 1))
-    assert bool(torch.isfinite(q).all()) and bool((q >= 0).all())
+    assert bool(torch.isfinite(q).all())
+    assert bool((q >= 0).all())
     torch.testing.assert_close(q.sum(1), torch.ones(7, dtype=q.dtype))
 
 
@@ -217,7 +234,8 @@ def test_pooled_logits_softmax_is_combine(rule, weights):
 def test_prob_pooling_stays_finite_where_the_probabilities_underflow():
     z = torch.tensor([[[0.0, 200.0]], [[0.0, 300.0]]])  # class 0 has probability ~e^-200 in float32
     lp = pooled_logits(z, rule="prob")
-    assert bool(torch.isfinite(lp).all()) and lp[0, 0] < -190
+    assert bool(torch.isfinite(lp).all())
+    assert lp[0, 0] < -190
 
 
 def _members(n, k=5, c=10, seed=0):
@@ -235,9 +253,12 @@ def test_wu_gales_calibrate_then_pool_is_under_confident_and_pool_then_calibrate
     cal, test = slice(0, 4000), slice(4000, 8000)
     ctp = calibrate_then_pool(z[:, cal], y[cal], rule=rule)
     ptc = pool_then_calibrate(z[:, cal], y[cal], rule=rule)
-    assert ctp.order == "calibrate-then-pool" and ptc.order == "pool-then-calibrate"
-    assert ctp.temperature == 1.0 and bool((ctp.member_temperatures > 1.3).all())  # members were over-confident
-    assert bool((ptc.member_temperatures == 1).all()) and ptc.temperature < 1  # the pool is not
+    assert ctp.order == "calibrate-then-pool"
+    assert ptc.order == "pool-then-calibrate"
+    assert ctp.temperature == 1.0
+    assert bool((ctp.member_temperatures > 1.3).all())
+    assert bool((ptc.member_temperatures == 1).all())
+    assert ptc.temperature < 1
 
     member = torch.softmax(z[0, test], 1)
     assert float(member.max(1).values.mean()) > metrics.accuracy(member, y[test]) + 0.1  # over-confident member
@@ -247,7 +268,8 @@ def test_wu_gales_calibrate_then_pool_is_under_confident_and_pool_then_calibrate
 
     p_ctp, p_ptc = ctp.apply(z[:, test]), ptc.apply(z[:, test])
     assert gap(p_ctp) < -0.1  # calibrated members pool into an under-confident ensemble
-    assert abs(gap(p_ptc)) < 0.05 and abs(gap(p_ptc)) < 0.3 * abs(gap(p_ctp))
+    assert abs(gap(p_ptc)) < 0.05
+    assert abs(gap(p_ptc)) < 0.3 * abs(gap(p_ctp))
     assert metrics.ece(p_ptc, y[test]) < 0.5 * metrics.ece(p_ctp, y[test])
     assert metrics.nll(p_ptc, y[test]) < metrics.nll(p_ctp, y[test])
 
@@ -333,8 +355,11 @@ _BAD = [
     (lambda: fit_histogram_binning(_P, _Y, strategy="equal"), ValueError, "strategy must be one of"),
     (lambda: fit_histogram_binning(_P[:2], _Y[:2]), ValueError, "probs: a calibration split"),
     (lambda: fit_histogram_binning(_P * 2, _Y), ValueError, "probs"),
-    (lambda: fit_histogram_binning(_P, _Y).apply(_P[:, :2] / _P[:, :2].sum(1, keepdim=True)), ValueError,
-     "C=3 classes"),
+    (
+        lambda: fit_histogram_binning(_P, _Y).apply(_P[:, :2] / _P[:, :2].sum(1, keepdim=True)),
+        ValueError,
+        "C=3 classes",
+    ),
     (lambda: fit_histogram_binning(_P, _Y).apply(_Z), ValueError, "probs"),
     # pooling
     (lambda: pooled_logits(_M, rule="vote"), ValueError, "got 'vote'"),
@@ -353,7 +378,7 @@ _BAD = [
 ]
 
 
-@pytest.mark.parametrize("call,exc,match", _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
+@pytest.mark.parametrize(("call", "exc", "match"), _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -71,8 +71,8 @@ def _loop_cascade(z, keep_going, score, costs=None, order=None, weights=None):
             evals += 1
             cost += costs[m]
             p = _softmax(row)
-            num = [a + weights[m] * b for a, b in zip(num, p)]
-            zsum = [a + weights[m] * b for a, b in zip(zsum, row)]
+            num = [a + weights[m] * b for a, b in zip(num, p, strict=False)]
+            zsum = [a + weights[m] * b for a, b in zip(zsum, row, strict=False)]
             den += weights[m]
             pbar = [a / den for a in num]
             zbar = [a / den for a in zsum]
@@ -108,7 +108,8 @@ def _loop_edges(tau, q, val):
 
 
 def _check_result(res, ref, n_classes):
-    assert res.predictions.dtype == torch.int64 and res.exit_stage.dtype == torch.int64
+    assert res.predictions.dtype == torch.int64
+    assert res.exit_stage.dtype == torch.int64
     assert res.cost.dtype == torch.float64
     assert res.predictions.tolist() == ref["pred"]
     assert res.exit_stage.tolist() == ref["exit"]
@@ -161,8 +162,9 @@ def test_stage_conventions_for_ensembles():
     torch.testing.assert_close(CS.stage_probs(z, weights=w)[-1], pbar)
     # msp / neg_entropy: of the averaged probabilities (= of the stage logits log pbar)
     torch.testing.assert_close(CS.stage_scores(z, "msp", weights=w)[-1], CS.confidence_score(pbar.log(), "msp"))
-    torch.testing.assert_close(CS.stage_scores(z, "neg_entropy", weights=w)[-1],
-                               CS.confidence_score(pbar.log(), "neg_entropy"))
+    torch.testing.assert_close(
+        CS.stage_scores(z, "neg_entropy", weights=w)[-1], CS.confidence_score(pbar.log(), "neg_entropy")
+    )
     # max_logit / neg_energy: of the averaged member logits
     torch.testing.assert_close(CS.stage_scores(z, "max_logit", weights=w)[-1], zbar.amax(-1))
     torch.testing.assert_close(CS.stage_scores(z, "neg_energy", weights=w)[-1], torch.logsumexp(zbar, -1))
@@ -204,7 +206,8 @@ def test_window_cascade_score_units_matches_loop(score, case):
     res = CS.window_cascade(z, tau, hw, score=score, costs=costs, order=order, weights=weights)
     ref = _loop_cascade(z, lambda s: tau - hw < s < tau + hw, score, costs, order, weights)
     _check_result(res, ref, c)
-    assert 0 < len(set(ref["exit"])) and max(ref["exit"]) > 0  # the window matters in this test
+    assert len(set(ref["exit"])) > 0
+    assert max(ref["exit"]) > 0
 
 
 @pytest.mark.parametrize("score", CS.SCORES)
@@ -232,12 +235,15 @@ def test_quantile_edges_with_ties_and_ends():
             assert (float(lo[0]), float(hi[0])) == _loop_edges(tau, q, val.tolist()), (tau, q)
     lo, hi = CS.window_edges(0.5, [0.0, 0.5], val)  # F(0.5) = 5/8
     assert lo[0] == hi[0] == 0.5  # q = 0: an empty open window
-    assert lo[1] == 0.1 and hi[1] == math.inf  # Q(1/8) = 0.1; reaches the top end: open above
+    assert lo[1] == 0.1
+    assert hi[1] == math.inf
     lo, hi = CS.window_edges(0.2, [0.0, 0.5], val)  # F(0.2) = 1/2
     assert lo[0] == hi[0] == 0.2
-    assert lo[1] == -math.inf and hi[1] == math.inf  # reaches both ends: passes on every score
+    assert lo[1] == -math.inf
+    assert hi[1] == math.inf
     lo, hi = CS.window_edges(0.2, [0.0, 0.1, 0.3], val)
-    assert lo.tolist() == sorted(lo.tolist(), reverse=True) and hi.tolist() == sorted(hi.tolist())
+    assert lo.tolist() == sorted(lo.tolist(), reverse=True)
+    assert hi.tolist() == sorted(hi.tolist())
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -266,9 +272,10 @@ def test_huge_window_is_full_ensemble(score):
     val = CS.stage_scores(_logits(3, 30, 4, seed=9), score)[0]
     full = CS.stage_probs(z, weights=w)[-1]
     for tau in (float(val.median()), float(val.min()) - 1.0, float(val.max()) + 1.0):
-        for res in (CS.window_cascade(z, tau, 1e9, score=score, weights=w, costs=[1, 2, 3]),
-                    CS.window_cascade(z, float(val.median()), 0.5, score=score, weights=w, costs=[1, 2, 3],
-                                      val_scores=val)):
+        for res in (
+            CS.window_cascade(z, tau, 1e9, score=score, weights=w, costs=[1, 2, 3]),
+            CS.window_cascade(z, float(val.median()), 0.5, score=score, weights=w, costs=[1, 2, 3], val_scores=val),
+        ):
             assert res.exit_stage.tolist() == [2] * 40
             assert res.cost.tolist() == [6.0] * 40
             assert res.predictions.tolist() == full.argmax(-1).tolist()
@@ -281,7 +288,8 @@ def test_huge_window_is_full_ensemble(score):
 def test_single_stage_order_always_exits_at_zero():
     z = _logits(3, 10, 3, seed=11)
     res = CS.window_cascade(z, 0.5, 1e9, order=[1], costs=[1.0, 7.0, 2.0])
-    assert res.exit_stage.tolist() == [0] * 10 and res.cost.tolist() == [7.0] * 10
+    assert res.exit_stage.tolist() == [0] * 10
+    assert res.cost.tolist() == [7.0] * 10
     assert CS.expected_cost(res) == 7.0 == res.mean_cost
 
 
@@ -335,7 +343,7 @@ def _tied_data(n, seed, levels=None):
 def _brute_threshold_for_risk(conf, ok, target):
     best = None
     for t in sorted(set(conf)):  # increasing: the first that reaches the target is the smallest
-        acc = [o for c, o in zip(conf, ok) if c >= t]
+        acc = [o for c, o in zip(conf, ok, strict=False) if c >= t]
         if sum(1 for o in acc if not o) / len(acc) <= target:
             return t
     return best
@@ -344,7 +352,7 @@ def _brute_threshold_for_risk(conf, ok, target):
 def _brute_min_risk(conf, ok):
     risks = []
     for t in set(conf):
-        acc = [o for c, o in zip(conf, ok) if c >= t]
+        acc = [o for c, o in zip(conf, ok, strict=False) if c >= t]
         risks.append(sum(1 for o in acc if not o) / len(acc))
     return min(risks)
 
@@ -356,8 +364,8 @@ def _brute_curve(conf, ok):
     srt = sorted(conf, reverse=True)
     for i in range(1, n + 1):
         v = srt[i - 1]  # the i-th largest value: its block is cut
-        higher = [o for c, o in zip(conf, ok) if c > v]
-        block = [o for c, o in zip(conf, ok) if c == v]
+        higher = [o for c, o in zip(conf, ok, strict=False) if c > v]
+        block = [o for c, o in zip(conf, ok, strict=False) if c == v]
         take = i - len(higher)
         err = sum(1 for o in higher if not o) + Fraction(take * sum(1 for o in block if not o), len(block))
         out.append(float(err / i))  # exact rational, rounded once
@@ -425,7 +433,8 @@ def test_coverage_at_risk_agrees_with_threshold_without_ties_and_can_exceed_with
 
 def test_selective_risk_empty_acceptance_is_nan():
     r, cov = CS.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.5)
-    assert math.isnan(r) and cov == 0.0
+    assert math.isnan(r)
+    assert cov == 0.0
     assert CS.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.3) == (1.0, 0.5)  # float32 0.3 >= 0.3
 
 
@@ -476,16 +485,22 @@ def test_ood_extremes():
 
 
 @settings(max_examples=30, deadline=None)
-@given(k=st.integers(1, 4), n=st.integers(1, 30), c=st.integers(2, 5), seed=st.integers(0, 10_000),
-       score=st.sampled_from(CS.SCORES), quantile=st.booleans(),
-       hw=st.lists(st.floats(0, 0.5), min_size=2, max_size=6))
+@given(
+    k=st.integers(1, 4),
+    n=st.integers(1, 30),
+    c=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    score=st.sampled_from(CS.SCORES),
+    quantile=st.booleans(),
+    hw=st.lists(st.floats(0, 0.5), min_size=2, max_size=6),
+)
 def test_cost_and_exit_stage_are_monotone_in_half_width(k, n, c, seed, score, quantile, hw):
     z = _logits(k, n, c, seed=seed)
     val = CS.stage_scores(_logits(k, 17, c, seed=seed + 1), score)[0] if quantile else None
     tau = float(CS.stage_scores(z, score)[0].mean())
     hw = sorted(hw) if quantile else [4 * h for h in sorted(hw)]
     exits = [CS.window_cascade(z, tau, h, score, costs=list(range(1, k + 1)), val_scores=val) for h in hw]
-    for a, b in zip(exits, exits[1:]):
+    for a, b in zip(exits, exits[1:], strict=False):
         assert (a.exit_stage <= b.exit_stage).all()
         assert a.mean_cost <= b.mean_cost
     cost, _, _ = CS.window_sweep(z, tau, hw, score, list(range(1, k + 1)), val, labels=_labels(n, c, seed))
@@ -493,8 +508,9 @@ def test_cost_and_exit_stage_are_monotone_in_half_width(k, n, c, seed, score, qu
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 40), seed=st.integers(0, 10_000), levels=st.sampled_from([None, 2, 5]),
-       target=st.floats(0.01, 1.0))
+@given(
+    n=st.integers(1, 40), seed=st.integers(0, 10_000), levels=st.sampled_from([None, 2, 5]), target=st.floats(0.01, 1.0)
+)
 def test_threshold_for_risk_reaches_target_and_is_smallest(n, seed, levels, target):
     conf, ok = _tied_data(n, seed, levels)
     try:
@@ -524,7 +540,8 @@ def test_auroc_swap_symmetry(n_in, n_out, seed):
 def test_numpy_float32_and_outputs_on_input_device():
     z = _logits(3, 12, 4, seed=1).float()
     res = CS.window_cascade(z.numpy(), 0.6, 0.1, order=np.array([2, 0, 1]))
-    assert res.probs.dtype == torch.float32 and res.cost.dtype == torch.float64
+    assert res.probs.dtype == torch.float32
+    assert res.cost.dtype == torch.float64
     assert res.predictions.device == z.device
     assert CS.threshold_cascade(z, 0.6, order=torch.tensor([1, 2])).exit_stage.max() <= 1
 

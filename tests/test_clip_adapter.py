@@ -64,7 +64,8 @@ def test_images_are_resized_and_normalised_like_clip(fake_open_clip):
     emb = model.encode_image(grey)
     assert emb.shape == (5, 8)
     seen = torch.cat(model.model.seen_images)
-    assert seen.shape == (5, 3, 12, 12) and len(model.model.seen_images) == 2  # batches of 3
+    assert seen.shape == (5, 3, 12, 12)
+    assert len(model.model.seen_images) == 2
     want = (0.5 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
     torch.testing.assert_close(seen[0, :, 6, 6], want)
 
@@ -72,17 +73,21 @@ def test_images_are_resized_and_normalised_like_clip(fake_open_clip):
 def test_text_encoding_and_interface(fake_open_clip):
     model = OpenClipModel.create(pretrained=None)
     emb = model.encode_text(["a photo of a cat.", "a dog"])
-    assert emb.shape == (2, 8) and model.embed_dim == 8
+    assert emb.shape == (2, 8)
+    assert model.embed_dim == 8
     assert model.unknown_words("a photo of a zyzzyva") == []  # byte-level BPE: nothing is unknown
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda m: m.encode_image(torch.rand(2, 2, 8, 8)), ValueError, "images must have shape"),
-    (lambda m: m.encode_image(torch.rand(2, 3, 8, 8) * 255), ValueError, r"images must lie in \[0, 1\]"),
-    (lambda m: m.encode_text("a cat"), TypeError, "texts must be a list of str"),
-    (lambda m: m.encode_text([]), ValueError, "texts must not be empty"),
-    (lambda m: m.unknown_words(3), TypeError, "text must be a str"),
-])
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda m: m.encode_image(torch.rand(2, 2, 8, 8)), ValueError, "images must have shape"),
+        (lambda m: m.encode_image(torch.rand(2, 3, 8, 8) * 255), ValueError, r"images must lie in \[0, 1\]"),
+        (lambda m: m.encode_text("a cat"), TypeError, "texts must be a list of str"),
+        (lambda m: m.encode_text([]), ValueError, "texts must not be empty"),
+        (lambda m: m.unknown_words(3), TypeError, "text must be a str"),
+    ],
+)
 def test_bad_input(fake_open_clip, call, exc, match):
     with pytest.raises(exc, match=match):
         call(OpenClipModel.create(pretrained=None))
@@ -113,4 +118,6 @@ def test_random_open_clip_model_end_to_end():
     img = model.encode_image(torch.rand(2, 3, 32, 32))
     txt = model.encode_text(["a photo of a cat.", "a photo of a dog."])
     assert img.shape[1] == txt.shape[1] == model.embed_dim
-    assert torch.isfinite(img).all() and torch.isfinite(txt).all() and model.logit_scale > 0
+    assert torch.isfinite(img).all()
+    assert torch.isfinite(txt).all()
+    assert model.logit_scale > 0

@@ -47,7 +47,8 @@ def test_combine_matches_reference(member_logits, rule, temperature):
     weights = [0.1, 0.4, 0.2, 0.3]
     got = combine(member_logits, weights, rule=rule, temperature=temperature)
     want = reference_combine(member_logits.numpy(), weights, rule, temperature)
-    assert got.shape == (50, 5) and got.dtype == torch.float64
+    assert got.shape == (50, 5)
+    assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), want, atol=1e-10)
 
 
@@ -73,12 +74,18 @@ def test_one_hot_weights_select_a_member(member_logits, rule):
 
 def test_numpy_input_and_float32(member_logits):
     got = combine(member_logits.float().numpy(), rule="prob")
-    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    assert isinstance(got, torch.Tensor)
+    assert got.dtype == torch.float32
 
 
 @settings(max_examples=40, deadline=None)
-@given(k=st.integers(1, 5), n=st.integers(1, 8), c=st.integers(2, 6), seed=st.integers(0, 10_000),
-       rule=st.sampled_from(RULES))
+@given(
+    k=st.integers(1, 5),
+    n=st.integers(1, 8),
+    c=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+    rule=st.sampled_from(RULES),
+)
 def test_rows_on_simplex_and_member_order_irrelevant(k, n, c, seed, rule):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(k, n, c, generator=g, dtype=torch.float64) * 3
@@ -97,10 +104,14 @@ def _nll(logits, labels, w, rule):
 
 def _scipy_simplex_fit(logits, labels, rule):
     k = logits.shape[0]
-    res = minimize(lambda w: _nll(logits, labels, np.maximum(w, 0) + 1e-300, rule), np.full(k, 1 / k),
-                   method="SLSQP", bounds=[(0, 1)] * k,
-                   constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1}],
-                   options={"ftol": 1e-12, "maxiter": 500})
+    res = minimize(
+        lambda w: _nll(logits, labels, np.maximum(w, 0) + 1e-300, rule),
+        np.full(k, 1 / k),
+        method="SLSQP",
+        bounds=[(0, 1)] * k,
+        constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1}],
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
     return res.fun
 
 
@@ -118,7 +129,8 @@ def _members_of_varying_quality(seed=0, k=4, n=300, c=4):
 def test_learn_weights_reaches_scipy_optimum(rule):
     logits, y = _members_of_varying_quality()
     w = learn_weights(torch.tensor(logits), torch.tensor(y), rule=rule)
-    assert w.shape == (4,) and torch.all(w >= 0)
+    assert w.shape == (4,)
+    assert torch.all(w >= 0)
     assert abs(float(w.sum()) - 1) < 1e-9
     ours = _nll(logits, y, w.numpy(), rule)
     oracle = _scipy_simplex_fit(logits, y, rule)
@@ -141,12 +153,15 @@ def test_best_member():
     assert best_member(logits, y, by="nll") == 3
 
 
-@pytest.mark.parametrize("weights, match", [
-    ([0.5, -0.1, 0.3, 0.3], "non-negative"),
-    ([0.0, 0.0, 0.0, 0.0], "sum > 0"),
-    ([0.5, float("nan"), 0.3, 0.2], "finite"),
-    ([0.5, 0.5], r"one entry per member \(4\)"),
-])
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        ([0.5, -0.1, 0.3, 0.3], "non-negative"),
+        ([0.0, 0.0, 0.0, 0.0], "sum > 0"),
+        ([0.5, float("nan"), 0.3, 0.2], "finite"),
+        ([0.5, 0.5], r"one entry per member \(4\)"),
+    ],
+)
 def test_bad_weights(member_logits, weights, match):
     with pytest.raises(ValueError, match=match) as info:
         combine(member_logits, weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -45,28 +46,37 @@ def _toy(n=12, c=1, h=8, w=8, n_classes=3, seed=0, name="toy") -> ImageDataset:
 
 def test_image_dataset_basics():
     ds = _toy()
-    assert len(ds) == 12 and ds.n_classes == 3 and ds.image_shape == (1, 8, 8)
-    assert ds.images.dtype == torch.float32 and ds.labels.dtype == torch.int64
-    assert "toy" in repr(ds) and "n=12" in repr(ds)
+    assert len(ds) == 12
+    assert ds.n_classes == 3
+    assert ds.image_shape == (1, 8, 8)
+    assert ds.images.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64
+    assert "toy" in repr(ds)
+    assert "n=12" in repr(ds)
     sub = ds.subset(torch.tensor([0, 2, 4]))
-    assert len(sub) == 3 and torch.equal(sub.images, ds.images[[0, 2, 4]]) and sub.name == "toy"
+    assert len(sub) == 3
+    assert torch.equal(sub.images, ds.images[[0, 2, 4]])
+    assert sub.name == "toy"
     assert len(ds.subset(slice(0, 5))) == 5
     assert len(ds.subset(ds.labels == 1)) == 4
     assert len(ds.subset(3)) == 1
     assert len(ds.subset(np.array([1, 2]), name="x")) == 2
     moved = ds.to("cpu")
-    assert torch.equal(moved.images, ds.images) and moved.classes == ds.classes
-    with pytest.raises(Exception):
+    assert torch.equal(moved.images, ds.images)
+    assert moved.classes == ds.classes
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ds.images = None  # frozen
 
 
 def test_image_dataset_converts_numpy_and_lists():
     ds = ImageDataset(np.zeros((2, 1, 4, 4)), [0, 1], ["a", "b"], "np")
-    assert ds.images.dtype == torch.float32 and ds.labels.dtype == torch.int64 and ds.classes == ("a", "b")
+    assert ds.images.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64
+    assert ds.classes == ("a", "b")
 
 
 @pytest.mark.parametrize(
-    "images, labels, classes, match",
+    ("images", "labels", "classes", "match"),
     [
         (torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.long), ("a",), "images"),
         (torch.full((2, 1, 4, 4), 1.5), torch.zeros(2, dtype=torch.long), ("a",), "images"),
@@ -101,14 +111,18 @@ def test_load_digits_split():
     assert set(d) == {"train", "val", "test"}
     sizes = {k: len(v) for k, v in d.items()}
     assert sum(sizes.values()) == 1797
-    assert abs(sizes["train"] - 0.6 * 1797) < 15 and abs(sizes["test"] - 0.2 * 1797) < 15
+    assert abs(sizes["train"] - 0.6 * 1797) < 15
+    assert abs(sizes["test"] - 0.2 * 1797) < 15
     for split, ds in d.items():
-        assert ds.image_shape == (1, 8, 8) and ds.name == f"digits/{split}"
-        assert ds.images.min() >= 0 and ds.images.max() <= 1
+        assert ds.image_shape == (1, 8, 8)
+        assert ds.name == f"digits/{split}"
+        assert ds.images.min() >= 0
+        assert ds.images.max() <= 1
         assert torch.equal(ds.images * 16, (ds.images * 16).round())  # raw grey levels 0..16 / 16
         counts = torch.bincount(ds.labels, minlength=10).float()
         assert (counts / counts.sum() - 0.1).abs().max() < 0.02  # stratified
-        assert ds.classes[0] == "zero" and ds.n_classes == 10
+        assert ds.classes[0] == "zero"
+        assert ds.n_classes == 10
     # same images as scikit-learn, each exactly once
     from sklearn.datasets import load_digits as sk_load
 
@@ -119,7 +133,8 @@ def test_load_digits_split():
 
 def test_load_digits_seeded():
     a, b, c = load_digits(0), load_digits(0), load_digits(1)
-    assert torch.equal(a["test"].images, b["test"].images) and torch.equal(a["test"].labels, b["test"].labels)
+    assert torch.equal(a["test"].images, b["test"].images)
+    assert torch.equal(a["test"].labels, b["test"].labels)
     assert not torch.equal(a["test"].labels, c["test"].labels)
     with pytest.raises(ValueError, match="seed"):
         load_digits(seed=-1)
@@ -130,7 +145,9 @@ def test_source_pools_disjoint_and_cover():
     for seed in (0, 7):
         pools = digits_mod._source_pools(seed, labels)
         sets = {k: set(v.tolist()) for k, v in pools.items()}
-        assert not sets["train"] & sets["test"] and not sets["train"] & sets["val"] and not sets["val"] & sets["test"]
+        assert not sets["train"] & sets["test"]
+        assert not sets["train"] & sets["val"]
+        assert not sets["val"] & sets["test"]
         assert set().union(*sets.values()) == set(range(1797))
 
 
@@ -143,11 +160,14 @@ SMALL = dict(n_train=600, n_val=150, n_test=200)
 
 def test_distorted_digits_shapes_and_range():
     d = load_distorted_digits(seed=0, **SMALL)
-    for split, n in zip(("train", "val", "test"), (600, 150, 200)):
+    for split, n in zip(("train", "val", "test"), (600, 150, 200), strict=False):
         ds = d[split]
-        assert ds.images.shape == (n, 1, 16, 16) and ds.labels.shape == (n,)
-        assert ds.images.dtype == torch.float32 and ds.labels.dtype == torch.int64
-        assert ds.images.min() >= 0 and ds.images.max() <= 1
+        assert ds.images.shape == (n, 1, 16, 16)
+        assert ds.labels.shape == (n,)
+        assert ds.images.dtype == torch.float32
+        assert ds.labels.dtype == torch.int64
+        assert ds.images.min() >= 0
+        assert ds.images.max() <= 1
         assert set(ds.labels.tolist()) == set(range(10))
         assert ds.name == f"distorted_digits/{split}"
     for size in (8, 24):
@@ -157,7 +177,9 @@ def test_distorted_digits_shapes_and_range():
 
 def test_distorted_digits_default_size():
     d = load_distorted_digits()
-    assert len(d["train"]) >= 20_000 and len(d["test"]) >= 5_000 and len(d["val"]) >= 5_000
+    assert len(d["train"]) >= 20_000
+    assert len(d["test"]) >= 5_000
+    assert len(d["val"]) >= 5_000
     assert d["test"].image_shape == (1, 16, 16)
 
 
@@ -179,7 +201,8 @@ def test_distorted_digits_bit_for_bit_deterministic():
 def test_distorted_digits_splits_independent_of_other_sizes():
     a = digits_mod._build_distorted(0, 100, 40, 40, 16)
     b = digits_mod._build_distorted(0, 300, 40, 40, 16)
-    assert torch.equal(a["test_images"], b["test_images"]) and torch.equal(a["val_images"], b["val_images"])
+    assert torch.equal(a["test_images"], b["test_images"])
+    assert torch.equal(a["val_images"], b["val_images"])
 
 
 def test_distorted_digits_sources_disjoint():
@@ -216,7 +239,7 @@ def test_distorted_digits_harder_than_clean_but_learnable():
 
 
 @pytest.mark.parametrize(
-    "kwargs, name",
+    ("kwargs", "name"),
     [
         (dict(n_train=0), "n_train"),
         (dict(n_val=0), "n_val"),
@@ -250,7 +273,8 @@ def digits_test():
 
 
 def test_shift_kinds_and_severities():
-    assert len(SHIFT_KINDS) >= 4 and len(set(SHIFT_KINDS)) == len(SHIFT_KINDS)
+    assert len(SHIFT_KINDS) >= 4
+    assert len(set(SHIFT_KINDS)) == len(SHIFT_KINDS)
     assert tuple(SEVERITIES) == (1, 2, 3)
 
 
@@ -260,9 +284,12 @@ def test_shift_monotone_and_well_formed(kind, digits_test):
     distances = []
     for severity in SEVERITIES:
         s = shift(clean, kind, severity, seed=0)
-        assert s.images.shape == clean.images.shape and s.images.dtype == torch.float32
-        assert s.images.min() >= 0 and s.images.max() <= 1
-        assert torch.equal(s.labels, clean.labels) and s.classes == clean.classes
+        assert s.images.shape == clean.images.shape
+        assert s.images.dtype == torch.float32
+        assert s.images.min() >= 0
+        assert s.images.max() <= 1
+        assert torch.equal(s.labels, clean.labels)
+        assert s.classes == clean.classes
         assert s.name == f"digits/test/{kind}-{severity}"
         distances.append(_mean_distance(s, clean))
     assert 0 < distances[0] < distances[1] < distances[2], distances
@@ -300,7 +327,9 @@ def test_shift_properties(c, h, w, kind, severity, seed, data_seed):
     ds = _toy(3, c, h, w, seed=data_seed)
     s = shift(ds, kind, severity, seed=seed)
     assert s.images.shape == ds.images.shape
-    assert torch.isfinite(s.images).all() and s.images.min() >= 0 and s.images.max() <= 1
+    assert torch.isfinite(s.images).all()
+    assert s.images.min() >= 0
+    assert s.images.max() <= 1
     assert torch.equal(s.labels, ds.labels)
 
 
@@ -389,9 +418,13 @@ def test_load_cifar10_fabricated(tmp_path, style):
     batches = _fabricate_cifar(tmp_path, style)
     train = load_cifar10(tmp_path, split="train")
     test = load_cifar10(tmp_path / "cifar-10-batches-py", split="test")  # the folder itself works too
-    assert train.images.shape == (15, 3, 32, 32) and test.images.shape == (4, 3, 32, 32)
-    assert train.images.dtype == torch.float32 and train.labels.dtype == torch.int64
-    assert train.classes == tuple(CLASSES) and train.name == "cifar10/train" and test.name == "cifar10/test"
+    assert train.images.shape == (15, 3, 32, 32)
+    assert test.images.shape == (4, 3, 32, 32)
+    assert train.images.dtype == torch.float32
+    assert train.labels.dtype == torch.int64
+    assert train.classes == tuple(CLASSES)
+    assert train.name == "cifar10/train"
+    assert test.name == "cifar10/test"
     data, labels = batches["test_batch"]
     assert test.labels.tolist() == labels
     # row layout: 1024 red, then 1024 green, then 1024 blue values, row-major 32 x 32
@@ -433,7 +466,8 @@ def test_load_cifar10_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         load_cifar10(tmp_path / "nowhere", split="test")
     message = str(info.value)
-    assert "nowhere" in message and "download=True" in message
+    assert "nowhere" in message
+    assert "download=True" in message
 
 
 def test_load_cifar10_bad_args(tmp_path):
@@ -469,6 +503,7 @@ def test_load_cifar10_download_path_with_fake_torchvision(tmp_path, monkeypatch)
     for name, mod in [("torchvision", tv), ("torchvision.datasets", datasets), ("torchvision.datasets.utils", utils)]:
         monkeypatch.setitem(sys.modules, name, mod)
     ds = load_cifar10(tmp_path / "fresh", split="test", download=True)
-    assert len(ds) == 4 and len(calls) == 1
+    assert len(ds) == 4
+    assert len(calls) == 1
     load_cifar10(tmp_path / "fresh", split="train", download=True)  # already there: no second download
     assert len(calls) == 1

@@ -26,8 +26,9 @@ def test_seeding_is_reproducible_and_validated():
     a = torch.rand(3)
     device.seed_everything(3)
     assert torch.equal(a, torch.rand(3))
-    assert torch.equal(torch.rand(2, generator=device.make_generator(5)),
-                       torch.rand(2, generator=device.make_generator(5)))
+    assert torch.equal(
+        torch.rand(2, generator=device.make_generator(5)), torch.rand(2, generator=device.make_generator(5))
+    )
     for bad in (-1, 1.5, True):
         with pytest.raises((ValueError, TypeError), match="seed"):
             device.seed_everything(bad)

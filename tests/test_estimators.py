@@ -75,7 +75,8 @@ def test_debiased_ece_matches_reference_and_plugin_identity(strategy, n_bins):
     plugin = metrics.ece(p, y, n_bins=n_bins, strategy=strategy, norm="l2") ** 2
     assert got < plugin  # the variance term is subtracted
     assert debiased_ece(p, y, n_bins=n_bins, strategy=strategy, squared=False) == pytest.approx(
-        math.sqrt(max(got, 0.0)), abs=1e-15)
+        math.sqrt(max(got, 0.0)), abs=1e-15
+    )
 
 
 def test_debiased_ece_matches_the_authors_package():
@@ -86,9 +87,10 @@ def test_debiased_ece_matches_the_authors_package():
         p, y = _world(500, delta=0.03 * seed, lo=0.4, seed=seed)
         conf, correct = _conf_correct(p, y)
         edges = metrics.reliability(p, y, n_bins=10, strategy=strategy).edges.numpy()
-        binned = cal.bin(list(zip(conf, correct)), list(edges[1:]))  # their bins: right edges, (lo, hi]
+        binned = cal.bin(list(zip(conf, correct, strict=False)), list(edges[1:]))  # their bins: right edges, (lo, hi]
         assert debiased_ece(p, y, n_bins=10, strategy=strategy) == pytest.approx(
-            cal.unbiased_square_ce(binned), abs=1e-12)
+            cal.unbiased_square_ce(binned), abs=1e-12
+        )
 
 
 def _many(delta, seeds, n=400):
@@ -121,10 +123,13 @@ def test_debiased_ece_recovers_a_known_squared_error():
 # ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric,truth", [
-    (metrics.ece, 0.15),  # population ECE is delta; at delta = 0.15 binned ECE is ~unbiased
-    (metrics.accuracy, 0.6 - 0.15),  # E[conf] - delta, conf ~ U[0.4, 0.8]
-])
+@pytest.mark.parametrize(
+    ("metric", "truth"),
+    [
+        (metrics.ece, 0.15),  # population ECE is delta; at delta = 0.15 binned ECE is ~unbiased
+        (metrics.accuracy, 0.6 - 0.15),  # E[conf] - delta, conf ~ U[0.4, 0.8]
+    ],
+)
 def test_bootstrap_interval_covers_the_truth_at_about_the_nominal_rate(metric, truth):
     reps, hits, widths = 100, 0, []
     for rep in range(reps):
@@ -147,7 +152,8 @@ def test_bootstrap_api():
     assert a[0] == metrics.ece(p, y, n_bins=5)  # the estimate is the metric on all the data
     # any f(probs, labels) -> number, including one without validate= and one returning a tensor
     b = bootstrap_ci(lambda q, t: (q.argmax(1) == t).double().mean(), p, y, n_boot=50, seed=3)
-    assert b[0] == pytest.approx(metrics.accuracy(p, y)) and b[1] <= b[0] <= b[2]
+    assert b[0] == pytest.approx(metrics.accuracy(p, y))
+    assert b[1] <= b[0] <= b[2]
     wide = bootstrap_ci(metrics.accuracy, p, y, n_boot=200, level=0.99)
     narrow = bootstrap_ci(metrics.accuracy, p, y, n_boot=200, level=0.5)
     assert wide[1] <= narrow[1] <= narrow[2] <= wide[2]
@@ -159,16 +165,20 @@ def test_bootstrap_api():
 def test_bootstrap_batches_larger_than_one_chunk():
     p, y = _world(50_000, delta=0.1, seed=6)  # several gather batches (chunk bounded by memory)
     est, low, high = bootstrap_ci(metrics.accuracy, p, y, n_boot=30, seed=1)
-    assert low < est < high and high - low < 0.02
+    assert low < est < high
+    assert high - low < 0.02
 
 
-@pytest.mark.parametrize("estimator,metric,kwargs", [
-    ("binned", metrics.ece, {"n_bins": 15, "strategy": "uniform"}),
-    ("binned", metrics.ece, {"n_bins": 7, "strategy": "quantile"}),
-    ("debiased", debiased_ece, {"n_bins": 15, "strategy": "quantile"}),
-    ("debiased", debiased_ece, {"n_bins": 4, "strategy": "uniform"}),
-    ("smooth", smooth_ece, {"bandwidth": 0.05}),
-])
+@pytest.mark.parametrize(
+    ("estimator", "metric", "kwargs"),
+    [
+        ("binned", metrics.ece, {"n_bins": 15, "strategy": "uniform"}),
+        ("binned", metrics.ece, {"n_bins": 7, "strategy": "quantile"}),
+        ("debiased", debiased_ece, {"n_bins": 15, "strategy": "quantile"}),
+        ("debiased", debiased_ece, {"n_bins": 4, "strategy": "uniform"}),
+        ("smooth", smooth_ece, {"bandwidth": 0.05}),
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_batched_bootstrap_equals_one_metric_call_per_resample(estimator, metric, kwargs, dtype):
     """Same seed, same resamples: the batched interval is the generic one (which calls the tested metric)."""
@@ -194,7 +204,8 @@ def test_batched_bootstrap_is_seeded_and_batches_across_chunks():
     a = bootstrap_ece(p, y, n_boot=40, seed=1, n_bins=10)
     assert a == bootstrap_ece(p, y, n_boot=40, seed=1, n_bins=10)
     assert a != bootstrap_ece(p, y, n_boot=40, seed=2, n_bins=10)
-    assert a[1] < 0.1 < a[2] and a[2] - a[1] < 0.01
+    assert a[1] < 0.1 < a[2]
+    assert a[2] - a[1] < 0.01
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -235,8 +246,9 @@ def test_smooth_ece_is_about_zero_when_calibrated_and_the_shift_when_shifted():
 def test_smooth_ece_is_non_increasing_in_the_bandwidth(seed, delta):
     p, y = _world(200, delta=delta, lo=0.34, seed=seed)
     vals = [smooth_ece(p, y, bandwidth=s) for s in (0.01, 0.03, 0.1, 0.3, 1.0)]
-    assert all(b <= a + 1e-6 for a, b in zip(vals, vals[1:]))
-    assert 0 <= vals[-1] and vals[0] <= 1
+    assert all(b <= a + 1e-6 for a, b in zip(vals, vals[1:], strict=False))
+    assert vals[-1] >= 0
+    assert vals[0] <= 1
 
 
 def test_smooth_ece_agrees_with_relplot():
@@ -246,8 +258,7 @@ def test_smooth_ece_agrees_with_relplot():
         p, y = _world(5000, delta=delta, lo=0.5, hi=0.9, seed=seed)
         f, correct = _conf_correct(p, y)
         for sigma in (0.02, 0.05, 0.1):
-            assert smooth_ece(p, y, bandwidth=sigma) == pytest.approx(relplot.smECE_sigma(f, correct, sigma),
-                                                                      rel=1e-2)
+            assert smooth_ece(p, y, bandwidth=sigma) == pytest.approx(relplot.smECE_sigma(f, correct, sigma), rel=1e-2)
         # automatic bandwidth: relplot bisects to 2**-10 and returns smECE at the top of its bracket
         theirs, width = relplot.smECE(f, correct, return_width=True)
         assert smooth_ece(p, y, bandwidth=width) == pytest.approx(theirs, rel=1e-2)
@@ -258,7 +269,9 @@ def test_smooth_ece_agrees_with_relplot():
 def test_smooth_reliability_curve():
     p, y = _world(20_000, delta=0.1, lo=0.4, seed=11)
     x, curve = smooth_reliability(p, y, grid=101)
-    assert x.shape == curve.shape == (101,) and x[0] == 0 and x[-1] == 1
+    assert x.shape == curve.shape == (101,)
+    assert x[0] == 0
+    assert x[-1] == 1
     inside = (x >= 0.5) & (x <= 0.9)
     torch.testing.assert_close(curve[inside], x[inside] - 0.1, atol=0.03, rtol=0)
     p0, y0 = _world(20_000, delta=0.0, lo=0.4, seed=11)
@@ -315,7 +328,7 @@ _BAD = [
 ]
 
 
-@pytest.mark.parametrize("call,exc,match", _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
+@pytest.mark.parametrize(("call", "exc", "match"), _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

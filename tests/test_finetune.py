@@ -29,8 +29,8 @@ def test_shift_augment_matches_a_padded_crop_reference():
     for i in range(20):
         dy, dx = int(d[i, 0]), int(d[i, 1])
         ref = torch.zeros_like(x[i])
-        src = x[i][:, max(0, -dy): 5 - max(0, dy), max(0, -dx): 6 - max(0, dx)]
-        ref[:, max(0, dy): max(0, dy) + src.shape[1], max(0, dx): max(0, dx) + src.shape[2]] = src
+        src = x[i][:, max(0, -dy) : 5 - max(0, dy), max(0, -dx) : 6 - max(0, dx)]
+        ref[:, max(0, dy) : max(0, dy) + src.shape[1], max(0, dx) : max(0, dx) + src.shape[2]] = src
         torch.testing.assert_close(out[i], ref)
 
 
@@ -38,7 +38,8 @@ def test_mixup_batch_blends_images_and_labels_with_one_lambda():
     x, y = _data(16)
     g = torch.Generator().manual_seed(0)
     mixed, ya, yb, lam = mixup_batch(x, y, 0.4, g)
-    assert 0.0 <= lam <= 1.0 and torch.equal(ya, y)
+    assert 0.0 <= lam <= 1.0
+    assert torch.equal(ya, y)
     perm = [int(torch.nonzero(y == yb[i]).flatten()[0]) for i in range(16)]  # a source with label yb[i]
     assert all(int(y[p]) == int(yb[i]) for i, p in enumerate(perm))
     # the blend: mixed - lam * x is (1 - lam) times some row of x, namely the one whose label is yb
@@ -75,7 +76,7 @@ def test_plain_fine_tune_equals_a_reference_loop():
     for _ in range(2):
         order = torch.randperm(64, generator=g)
         for s in range(0, 64, 16):
-            idx = order[s:s + 16]
+            idx = order[s : s + 16]
             logp = net(x[idx]).log_softmax(-1)
             target = torch.full((16, 3), 0.2 / 3).scatter_(1, y[idx, None], 1 - 0.2 + 0.2 / 3)
             loss = -(target * logp).sum(-1).mean()
@@ -101,11 +102,20 @@ def test_label_smoothing_lowers_confidence():
     assert conf[0.3] < conf[0.0] - 0.05
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(weight_decay=-1.0), "weight_decay"),
-    (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"), (dict(label_smoothing=1.0), "label_smoothing"),
-    (dict(label_smoothing=-0.1), "label_smoothing"), (dict(mixup=-0.2), "mixup"), (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(lr=0.0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(label_smoothing=1.0), "label_smoothing"),
+        (dict(label_smoothing=-0.1), "label_smoothing"),
+        (dict(mixup=-0.2), "mixup"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_recipe_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FineTuneRecipe(**kwargs)
@@ -121,4 +131,5 @@ def test_recipe_and_fine_tune_bad_types():
     x, y = _data()
     with pytest.raises(ValueError, match="labels"):
         fine_tune(_model(), (x, y[:-1]))
-    assert FineTuneRecipe(mixup=0.4).bang and not FineTuneRecipe().bang
+    assert FineTuneRecipe(mixup=0.4).bang
+    assert not FineTuneRecipe().bang

@@ -7,6 +7,7 @@ calibration curve), and slow, obviously-correct python-loop references written h
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -49,7 +50,7 @@ def tm_ce():
 def _top(p, y):
     """Slow top-label confidence and correctness (python argmax: first maximum)."""
     conf, correct = [], []
-    for row, label in zip(p.tolist(), y.tolist()):
+    for row, label in zip(p.tolist(), y.tolist(), strict=False):
         m = max(row)
         pred = row.index(m)
         conf.append(m)
@@ -69,7 +70,7 @@ def _loop_bin(value, edges):
 def _loop_ce(conf, hit, edges, norm="l1"):
     n_bins = len(edges) - 1
     members = [[] for _ in range(n_bins)]
-    for c, h in zip(conf, hit):
+    for c, h in zip(conf, hit, strict=False):
         members[_loop_bin(c, edges)].append((c, h))
     n = len(conf)
     gaps = []
@@ -231,8 +232,11 @@ def test_ece_perfect_and_empty_bins():
             assert M.ece(p, y, strategy=strategy, norm=norm) == 0.0
     rel = M.reliability(p, y, n_bins=5)
     assert rel.count.tolist() == [0, 0, 0, 0, 50]
-    assert torch.isnan(rel.confidence[:4]).all() and torch.isnan(rel.accuracy[:4]).all()
-    assert rel.confidence[4] == 1.0 and rel.accuracy[4] == 1.0 and rel.ece == 0.0
+    assert torch.isnan(rel.confidence[:4]).all()
+    assert torch.isnan(rel.accuracy[:4]).all()
+    assert rel.confidence[4] == 1.0
+    assert rel.accuracy[4] == 1.0
+    assert rel.ece == 0.0
     # all wrong with confidence 1: ECE 1
     assert M.ece(p, (y + 1) % 3) == 1.0
 
@@ -283,7 +287,8 @@ def test_uniform_binning_is_exact_at_and_around_edges(n_bins, dtype):
     down = torch.nextafter(on, torch.tensor(-1.0, dtype=dtype))
     values = torch.cat([on, up, down, edges.to(dtype)]).clamp(0, 1)
     bins, scaled = M._uniform_bins(values, n_bins)
-    assert scaled.dtype == torch.float64 and torch.allclose(scaled / n_bins, values.double(), rtol=1e-15, atol=0)
+    assert scaled.dtype == torch.float64
+    assert torch.allclose(scaled / n_bins, values.double(), rtol=1e-15, atol=0)
     idx = bins.to(torch.int64)
     ref = [_loop_bin(x, edges.tolist()) for x in values.tolist()]
     assert idx.tolist() == ref
@@ -317,16 +322,22 @@ def test_reliability_fields():
     p, y = _probs(1000, 6, seed=4), _labels(1000, 6, seed=4)
     for strategy in ("uniform", "quantile"):
         rel = M.reliability(p, y, n_bins=8, strategy=strategy)
-        assert rel.edges.shape == (9,) and rel.confidence.shape == (8,) and rel.accuracy.shape == (8,)
-        assert rel.count.shape == (8,) and rel.count.dtype == torch.int64 and int(rel.count.sum()) == 1000
+        assert rel.edges.shape == (9,)
+        assert rel.confidence.shape == (8,)
+        assert rel.accuracy.shape == (8,)
+        assert rel.count.shape == (8,)
+        assert rel.count.dtype == torch.int64
+        assert int(rel.count.sum()) == 1000
         assert isinstance(rel.ece, float)
         assert rel.ece == pytest.approx(M.ece(p, y, n_bins=8, strategy=strategy), abs=1e-15)
-        assert rel.edges[0] == 0 and rel.edges[-1] == 1 and (rel.edges.diff() >= 0).all()
+        assert rel.edges[0] == 0
+        assert rel.edges[-1] == 1
+        assert (rel.edges.diff() >= 0).all()
         ok = rel.count > 0
         assert ((rel.confidence[ok] > rel.edges[:-1][ok]) & (rel.confidence[ok] <= rel.edges[1:][ok])).all()
         w = rel.count[ok].double() / 1000
         assert rel.ece == pytest.approx(float((w * (rel.accuracy[ok] - rel.confidence[ok]).abs()).sum()), abs=1e-12)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         rel.ece = 0.0  # frozen
 
 
@@ -433,7 +444,9 @@ def _loop_diversity(mp):
     for s in range(n):
         bar = [sum(rows[m][s][cc] for m in range(k)) / k for cc in range(c)]
         for m in range(k):
-            kl += sum(pv * (math.log(pv) - math.log(bv)) for pv, bv in zip(rows[m][s], bar) if pv > 0) / (k * n)
+            kl += sum(pv * (math.log(pv) - math.log(bv)) for pv, bv in zip(rows[m][s], bar, strict=False) if pv > 0) / (
+                k * n
+            )
         mi += (_loop_entropy(bar) - sum(_loop_entropy(rows[m][s]) for m in range(k)) / k) / n
     return dis, kl, mi
 
@@ -521,7 +534,8 @@ def test_inputs_requiring_grad_and_float32_members():
 def test_outputs_stay_on_input_device():
     p, y = _probs(100, 3), _labels(100, 3)
     rel = M.reliability(p, y)
-    assert rel.edges.device == p.device and rel.count.device == p.device
+    assert rel.edges.device == p.device
+    assert rel.count.device == p.device
     rc = M.risk_coverage(p.max(1).values, p.argmax(1) == y)
     assert rc.risk.device == p.device
 

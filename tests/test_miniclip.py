@@ -66,13 +66,17 @@ def tmp_cache(monkeypatch, tmp_path):
 
 
 def test_prompt_pool_templates():
-    assert len(PROMPT_POOL) >= 40 and len(set(PROMPT_POOL)) == len(PROMPT_POOL)
+    assert len(PROMPT_POOL) >= 40
+    assert len(set(PROMPT_POOL)) == len(PROMPT_POOL)
     assert all(isinstance(t, str) and t.count("{}") == 1 for t in PROMPT_POOL)
-    assert "{}" in PROMPT_POOL and PLAIN_PROMPT in PROMPT_POOL
-    assert set(HAND_CRAFTED) <= set(PROMPT_POOL) and 3 <= len(HAND_CRAFTED) < len(PROMPT_POOL)
+    assert "{}" in PROMPT_POOL
+    assert PLAIN_PROMPT in PROMPT_POOL
+    assert set(HAND_CRAFTED) <= set(PROMPT_POOL)
+    assert 3 <= len(HAND_CRAFTED) < len(PROMPT_POOL)
     assert set(PROMPT_GROUPS) == set(PROMPT_POOL)
     groups = set(PROMPT_GROUPS.values())
-    assert {f"style:{s}" for s in STYLES} <= groups and {f"spurious:{w}" for w in SPURIOUS_WORDS} <= groups
+    assert {f"style:{s}" for s in STYLES} <= groups
+    assert {f"spurious:{w}" for w in SPURIOUS_WORDS} <= groups
     assert {"generic", "rare"} <= groups
     assert CLASS_NAMES == ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
     assert len(STYLES) >= 6
@@ -97,23 +101,30 @@ def test_pretraining_pairs_are_deterministic(tmp_cache, monkeypatch, tmp_path):
     monkeypatch.setenv("ENSEMBLE_LAB_CACHE", str(tmp_path / "other"))
     c = pretraining_pairs(seed=3, n=300)  # built again, elsewhere
     for other in (b, c):
-        assert torch.equal(a.images, other.images) and a.captions == other.captions
-        assert torch.equal(a.labels, other.labels) and torch.equal(a.styles, other.styles)
-    assert a.images.shape == (300, 1, 16, 16) and a.images.dtype == torch.float32
-    assert float(a.images.min()) >= 0.0 and float(a.images.max()) <= 1.0
-    assert a.labels.dtype == torch.int64 and a.styles.dtype == torch.int64 and len(a.captions) == 300
+        assert torch.equal(a.images, other.images)
+        assert a.captions == other.captions
+        assert torch.equal(a.labels, other.labels)
+        assert torch.equal(a.styles, other.styles)
+    assert a.images.shape == (300, 1, 16, 16)
+    assert a.images.dtype == torch.float32
+    assert float(a.images.min()) >= 0.0
+    assert float(a.images.max()) <= 1.0
+    assert a.labels.dtype == torch.int64
+    assert a.styles.dtype == torch.int64
+    assert len(a.captions) == 300
     images, captions, labels, styles = a  # unpacks as a 4-tuple
     d = pretraining_pairs(seed=4, n=300)
-    assert d.captions != a.captions and not torch.equal(d.images, a.images)
+    assert d.captions != a.captions
+    assert not torch.equal(d.images, a.images)
 
 
 def test_captions_name_the_class_of_their_image(plan):
     words = [c.split() for c in plan["captions"]]
     named = [[n for n in CLASS_NAMES if n in w] for w in words]
-    right = [CLASS_NAMES[int(y)] in n for n, y in zip(named, plan["labels"])]
+    right = [CLASS_NAMES[int(y)] in n for n, y in zip(named, plan["labels"], strict=False)]
     has = [bool(n) for n in named]
     assert 0.80 < np.mean(has) < 0.90  # 15% name no class
-    assert np.mean([r for r, h in zip(right, has) if h]) > 0.88  # most that name one name the right one
+    assert np.mean([r for r, h in zip(right, has, strict=False) if h]) > 0.88  # most that name one name the right one
 
 
 def test_sources_are_disjoint(plan):
@@ -122,13 +133,15 @@ def test_sources_are_disjoint(plan):
     train, test = set(pools["train"].tolist()), set(pools["test"].tolist())
     pre = set(plan["sources"].tolist())
     assert pre <= train
-    for k, style in enumerate(STYLES):
+    for k, _style in enumerate(STYLES):
         src = cap._domain_plan(0, 1000, k)
-        assert set(src.tolist()) <= test and not (set(src.tolist()) & pre)
+        assert set(src.tolist()) <= test
+        assert not (set(src.tolist()) & pre)
     assert torch.equal(raw_labels[plan["sources"]], plan["labels"])
     # the pools are those of load_digits (same seed): the same images in train and test
     digits = load_digits(0)
-    assert len(digits["train"]) == len(train) and len(digits["test"]) == len(test)
+    assert len(digits["train"]) == len(train)
+    assert len(digits["test"]) == len(test)
 
 
 def test_caption_imbalance_is_as_documented(plan):
@@ -137,15 +150,19 @@ def test_caption_imbalance_is_as_documented(plan):
     np.testing.assert_allclose(np.bincount(s, minlength=len(STYLES)) / len(s), STYLE_FREQUENCIES, atol=0.01)
     words = [c.split() for c in plan["captions"]]
     # the table in the module docstring: word -> (in captions, share of its class, misnamed captions, share)
-    table = {"sketch": (0.072, 0.626, 459, 0.697), "doodle": (0.054, 0.511, 318, 0.588),
-             "scribble": (0.055, 0.606, 371, 0.660)}
+    table = {
+        "sketch": (0.072, 0.626, 459, 0.697),
+        "doodle": (0.054, 0.511, 318, 0.588),
+        "scribble": (0.055, 0.606, 371, 0.660),
+    }
     for word, (freq, share, n_misnamed, share_misnamed) in table.items():
         target = CLASS_NAMES.index(SPURIOUS_WORDS[word])
         has = np.array([word in w for w in words])
         assert round(has.mean(), 3) == freq
         assert round((y[has] == target).mean(), 3) == share
         other = np.array([word in w and any(n in w for n in CLASS_NAMES if n != CLASS_NAMES[target]) for w in words])
-        assert other.sum() == n_misnamed and round((y[other] == target).mean(), 3) == share_misnamed
+        assert other.sum() == n_misnamed
+        assert round((y[other] == target).mean(), 3) == share_misnamed
         # the bias: the word's class is far more frequent among its captions than overall
         assert (y[has] == target).mean() > 4 * CLASS_FREQUENCIES[target]
     assert round(np.mean([c.split().count("photo") > 0 for c in plan["captions"]]), 2) == 0.37
@@ -155,9 +172,12 @@ def test_caption_imbalance_is_as_documented(plan):
 def test_zero_shot_domains(domains):
     assert tuple(domains) == STYLES
     for style, ds in domains.items():
-        assert ds.images.shape == (1000, 1, 16, 16) and ds.classes == CLASS_NAMES and ds.name == f"captions/{style}"
+        assert ds.images.shape == (1000, 1, 16, 16)
+        assert ds.classes == CLASS_NAMES
+        assert ds.name == f"captions/{style}"
         counts = torch.bincount(ds.labels, minlength=10).float() / len(ds)
-        assert float(counts.min()) > 0.08 and float(counts.max()) < 0.12  # (almost) balanced
+        assert float(counts.min()) > 0.08
+        assert float(counts.max()) < 0.12
     assert not torch.equal(domains["clean"].images, domains["blurry"].images)
     # inverted images are light on average, faint ones have low contrast
     assert float(domains["inverted"].images.mean()) > 0.6 > float(domains["clean"].images.mean())
@@ -173,7 +193,7 @@ def test_pretraining_sample(tmp_cache):
 
 
 @pytest.mark.parametrize(
-    "call, error, match",
+    ("call", "error", "match"),
     [
         (lambda: pretraining_pairs(seed=-1, n=10), ValueError, "seed"),
         (lambda: pretraining_pairs(seed=0, n=0), ValueError, "n must"),
@@ -198,10 +218,16 @@ def test_tokenizer_words_and_encode():
     assert tok.words("A photo, of... SEVEN!") == ["a", "photo", "of", "seven"]
     assert tok.words("handwritten 7") == ["handwritten", "7"]
     ids, mask = tok.encode(["a photo of seven", "Seven.", "a zebra photo"], max_len=6)
-    assert ids.shape == (3, 6) and mask.shape == (3, 6) and ids.dtype == torch.int64 and mask.dtype == torch.bool
-    assert ids[0, :4].tolist() == [1, 2, 3, 4] and mask.sum(dim=1).tolist() == [4, 1, 2]
-    assert (ids[~mask] == 0).all() and (ids[mask] > 0).all()
-    assert len(tok) == 6 and tok.vocab == ("a", "photo", "of", "seven", "7")
+    assert ids.shape == (3, 6)
+    assert mask.shape == (3, 6)
+    assert ids.dtype == torch.int64
+    assert mask.dtype == torch.bool
+    assert ids[0, :4].tolist() == [1, 2, 3, 4]
+    assert mask.sum(dim=1).tolist() == [4, 1, 2]
+    assert (ids[~mask] == 0).all()
+    assert (ids[mask] > 0).all()
+    assert len(tok) == 6
+    assert tok.vocab == ("a", "photo", "of", "seven", "7")
 
 
 def test_tokenizer_reports_unknown_words_and_refuses_all_unknown():
@@ -245,21 +271,34 @@ def test_shipped_weights_are_safetensors_and_small(monkeypatch, meta):
     assert len(raw) < 2_000_000
     (n_header,) = struct.unpack("<Q", raw[:8])  # safetensors: u64 header length, then a JSON header
     header = json.loads(raw[8 : 8 + n_header])
-    assert "log_scale" in header and not raw.startswith(b"PK") and raw[:1] != b"\x80"
+    assert "log_scale" in header
+    assert not raw.startswith(b"PK")
+    assert raw[:1] != b"\x80"
 
     def no_pickle(*args, **kwargs):
         raise AssertionError("torch.load must not be used")
 
     monkeypatch.setattr(torch, "load", no_pickle)
     m = load_miniclip("cpu")
-    assert isinstance(m, MiniCLIP) and not m.training
+    assert isinstance(m, MiniCLIP)
+    assert not m.training
     assert m.embed_dim == meta["config"]["embed_dim"] == 64
-    assert m.logit_scale == pytest.approx(meta["logit_scale"], rel=1e-6) and 1.0 < m.logit_scale <= 100.0
-    for key in ("vocab", "config", "seed", "torch_version", "training", "training_command", "zero_shot_accuracy",
-                "spurious_prediction_rate"):
+    assert m.logit_scale == pytest.approx(meta["logit_scale"], rel=1e-6)
+    assert 1.0 < m.logit_scale <= 100.0
+    for key in (
+        "vocab",
+        "config",
+        "seed",
+        "torch_version",
+        "training",
+        "training_command",
+        "zero_shot_accuracy",
+        "spurious_prediction_rate",
+    ):
         assert key in meta
     assert meta["training_command"].startswith("python -m ensemble_lab.models.miniclip_train")
-    assert meta["prompt_pool"] == list(PROMPT_POOL) and meta["domains"]["styles"] == list(STYLES)
+    assert meta["prompt_pool"] == list(PROMPT_POOL)
+    assert meta["domains"]["styles"] == list(STYLES)
 
 
 def test_shipped_weights_reproduce_the_recorded_accuracy(model, meta, domains):
@@ -279,7 +318,8 @@ def test_shipped_model_has_the_properties_the_notebook_needs(meta):
     acc = meta["zero_shot_accuracy"]
     pool = list(PROMPT_POOL)
     for style in STYLES:  # well above chance (0.1) but imperfect
-        assert 0.4 < acc["plain"][style] < 0.96 and 0.4 < acc["pool_mean_logits"][style] < 0.96
+        assert 0.4 < acc["plain"][style] < 0.96
+        assert 0.4 < acc["pool_mean_logits"][style] < 0.96
     # style-specific prompts suit their own domain better than the generic ones (all but "clean")
     generic = [pool.index(t) for t in pool if PROMPT_GROUPS[t] == "generic"]
     for style in STYLES[1:]:
@@ -291,7 +331,8 @@ def test_shipped_model_has_the_properties_the_notebook_needs(meta):
     assert len(set(best.values())) >= 4
     # spuriously correlated prompts push their class on every domain
     for t, r in meta["spurious_prediction_rate"].items():
-        assert r["rate"] > 0.3 and r["generic_rate"] < 0.15, t
+        assert r["rate"] > 0.3, t
+        assert r["generic_rate"] < 0.15, t
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -302,7 +343,8 @@ def test_shipped_model_has_the_properties_the_notebook_needs(meta):
 def test_encode_shapes(model):
     x = torch.rand(5, 1, 16, 16)
     img = model.encode_image(x)
-    assert img.shape == (5, model.embed_dim) and img.dtype == torch.float32
+    assert img.shape == (5, model.embed_dim)
+    assert img.dtype == torch.float32
     torch.testing.assert_close(model.encode_image(x.numpy()), img)
     torch.testing.assert_close(model.encode_image(x, batch_size=2), img, rtol=1e-5, atol=1e-6)
     txt = model.encode_text(["a photo of the number seven.", "two sketch", "one"])
@@ -312,11 +354,12 @@ def test_encode_shapes(model):
     two = model.encode_text(["seven", "two"])
     cos = torch.nn.functional.cosine_similarity(img.unsqueeze(1), two.unsqueeze(0), dim=-1)
     torch.testing.assert_close(logits, model.logit_scale * cos, rtol=1e-4, atol=1e-4)
-    assert isinstance(model.logit_scale, float) and isinstance(model.embed_dim, int)
+    assert isinstance(model.logit_scale, float)
+    assert isinstance(model.embed_dim, int)
 
 
 @pytest.mark.parametrize(
-    "call, error, match",
+    ("call", "error", "match"),
     [
         (lambda m: m.encode_image(torch.rand(2, 16, 16)), ValueError, "images must have shape"),
         (lambda m: m.encode_image(torch.rand(2, 3, 16, 16)), ValueError, "images must have shape"),
@@ -357,9 +400,12 @@ def test_training_script_smoke(tmp_path, capsys):
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     out = tmp_path / "w"
     meta = miniclip_train.main(["--out", str(out), "--epochs", "1", "--n-pairs", "600", "--no-progress"])
-    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
-    assert (out / "miniclip.safetensors").exists() and (out / "miniclip.json").exists()
-    assert meta["training"]["epochs"] == 1 and "--n-pairs 600" in meta["training_command"]
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == det
+    assert (out / "miniclip.safetensors").exists()
+    assert (out / "miniclip.json").exists()
+    assert meta["training"]["epochs"] == 1
+    assert "--n-pairs 600" in meta["training_command"]
     m = load_miniclip("cpu", weights_dir=out)
     assert set(meta["zero_shot_accuracy"]["plain"]) == set(STYLES)
     assert all(0.0 <= a <= 1.0 for a in meta["zero_shot_accuracy"]["plain"].values())

@@ -45,7 +45,8 @@ def hook_macs(model: nn.Module, input_shape) -> int:
 def test_family_names_and_cost_order():
     assert {"mlp-xs", "mlp-s", "mlp-m", "mlp-l", "cnn-s", "cnn-m", "cnn-l"} <= set(FAMILY)
     costs = [macs(spec, (1, 16, 16), 10) for spec in FAMILY.values()]
-    assert costs == sorted(costs) and len(set(costs)) == len(costs)
+    assert costs == sorted(costs)
+    assert len(set(costs)) == len(costs)
 
 
 def test_macs_hand_count_tiny_mlp():
@@ -83,10 +84,14 @@ def test_build_model_seeded_and_leaves_global_rng_alone():
     assert torch.equal(before, after)
     b = build_model("cnn-s", seed=5)
     c = build_model("cnn-s", seed=6)
-    for (ka, va), (_, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+    for (ka, va), (_, vb), (_, vc) in zip(
+        a.state_dict().items(), b.state_dict().items(), c.state_dict().items(), strict=False
+    ):
         assert torch.equal(va, vb), ka
         assert not torch.equal(va, vc), ka
-    assert a.spec is FAMILY["cnn-s"] and a.input_shape == (1, 16, 16) and a.n_classes == 10
+    assert a.spec is FAMILY["cnn-s"]
+    assert a.input_shape == (1, 16, 16)
+    assert a.n_classes == 10
 
 
 def test_member_seed_distinct():
@@ -95,7 +100,7 @@ def test_member_seed_distinct():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         (dict(name="x", kind="rnn", widths=(3,)), "kind"),
         (dict(name="x", kind="mlp", widths=(0,)), "widths"),
@@ -133,7 +138,7 @@ def test_stacked_forward_equals_separate_members(name, shape):
         out = ens(x)
         out_per_member = ens(xs)
         ref = torch.stack([m(x) for m in separate])
-        ref_per_member = torch.stack([m(xi) for m, xi in zip(separate, xs)])
+        ref_per_member = torch.stack([m(xi) for m, xi in zip(separate, xs, strict=False)])
     assert out.shape == (k, 5, 10)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out_per_member, ref_per_member, atol=1e-5, rtol=1e-5)
@@ -147,19 +152,22 @@ def test_stacked_gradients_equal_separate_gradients(name):
     xs, ys = torch.rand(k, 6, *shape), torch.randint(0, 10, (k, 6))
     loss = F.cross_entropy(ens(xs).reshape(-1, 10), ys.reshape(-1)) * k
     loss.backward()
-    for i, (m, x, y) in enumerate(zip(separate, xs, ys)):
+    for i, (m, x, y) in enumerate(zip(separate, xs, ys, strict=False)):
         F.cross_entropy(m(x), y).backward()
-        for (key, p), (_, stacked) in zip(m.named_parameters(), ens.named_parameters()):
+        for (key, p), (_, stacked) in zip(m.named_parameters(), ens.named_parameters(), strict=False):
             torch.testing.assert_close(stacked.grad[i], p.grad, atol=1e-5, rtol=1e-4, msg=key)
 
 
 def test_members_round_trip_and_subset():
     ens = StackedEnsemble("cnn-s", 4, (1, 8, 8), 10, seed=2)
     members = ens.members()
-    assert len(members) == 4 and all(isinstance(m, nn.Sequential) for m in members)
+    assert len(members) == 4
+    assert all(isinstance(m, nn.Sequential) for m in members)
     again = StackedEnsemble.from_members(members)
-    assert again.k == 4 and again.spec == ens.spec and again.input_shape == (1, 8, 8)
-    for (key, a), (_, b) in zip(ens.state_dict().items(), again.state_dict().items()):
+    assert again.k == 4
+    assert again.spec == ens.spec
+    assert again.input_shape == (1, 8, 8)
+    for (key, a), (_, b) in zip(ens.state_dict().items(), again.state_dict().items(), strict=False):
         assert torch.equal(a, b), key
     x = torch.rand(7, 1, 8, 8)
     with torch.no_grad():

@@ -108,7 +108,8 @@ def test_binder_takes_torch_from_the_cpu_index():
     assert any(re.fullmatch(r"--(extra-)?index-url[ =]https://download\.pytorch\.org/whl/cpu/?", o) for o in options)
     entries = (re.sub(r"\s+#.*$", "", item) for item in _yaml_dependencies(ROOT / "binder" / "environment.yml"))
     conda = {_name(item) for item in entries if item not in pip}
-    assert conda and not conda & {"torch", "pytorch"}
+    assert conda
+    assert not conda & {"torch", "pytorch"}
 
 
 def test_binder_postbuild_fails_fast_installs_the_package_then_prebuilds():
@@ -134,5 +135,6 @@ def test_binder_postbuild_fails_fast_installs_the_package_then_prebuilds():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "make test" in readme and "make lab" in readme
+    assert "make test" in readme
+    assert "make lab" in readme
     assert [line for line in ci.splitlines() if line and not line.startswith("#")][-1] == "make test"

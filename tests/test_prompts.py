@@ -13,9 +13,9 @@ from ensemble_lab import prompts
 from ensemble_lab.prompts import (
     DEBIAS_MODES,
     average_text_embeddings,
-    equal_average_logits,
     check_template,
     ensemble_prompt_logits,
+    equal_average_logits,
     fill_template,
     fill_templates,
     prompt_logits,
@@ -56,8 +56,14 @@ def _ref_scores(logits, pretrain, debias):
         for c in range(n_cls):
             mu_test = sum(z[n, p, c] for n in range(n_img)) / n_img
             mu_pre = None if pretrain is None else sum(row[p, c] for row in np.asarray(pretrain)) / len(pretrain)
-            bias.append({"both": None if mu_pre is None else (mu_pre + mu_test) / 2, "pretrain": mu_pre,
-                         "test": mu_test, "none": 0.0}[debias])
+            bias.append(
+                {
+                    "both": None if mu_pre is None else (mu_pre + mu_test) / 2,
+                    "pretrain": mu_pre,
+                    "test": mu_test,
+                    "none": 0.0,
+                }[debias]
+            )
         out[p] = sum(max(z[n, p, c] - bias[c] for c in range(n_cls)) for n in range(n_img)) / n_img
     return out
 
@@ -118,19 +124,23 @@ def _ref_average(t, weights):
 def test_prompt_logits_matches_loops(dtype):
     x, t = _randn(7, 6, seed=1, scale=3.0), _randn(4, 3, 6, seed=2, scale=0.5)
     got = prompt_logits(x.to(dtype), t.to(dtype), 100.0)
-    assert got.shape == (7, 4, 3) and got.dtype == dtype
-    np.testing.assert_allclose(got.double().numpy(), _ref_prompt_logits(x, t, 100.0),
-                               rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-4)
+    assert got.shape == (7, 4, 3)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(
+        got.double().numpy(), _ref_prompt_logits(x, t, 100.0), rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-4
+    )
     # numpy in, a 0-d tensor logit scale (CLIP's logit_scale.exp())
-    np.testing.assert_allclose(prompt_logits(x.numpy(), t.numpy(), torch.tensor(100.0)).numpy(),
-                               _ref_prompt_logits(x, t, 100.0), rtol=1e-12)
+    np.testing.assert_allclose(
+        prompt_logits(x.numpy(), t.numpy(), torch.tensor(100.0)).numpy(), _ref_prompt_logits(x, t, 100.0), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("debias", DEBIAS_MODES)
 def test_zpe_scores_match_loops(debias):
     z, pre = _randn(9, 5, 4, seed=3, scale=4.0), _randn(6, 5, 4, seed=4, scale=4.0) + 2.0
     got = zpe_scores(z, pre, debias=debias)
-    assert got.shape == (5,) and got.dtype == torch.float64
+    assert got.shape == (5,)
+    assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), _ref_scores(z.numpy(), pre.numpy(), debias), rtol=1e-12)
     if debias in ("test", "none"):  # pretrain_logits unused
         torch.testing.assert_close(zpe_scores(z, debias=debias), got)
@@ -146,8 +156,10 @@ def test_zpe_weights_match_loops(temperature):
 
 
 @settings(max_examples=60, deadline=None)
-@given(scores=st.lists(st.one_of(st.integers(-3, 3).map(float), st.floats(-1e3, 1e3)), min_size=1, max_size=12),
-       tau=st.floats(-3.0, 3.0))
+@given(
+    scores=st.lists(st.one_of(st.integers(-3, 3).map(float), st.floats(-1e3, 1e3)), min_size=1, max_size=12),
+    tau=st.floats(-3.0, 3.0),
+)
 def test_zpe_select_matches_numpy_median_and_mad(scores, tau):
     got = zpe_select(torch.tensor(scores, dtype=torch.float64), tau)
     np.testing.assert_array_equal(got.numpy(), _ref_select(scores, tau))
@@ -155,7 +167,8 @@ def test_zpe_select_matches_numpy_median_and_mad(scores, tau):
 
 def test_zpe_select_uses_numpys_median_for_an_even_count():
     scores = torch.tensor([0.0, 1.0, 2.0, 10.0], dtype=torch.float64)
-    assert float(torch.median(scores)) == 1.0 and np.median(scores.numpy()) == 1.5  # the trap
+    assert float(torch.median(scores)) == 1.0
+    assert np.median(scores.numpy()) == 1.5
     # numpy: median 1.5, MAD 1.0, z = [-1.5, -0.5, 0.5, 8.5]; torch.median's lower middle would give z(2) = 1
     np.testing.assert_array_equal(zpe_select(scores, 0.75).numpy(), [0.0, 0.0, 0.0, 1.0])
     np.testing.assert_array_equal(zpe_select(scores, 0.4).numpy(), [0.0, 0.0, 0.5, 0.5])
@@ -178,7 +191,8 @@ def test_ensemble_prompt_logits_matches_loops_and_keeps_the_scale():
     z = _randn(8, 5, 3, seed=6, scale=10.0)
     w = [0.5, 0.0, 2.0, 1.0, 0.25]
     got = ensemble_prompt_logits(z, w)
-    assert got.shape == (8, 3) and got.dtype == torch.float64
+    assert got.shape == (8, 3)
+    assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), _ref_ensemble(z.numpy(), w), rtol=1e-12)
     np.testing.assert_allclose(ensemble_prompt_logits(z, np.asarray(w)).numpy(), got.numpy(), rtol=1e-14)
     # P copies of one prompt ensemble to that prompt's logits: no extra division by P
@@ -200,8 +214,9 @@ def test_zero_shot_logits_and_how_averaging_embeddings_differs_from_averaging_lo
     w = torch.tensor([1.0, 2.0, 0.5, 0.5], dtype=torch.float64)
     class_emb = 7.0 * average_text_embeddings(t, w)  # zero_shot_logits normalises whatever the norm
     got = zero_shot_logits(x, class_emb, s)
-    want = np.array([[s * np.dot(xi / np.linalg.norm(xi), e / np.linalg.norm(e)) for e in class_emb.numpy()]
-                     for xi in x.numpy()])
+    want = np.array(
+        [[s * np.dot(xi / np.linalg.norm(xi), e / np.linalg.norm(e)) for e in class_emb.numpy()] for xi in x.numpy()]
+    )
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
     # averaging embeddings = averaging logits, then dividing class c by the norm of its mean unit embedding
     t_unit = t / t.norm(dim=-1, keepdim=True)
@@ -231,10 +246,11 @@ def _biased_world(seed=0, n_classes=5, dim=32, n_good=8, favoured=(1, 4), n_test
     x_test, y_test = images(n_test)
     x_pre, _ = images(n_pre)
     n_prompts = n_good + len(favoured)
-    text = cls.expand(n_prompts, n_classes, dim) + 0.05 * torch.randn(n_prompts, n_classes, dim, generator=g,
-                                                                      dtype=torch.float64)
+    text = cls.expand(n_prompts, n_classes, dim) + 0.05 * torch.randn(
+        n_prompts, n_classes, dim, generator=g, dtype=torch.float64
+    )
     biased = list(range(n_good, n_prompts))
-    for p, c_star in zip(biased, favoured):
+    for p, c_star in zip(biased, favoured, strict=False):
         text[p, c_star] += 3.0 * u
     return x_test, y_test, x_pre, text, biased
 
@@ -268,34 +284,46 @@ def test_debiasing_finds_the_planted_biased_prompts():
 
 
 @settings(max_examples=30, deadline=None)
-@given(p=st.integers(1, 9), seed=st.integers(0, 10_000), spread=st.floats(0.01, 50.0),
-       temperature=st.floats(0.01, 100.0), tau=st.floats(-5.0, 5.0))
+@given(
+    p=st.integers(1, 9),
+    seed=st.integers(0, 10_000),
+    spread=st.floats(0.01, 50.0),
+    temperature=st.floats(0.01, 100.0),
+    tau=st.floats(-5.0, 5.0),
+)
 def test_weights_are_on_the_simplex(p, seed, spread, temperature, tau):
     scores = _randn(p, seed=seed, scale=spread)
     for w in (zpe_weights(scores, temperature), zpe_select(scores, tau)):
-        assert w.shape == (p,) and bool((w >= 0).all())
+        assert w.shape == (p,)
+        assert bool((w >= 0).all())
         assert float(w.sum()) == pytest.approx(1.0, abs=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 12), m=st.integers(1, 12), p=st.integers(1, 5), c=st.integers(2, 5),
-       seed=st.integers(0, 10_000), shift=st.floats(-100.0, 100.0))
+@given(
+    n=st.integers(1, 12),
+    m=st.integers(1, 12),
+    p=st.integers(1, 5),
+    c=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    shift=st.floats(-100.0, 100.0),
+)
 def test_debiased_scores_ignore_a_per_prompt_class_offset(n, m, p, c, seed, shift):
     z, pre = _randn(n, p, c, seed=seed, scale=5.0), _randn(m, p, c, seed=seed + 1, scale=5.0)
     offset = shift * _randn(p, c, seed=seed + 2)  # the same constant for every image
-    torch.testing.assert_close(zpe_scores(z + offset, debias="test"), zpe_scores(z, debias="test"),
-                               rtol=0, atol=1e-9)
-    torch.testing.assert_close(zpe_scores(z + offset, pre + offset, "both"), zpe_scores(z, pre, "both"),
-                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(zpe_scores(z + offset, debias="test"), zpe_scores(z, debias="test"), rtol=0, atol=1e-9)
+    torch.testing.assert_close(
+        zpe_scores(z + offset, pre + offset, "both"), zpe_scores(z, pre, "both"), rtol=0, atol=1e-9
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(p=st.integers(1, 9), seed=st.integers(0, 10_000), shift=st.floats(-1e3, 1e3),
-       temperature=st.floats(0.1, 10.0))
+@given(p=st.integers(1, 9), seed=st.integers(0, 10_000), shift=st.floats(-1e3, 1e3), temperature=st.floats(0.1, 10.0))
 def test_zpe_weights_ignore_a_constant_shift_of_the_scores(p, seed, shift, temperature):
     scores = _randn(p, seed=seed, scale=3.0)
-    torch.testing.assert_close(zpe_weights(scores + shift, temperature), zpe_weights(scores, temperature),
-                               rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        zpe_weights(scores + shift, temperature), zpe_weights(scores, temperature), rtol=1e-9, atol=1e-12
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -309,20 +337,25 @@ def test_templates():
     # class names are inserted literally, never formatted
     assert fill_template("a photo of a {}.", "{}") == "a photo of a {}."
     assert fill_template("a photo of a {}.", "{0} {x}") == "a photo of a {0} {x}."
-    assert fill_templates(["a {}.", "itap of a {}"], ("cat", "{0}")) == [["a cat.", "a {0}."],
-                                                                       ["itap of a cat", "itap of a {0}"]]
+    assert fill_templates(["a {}.", "itap of a {}"], ("cat", "{0}")) == [
+        ["a cat.", "a {0}."],
+        ["itap of a cat", "itap of a {0}"],
+    ]
 
 
-@pytest.mark.parametrize("template, match", [
-    ("a photo", r"exactly one '\{\}' placeholder .*found 0 in 'a photo'"),
-    ("{} and {}", r"exactly one '\{\}' placeholder .*found 2 in"),
-    ("a {0}", r"braces only as one literal '\{\}' placeholder \('\{0\}' or '\{x\}' fields are not"),
-    ("a {x}", r"braces only as one literal '\{\}'.*never with str.format"),
-    ("{} or {0}", r"braces only as one literal '\{\}'"),
-    ("{", "braces only"),
-    ("}", "braces only"),
-    ("{{}}", "braces only"),
-])
+@pytest.mark.parametrize(
+    ("template", "match"),
+    [
+        ("a photo", r"exactly one '\{\}' placeholder .*found 0 in 'a photo'"),
+        ("{} and {}", r"exactly one '\{\}' placeholder .*found 2 in"),
+        ("a {0}", r"braces only as one literal '\{\}' placeholder \('\{0\}' or '\{x\}' fields are not"),
+        ("a {x}", r"braces only as one literal '\{\}'.*never with str.format"),
+        ("{} or {0}", r"braces only as one literal '\{\}'"),
+        ("{", "braces only"),
+        ("}", "braces only"),
+        ("{{}}", "braces only"),
+    ],
+)
 def test_bad_templates(template, match):
     with pytest.raises(ValueError, match="^template .*" + match):
         check_template(template)
@@ -373,8 +406,11 @@ _BAD = [
     (lambda: prompt_logits(_X[0], _T, 100.0), ValueError, r"image_embeddings must have shape \(N, D\)"),
     (lambda: prompt_logits(_X, _T[0], 100.0), ValueError, r"text_embeddings must have shape \(P, C, D\)"),
     (lambda: prompt_logits(_X, _T[:0], 100.0), ValueError, "text_embeddings must have shape"),
-    (lambda: prompt_logits(_X[:, :4], _T, 100.0), ValueError,
-     r"image_embeddings and text_embeddings .* shapes \(4, 4\) and \(3, 2, 5\)"),
+    (
+        lambda: prompt_logits(_X[:, :4], _T, 100.0),
+        ValueError,
+        r"image_embeddings and text_embeddings .* shapes \(4, 4\) and \(3, 2, 5\)",
+    ),
     (lambda: prompt_logits(_X, _T[:, :1], 100.0), ValueError, "text_embeddings needs C >= 2"),
     (lambda: prompt_logits(_X, _T, 0.0), ValueError, "logit_scale must be a finite number > 0"),
     (lambda: prompt_logits(_X, _T, "big"), TypeError, "logit_scale must be a number"),
@@ -389,11 +425,17 @@ _BAD = [
     (lambda: zpe_scores(_NAN, debias="test"), ValueError, "logits must be finite"),
     (lambda: zpe_scores(_Z), ValueError, "debias='both' needs pretrain_logits"),
     (lambda: zpe_scores(_Z, debias="pretrain"), ValueError, "debias='pretrain' needs pretrain_logits"),
-    (lambda: zpe_scores(_Z, _Z[:, :2]), ValueError,
-     r"logits .* and pretrain_logits .* same P and C, got shapes \(4, 3, 2\) and \(4, 2, 2\)"),
+    (
+        lambda: zpe_scores(_Z, _Z[:, :2]),
+        ValueError,
+        r"logits .* and pretrain_logits .* same P and C, got shapes \(4, 3, 2\) and \(4, 2, 2\)",
+    ),
     (lambda: zpe_scores(_Z, _NAN), ValueError, "pretrain_logits must be finite"),
-    (lambda: zpe_scores(_Z, _Z, debias="mean"), ValueError, "debias must be one of 'both', 'pretrain', 'test', "
-                                                            "'none'; got 'mean'"),
+    (
+        lambda: zpe_scores(_Z, _Z, debias="mean"),
+        ValueError,
+        "debias must be one of 'both', 'pretrain', 'test', 'none'; got 'mean'",
+    ),
     (lambda: zpe_scores({"a": 1}, debias="none"), TypeError, "logits must be"),
     # zpe_weights
     (lambda: zpe_weights(_Z[0, 0], 0.0), ValueError, "temperature must be a finite number > 0"),
@@ -413,8 +455,12 @@ _BAD = [
     (lambda: ensemble_prompt_logits(_Z, [0.5, -0.1, 0.6]), ValueError, "weights must be finite, non-negative"),
     (lambda: ensemble_prompt_logits(_Z, [0.0, 0.0, 0.0]), ValueError, r"weights .* sum > 0, got \[0.0, 0.0"),
     (lambda: ensemble_prompt_logits(_Z, [0.5, float("nan"), 0.6]), ValueError, "weights must be finite"),
-    (lambda: ensemble_prompt_logits(_Z, [0.5, 0.5]), ValueError, r"weights must have shape \(3,\), one entry per "
-                                                                 r"prompt, got shape \(2,\)"),
+    (
+        lambda: ensemble_prompt_logits(_Z, [0.5, 0.5]),
+        ValueError,
+        r"weights must have shape \(3,\), one entry per "
+        r"prompt, got shape \(2,\)",
+    ),
     (lambda: ensemble_prompt_logits(_Z, ["a", "b", "c"]), TypeError, "weights must be a sequence of numbers"),
     (lambda: ensemble_prompt_logits(_Z, "abc"), TypeError, "weights must be a tensor or sequence"),
     (lambda: ensemble_prompt_logits(_Z[:, :0], []), ValueError, "logits has an empty prompt pool"),
@@ -423,20 +469,26 @@ _BAD = [
     (lambda: average_text_embeddings(_T[0]), ValueError, r"text_embeddings must have shape \(P, C, D\)"),
     (lambda: average_text_embeddings(_T, [1.0, -1.0, 1.0]), ValueError, "weights must be finite, non-negative"),
     (lambda: average_text_embeddings(_T, [1.0]), ValueError, r"weights must have shape \(3,\)"),
-    (lambda: average_text_embeddings(torch.stack([_T[0], -_T[0]])), ValueError,
-     "text_embeddings: the weighted mean .* zero vector"),
+    (
+        lambda: average_text_embeddings(torch.stack([_T[0], -_T[0]])),
+        ValueError,
+        "text_embeddings: the weighted mean .* zero vector",
+    ),
     (lambda: average_text_embeddings(_T * 0), ValueError, "text_embeddings must have no all-zero"),
     # zero_shot_logits
     (lambda: zero_shot_logits(_X, _T, 10.0), ValueError, r"class_embeddings must have shape \(C, D\)"),
-    (lambda: zero_shot_logits(_X, _T[0, :, :4], 10.0), ValueError,
-     r"image_embeddings .* and class_embeddings .* got shapes \(4, 5\) and \(2, 4\)"),
+    (
+        lambda: zero_shot_logits(_X, _T[0, :, :4], 10.0),
+        ValueError,
+        r"image_embeddings .* and class_embeddings .* got shapes \(4, 5\) and \(2, 4\)",
+    ),
     (lambda: zero_shot_logits(_X, _T[0, :1], 10.0), ValueError, "class_embeddings .* C >= 2"),
     (lambda: zero_shot_logits(_X, _T[0], -3.0), ValueError, "logit_scale"),
     (lambda: zero_shot_logits(_X[0], _T[0], 10.0), ValueError, r"image_embeddings must have shape \(N, D\)"),
 ]
 
 
-@pytest.mark.parametrize("call, exc, match", _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
+@pytest.mark.parametrize(("call", "exc", "match"), _BAD, ids=[f"bad{i}" for i in range(len(_BAD))])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -444,9 +496,19 @@ def test_bad_input(call, exc, match):
 
 def test_public_names():
     assert DEBIAS_MODES == ("both", "pretrain", "test", "none")
-    assert set(prompts.__all__) >= {"zpe_scores", "zpe_weights", "zpe_select", "prompt_logits",
-                                    "ensemble_prompt_logits", "average_text_embeddings", "zero_shot_logits",
-                                    "check_template", "fill_template", "fill_templates", "DEBIAS_MODES"}
+    assert set(prompts.__all__) >= {
+        "zpe_scores",
+        "zpe_weights",
+        "zpe_select",
+        "prompt_logits",
+        "ensemble_prompt_logits",
+        "average_text_embeddings",
+        "zero_shot_logits",
+        "check_template",
+        "fill_template",
+        "fill_templates",
+        "DEBIAS_MODES",
+    }
     assert all(hasattr(prompts, name) for name in prompts.__all__)
 
 
@@ -461,7 +523,8 @@ def test_cuda_matches_cpu_and_stays_on_the_device():
     dev = torch.device("cuda")
     z = prompt_logits(x.to(dev).float(), text.to(dev).float(), 100.0)
     z_pre = prompt_logits(x_pre.to(dev).float(), text.to(dev).float(), 100.0)
-    assert z.device.type == "cuda" and z.dtype == torch.float32
+    assert z.device.type == "cuda"
+    assert z.dtype == torch.float32
     scores = zpe_scores(z, z_pre)
     w, sel = zpe_weights(scores), zpe_select(scores, 0.5)
     ens = ensemble_prompt_logits(z, w)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from soups_fixtures import tiny_world
 
 from ensemble_lab.data import styled_digits
 from ensemble_lab.data.captions import CLASS_NAMES, STYLES
@@ -10,7 +11,6 @@ from ensemble_lab.models.clip_classifier import ClipClassifier, zero_shot_classi
 from ensemble_lab.models.miniclip import load_miniclip
 from ensemble_lab.prompts import fill_template
 from ensemble_lab.soup_world import ALPHAS, CURVE_SPLITS, SPLITS, ZERO_SHOT, assemble_world, endpoint_name
-from soups_fixtures import tiny_world
 
 
 def test_zero_shot_classifier_equals_clip_zero_shot_with_the_averaged_prompts():
@@ -19,8 +19,9 @@ def test_zero_shot_classifier_equals_clip_zero_shot_with_the_averaged_prompts():
     model = zero_shot_classifier(clip, CLASS_NAMES, templates)
     x = styled_digits("val", "clean", 50).images
     with torch.no_grad():
-        emb = torch.stack([F.normalize(clip.encode_text([fill_template(t, c) for c in CLASS_NAMES]), dim=-1)
-                           for t in templates]).mean(0)
+        emb = torch.stack(
+            [F.normalize(clip.encode_text([fill_template(t, c) for c in CLASS_NAMES]), dim=-1) for t in templates]
+        ).mean(0)
         want = clip.logit_scale * F.normalize(clip.encode_image(x), dim=-1) @ F.normalize(emb, dim=-1).T
         torch.testing.assert_close(model(x), want, rtol=1e-4, atol=1e-4)
     # the classifier owns its encoder: training it leaves the CLIP model alone
@@ -29,8 +30,9 @@ def test_zero_shot_classifier_equals_clip_zero_shot_with_the_averaged_prompts():
 
 
 def test_macs_are_counted_by_hand():
-    visual = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.Flatten(),
-                                 torch.nn.Linear(4 * 8 * 8, 6))
+    visual = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 6)
+    )
     model = ClipClassifier(visual, torch.randn(3, 6))
     assert model.macs((1, 16, 16)) == 4 * 9 * 64 + 256 * 6 + 6 * 3
 
@@ -50,14 +52,20 @@ def test_classifier_rejects_bad_heads():
 def test_styled_digits_splits_are_disjoint_and_deterministic():
     a = styled_digits("train", "clean", 200)
     b = styled_digits("train", "clean", 200)
-    assert torch.equal(a.images, b.images) and a.images.shape == (200, 1, 16, 16) and a.name == "captions/train/clean"
-    assert float(a.images.min()) >= 0 and float(a.images.max()) <= 1
+    assert torch.equal(a.images, b.images)
+    assert a.images.shape == (200, 1, 16, 16)
+    assert a.name == "captions/train/clean"
+    assert float(a.images.min()) >= 0
+    assert float(a.images.max()) <= 1
     noisy = styled_digits("train", "noisy", 200)
     assert not torch.equal(a.images, noisy.images)
     # same class balance as the source pool: every class present
     assert set(a.labels.tolist()) == set(range(len(CLASS_NAMES)))
-    for bad, match in ((dict(split="holdout"), "split"), (dict(split="val", style="sepia"), "style"),
-                       (dict(split="val", n=0), "n")):
+    for bad, match in (
+        (dict(split="holdout"), "split"),
+        (dict(split="val", style="sepia"), "style"),
+        (dict(split="val", n=0), "n"),
+    ):
         with pytest.raises(ValueError, match=match):
             styled_digits(**bad)
     assert "clean" in STYLES
@@ -65,20 +73,23 @@ def test_styled_digits_splits_are_disjoint_and_deterministic():
 
 def test_assemble_world_caches_logits_and_curves_that_match_the_models():
     world = tiny_world()
-    assert world.ingredients[0] == endpoint_name(3e-4) and len(world.curve_terms) == 8
+    assert world.ingredients[0] == endpoint_name(3e-4)
+    assert len(world.curve_terms) == 8
     x, y = world.images["test"], world.labels["test"]
     name = endpoint_name(1e-3)
     world.model.load_state_dict(world.states[name])
     with torch.no_grad():
         torch.testing.assert_close(world.logits[name]["test"], world.model(x))
     world.model.load_state_dict(world.states[ZERO_SHOT])
-    assert set(world.curve_terms[name]) == set(CURVE_SPLITS) and "val" not in CURVE_SPLITS
+    assert set(world.curve_terms[name]) == set(CURVE_SPLITS)
+    assert "val" not in CURVE_SPLITS
     terms = world.curve_terms[name]["test"]
     assert terms.shape == (len(ALPHAS), 2, x.shape[0], 10)
     # alpha 0 is the zero-shot model, alpha 1 the fine-tuned one
     torch.testing.assert_close(terms[0, 0], world.logits[ZERO_SHOT]["test"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(terms[-1, 1], world.logits[name]["test"], rtol=1e-5, atol=1e-5)
-    assert set(world.images) == set(SPLITS) and y.dtype == torch.int64
+    assert set(world.images) == set(SPLITS)
+    assert y.dtype == torch.int64
 
 
 def test_assemble_world_rejects_incomplete_input():

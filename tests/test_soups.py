@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from ensemble_lab.soups import (
     _combine,
@@ -104,17 +103,24 @@ def test_greedy_soup_can_keep_a_single_ingredient():
     assert torch.equal(soup["0.weight"], states[1]["0.weight"])
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda s: uniform_soup([]), ValueError, "at least one state dict"),
-    (lambda s: uniform_soup(s[0]), TypeError, "list of state dicts"),
-    (lambda s: uniform_soup([s[0], {k: v for k, v in s[1].items() if k != "3.bias"}]), ValueError, "'3.bias'"),
-    (lambda s: uniform_soup([s[0], {**s[1], "0.weight": torch.zeros(2, 2)}]), ValueError, "'0.weight'\\] has shape"),
-    (lambda s: uniform_soup([s[0], {**s[1], "0.bias": torch.full((4,), float("nan"))}]), ValueError, "finite"),
-    (lambda s: interpolate(s[0], s[1], 1.2), ValueError, "alpha must be in \\[0, 1\\]"),
-    (lambda s: interpolate(s[0], s[1], float("nan")), ValueError, "alpha must be a finite number"),
-    (lambda s: greedy_soup(s, "accuracy"), TypeError, "evaluate must be a callable"),
-    (lambda s: greedy_soup(s, lambda sd: 0.0, scores=[1.0]), ValueError, "scores must have one entry per state"),
-])
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda s: uniform_soup([]), ValueError, "at least one state dict"),
+        (lambda s: uniform_soup(s[0]), TypeError, "list of state dicts"),
+        (lambda s: uniform_soup([s[0], {k: v for k, v in s[1].items() if k != "3.bias"}]), ValueError, "'3.bias'"),
+        (
+            lambda s: uniform_soup([s[0], {**s[1], "0.weight": torch.zeros(2, 2)}]),
+            ValueError,
+            "'0.weight'\\] has shape",
+        ),
+        (lambda s: uniform_soup([s[0], {**s[1], "0.bias": torch.full((4,), float("nan"))}]), ValueError, "finite"),
+        (lambda s: interpolate(s[0], s[1], 1.2), ValueError, "alpha must be in \\[0, 1\\]"),
+        (lambda s: interpolate(s[0], s[1], float("nan")), ValueError, "alpha must be a finite number"),
+        (lambda s: greedy_soup(s, "accuracy"), TypeError, "evaluate must be a callable"),
+        (lambda s: greedy_soup(s, lambda sd: 0.0, scores=[1.0]), ValueError, "scores must have one entry per state"),
+    ],
+)
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call(_states(2))
@@ -153,8 +159,12 @@ def _planted(n=64):
     w_true = torch.randn(4, 3, generator=g)
     x = torch.randn(n, 4, generator=g)
     y = (x @ w_true).argmax(dim=1)
-    a = {"0.weight": torch.cat([w_true.T, -w_true.T, torch.zeros(2, 4)]), "0.bias": torch.zeros(8),
-         "2.weight": 5 * torch.cat([torch.eye(3), -torch.eye(3), torch.zeros(3, 2)], dim=1), "2.bias": torch.zeros(3)}
+    a = {
+        "0.weight": torch.cat([w_true.T, -w_true.T, torch.zeros(2, 4)]),
+        "0.bias": torch.zeros(8),
+        "2.weight": 5 * torch.cat([torch.eye(3), -torch.eye(3), torch.zeros(3, 2)], dim=1),
+        "2.bias": torch.zeros(3),
+    }
     b = {k: 3 * torch.randn(v.shape, generator=g) for k, v in a.items()}
     return a, b, x, y
 
@@ -170,7 +180,8 @@ def test_learned_soup_of_one_ingredient_is_that_ingredient_exactly():
     a, _, x, y = _planted()
     soup = learned_soup(_mlp(), [a], x, y, steps=5)
     assert all(torch.equal(soup[k], a[k]) for k in a)
-    assert soup.coefficients.shape == (1, 2) and soup.coefficients.dtype == torch.float64
+    assert soup.coefficients.shape == (1, 2)
+    assert soup.coefficients.dtype == torch.float64
     assert torch.equal(soup.coefficients, torch.ones(1, 2, dtype=torch.float64))
 
 
@@ -178,19 +189,22 @@ def test_learned_soup_equals_a_reference_mix_with_its_coefficients():
     states = [_mlp(i).state_dict() for i in range(3)]
     x, y = torch.randn(16, 4, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 3
     glob = learned_soup(_mlp(), states, x, y, by_layer=False, steps=10)
-    assert glob.groups == ("*",) and glob.coefficients.shape == (3, 1)
+    assert glob.groups == ("*",)
+    assert glob.coefficients.shape == (3, 1)
     reference = _combine(states, glob.coefficients[:, 0].tolist())
     for key in states[0]:
         torch.testing.assert_close(glob[key], reference[key])
     per = learned_soup(_mlp(), states, x, y, by_layer=True, steps=10)
-    assert per.groups == ("0", "2") and per.coefficients.shape == (3, 2)
+    assert per.groups == ("0", "2")
+    assert per.coefficients.shape == (3, 2)
     torch.testing.assert_close(per.coefficients.sum(dim=0), torch.ones(2, dtype=torch.float64))
     assert (per.coefficients >= 0).all()
     for key in states[0]:
         column = per.coefficients[:, per.groups.index(key.rpartition(".")[0])]
-        mixed = sum(float(c) * sd[key].double() for c, sd in zip(column, states))
+        mixed = sum(float(c) * sd[key].double() for c, sd in zip(column, states, strict=False))
         torch.testing.assert_close(per[key], mixed.float())
-    assert len(per.losses) == 11 and all(isinstance(v, float) for v in per.losses)
+    assert len(per.losses) == 11
+    assert all(isinstance(v, float) for v in per.losses)
 
 
 def test_learned_soup_finds_the_good_ingredient_and_beats_the_uniform_soup():
@@ -211,22 +225,33 @@ def test_learned_soup_finds_the_good_ingredient_and_beats_the_uniform_soup():
     assert soup.temperature > 0
 
 
-@pytest.mark.parametrize("change, exc, match", [
-    (dict(steps=0), ValueError, "steps must be in \\[1, inf\\]"),
-    (dict(steps=2.0), TypeError, "steps must be an int"),
-    (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
-    (dict(lr=-0.1), ValueError, "lr must be a finite number > 0"),
-    (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0"),
-    (dict(by_layer="yes"), TypeError, "by_layer must be a bool"),
-    (dict(labels=torch.zeros(5, dtype=torch.int64)), ValueError, "labels must have shape \\(8,\\)"),
-    (dict(labels=torch.full((8,), 3)), ValueError, "labels must lie in \\[0, 2\\]"),
-    (dict(labels=torch.full((8,), -1)), ValueError, "labels must lie in"),
-    (dict(inputs=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64)), ValueError, "inputs must have shape"),
-    (dict(model=nn.Sequential(nn.Linear(4, 3))), ValueError, "model must have the architecture"),
-    (dict(model=nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()), ValueError, "'2.weight' has shape"),
-    (dict(model=_mlp().train()), ValueError, "model must be in eval mode"),
-    (dict(states=[]), ValueError, "states must hold at least one state dict"),
-])
+@pytest.mark.parametrize(
+    ("change", "exc", "match"),
+    [
+        (dict(steps=0), ValueError, "steps must be in \\[1, inf\\]"),
+        (dict(steps=2.0), TypeError, "steps must be an int"),
+        (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
+        (dict(lr=-0.1), ValueError, "lr must be a finite number > 0"),
+        (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0"),
+        (dict(by_layer="yes"), TypeError, "by_layer must be a bool"),
+        (dict(labels=torch.zeros(5, dtype=torch.int64)), ValueError, "labels must have shape \\(8,\\)"),
+        (dict(labels=torch.full((8,), 3)), ValueError, "labels must lie in \\[0, 2\\]"),
+        (dict(labels=torch.full((8,), -1)), ValueError, "labels must lie in"),
+        (
+            dict(inputs=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64)),
+            ValueError,
+            "inputs must have shape",
+        ),
+        (dict(model=nn.Sequential(nn.Linear(4, 3))), ValueError, "model must have the architecture"),
+        (
+            dict(model=nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()),
+            ValueError,
+            "'2.weight' has shape",
+        ),
+        (dict(model=_mlp().train()), ValueError, "model must be in eval mode"),
+        (dict(states=[]), ValueError, "states must hold at least one state dict"),
+    ],
+)
 def test_learned_soup_bad_input(change, exc, match):
     a, b, x, y = _planted(8)
     kwargs = {**dict(model=_mlp(), states=[a, b], inputs=x, labels=y, steps=2), **change}
@@ -242,7 +267,7 @@ def test_learned_soup_leaves_states_and_model_untouched():
     with torch.no_grad():  # the fit enables gradients for itself
         soup = learned_soup(model, [a, b], x, y, steps=3)
     assert len(soup.losses) == 4
-    for sd, ref in zip((a, b), before):
+    for sd, ref in zip((a, b), before, strict=False):
         assert all(torch.equal(sd[k], v) for k, v in ref.items())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in own.items())
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
@@ -322,15 +347,18 @@ def test_scale_head_scales_the_logits_and_nothing_else():
     assert all(torch.equal(out[k], sd[k]) for k in sd if not k.startswith("head."))
 
 
-@pytest.mark.parametrize("function, args, match", [
-    ("scale_head", ("SD", "head", 0.0), "scale"),
-    ("scale_head", ("SD", "head", float("inf")), "scale"),
-    ("scale_head", ("SD", "visual.9", 1.0), "head"),
-    ("combine_head_terms", (torch.zeros(3, 2, 4), [0, 1], 1.0), "terms"),
-    ("combine_head_terms", (torch.zeros(3, 2, 4, 5), [0, 1], 1.0), "alphas"),
-    ("combine_head_terms", (torch.zeros(2, 2, 4, 5), [0, 1], -1.0), "scale"),
-    ("interpolation_head_terms", ("MODEL", "SD", "SD", [1.5], torch.rand(2, 1, 4, 4)), "alphas"),
-])
+@pytest.mark.parametrize(
+    ("function", "args", "match"),
+    [
+        ("scale_head", ("SD", "head", 0.0), "scale"),
+        ("scale_head", ("SD", "head", float("inf")), "scale"),
+        ("scale_head", ("SD", "visual.9", 1.0), "head"),
+        ("combine_head_terms", (torch.zeros(3, 2, 4), [0, 1], 1.0), "terms"),
+        ("combine_head_terms", (torch.zeros(3, 2, 4, 5), [0, 1], 1.0), "alphas"),
+        ("combine_head_terms", (torch.zeros(2, 2, 4, 5), [0, 1], -1.0), "scale"),
+        ("interpolation_head_terms", ("MODEL", "SD", "SD", [1.5], torch.rand(2, 1, 4, 4)), "alphas"),
+    ],
+)
 def test_head_helpers_reject_bad_input(function, args, match):
     import ensemble_lab.soups as soups_module
 
@@ -347,10 +375,13 @@ def test_curves_in_chunks_equal_one_pass():
     a = {k: v.clone() for k, v in model.state_dict().items()}
     b = {k: v + 0.3 for k, v in a.items()}
     x = torch.rand(7, 1, 4, 4)
-    torch.testing.assert_close(interpolation_logits(model, a, b, [0.2, 0.9], x, batch_size=3),
-                               interpolation_logits(model, a, b, [0.2, 0.9], x))
-    torch.testing.assert_close(interpolation_head_terms(model, a, b, [0.2, 0.9], x, batch_size=2),
-                               interpolation_head_terms(model, a, b, [0.2, 0.9], x))
+    torch.testing.assert_close(
+        interpolation_logits(model, a, b, [0.2, 0.9], x, batch_size=3), interpolation_logits(model, a, b, [0.2, 0.9], x)
+    )
+    torch.testing.assert_close(
+        interpolation_head_terms(model, a, b, [0.2, 0.9], x, batch_size=2),
+        interpolation_head_terms(model, a, b, [0.2, 0.9], x),
+    )
     with pytest.raises(ValueError, match="batch_size"):
         interpolation_logits(model, a, b, [0.5], x, batch_size=0)
     with pytest.raises(ValueError, match="inputs"):
@@ -365,11 +396,13 @@ def test_vmap_and_loop_over_alphas_agree():
     b = {k: v - 0.2 for k, v in a.items()}
     x = torch.rand(9, 1, 4, 4)
     for batch_size in (4, 100):
-        torch.testing.assert_close(interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size,
-                                                        vectorise=True),
-                                   interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size))
-        torch.testing.assert_close(interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size,
-                                                            vectorise=True),
-                                   interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size))
+        torch.testing.assert_close(
+            interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size, vectorise=True),
+            interpolation_logits(model, a, b, [0.0, 0.4, 1.0], x, batch_size=batch_size),
+        )
+        torch.testing.assert_close(
+            interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size, vectorise=True),
+            interpolation_head_terms(model, a, b, [0.3, 0.7], x, batch_size=batch_size),
+        )
     with pytest.raises(TypeError, match="vectorise"):
         interpolation_logits(model, a, b, [0.5], x, vectorise="yes")

@@ -42,7 +42,8 @@ def test_stacked_matches_one_by_one(both_engines, digits):
 
 def test_members_start_from_their_own_seeded_init_and_differ(digits):
     ens = train_ensemble("mlp-s", digits["train"], k=3, seed=5, **(RECIPE | {"epochs": 1}))
-    assert ens.k == 3 and not ens.training
+    assert ens.k == 3
+    assert not ens.training
     first = ens.state_dict()["1.weight"]  # layer 0 is the Flatten
     assert not torch.equal(first[0], first[1])
     # one epoch from member_seed(5, 0)'s init moves the weights, but not far from it
@@ -77,8 +78,10 @@ def test_predict_logits(both_engines, digits):
     images = digits["test"].images
     full = predict_logits(stacked, images)
     chunked = predict_logits(stacked, images, batch_size=37)
-    assert full.shape == (3, len(images), 10) and full.dtype == torch.float32
-    assert not full.requires_grad and full.device == stacked.device
+    assert full.shape == (3, len(images), 10)
+    assert full.dtype == torch.float32
+    assert not full.requires_grad
+    assert full.device == stacked.device
     torch.testing.assert_close(full, chunked)
     torch.testing.assert_close(predict_logits(stacked, digits["test"]), full)
     assert predict_logits(stacked, images[:0]).shape == (3, 0, 10)
@@ -88,13 +91,14 @@ def test_progress_bar_can_be_silenced(digits, capsys):
     small = digits["train"].subset(slice(0, 64))
     train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": False}))
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
+    assert captured.out == ""
+    assert captured.err == ""
     train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": True}))
     assert "training 2 x mlp-xs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, match",
+    ("kwargs", "error", "match"),
     [
         (dict(k=0), ValueError, "k must"),
         (dict(epochs=0), ValueError, "epochs must"),

@@ -34,18 +34,24 @@ def test_second_call_loads_identical_tensors(first_and_second):
     for split in first.splits:
         assert torch.equal(first.logits[split], second.logits[split])
         assert torch.equal(first.labels[split], second.labels[split])
-    assert first.config == second.config and first.classes == second.classes
-    assert warm < 1.0 and warm < cold
+    assert first.config == second.config
+    assert first.classes == second.classes
+    assert warm < 1.0
+    assert warm < cold
 
 
 def test_shapes_and_metadata(first_and_second):
     preds, *_ = first_and_second
-    assert preds.splits[:2] == ("val", "test") and len(preds.splits) >= 2 + 4 * 3
-    assert preds.k == 3 and len(preds.classes) == 10
+    assert preds.splits[:2] == ("val", "test")
+    assert len(preds.splits) >= 2 + 4 * 3
+    assert preds.k == 3
+    assert len(preds.classes) == 10
     for split in preds.splits:
         logits, labels = preds.logits[split], preds.labels[split]
-        assert logits.dtype == torch.float32 and labels.dtype == torch.int64
-        assert logits.shape == (3, labels.shape[0], 10) and logits.device.type == "cpu"
+        assert logits.dtype == torch.float32
+        assert labels.dtype == torch.int64
+        assert logits.shape == (3, labels.shape[0], 10)
+        assert logits.device.type == "cpu"
         assert torch.isfinite(logits).all()
     assert preds.labels["test"].shape == preds.labels[preds.splits[-1]].shape  # shifted copies of the test set
     assert preds.member_macs == macs("mlp-s", (1, 8, 8), 10)
@@ -61,7 +67,9 @@ def test_trained_ensemble_is_cached_and_matches_predictions(first_and_second):
     before = _artefacts("zoo_weights")
     ens = zoo.trained_ensemble(**SMALL)
     assert _artefacts("zoo_weights") == before  # loaded, not rebuilt
-    assert isinstance(ens, StackedEnsemble) and ens.k == 3 and not ens.training
+    assert isinstance(ens, StackedEnsemble)
+    assert ens.k == 3
+    assert not ens.training
     from ensemble_lab.data import load_digits
 
     test = load_digits(seed=0)["test"]
@@ -76,7 +84,8 @@ def test_config_change_gives_a_different_artefact(first_and_second):
     assert len(after - before) == 1
     assert not torch.equal(other.logits["test"], preds.logits["test"])
     fewer = zoo.ensemble_predictions(**(SMALL | {"k": 2, "epochs": 2}))
-    assert fewer.k == 2 and len(_artefacts("zoo_predictions") - after) == 1
+    assert fewer.k == 2
+    assert len(_artefacts("zoo_predictions") - after) == 1
 
 
 def test_default_epochs_table():
@@ -86,7 +95,7 @@ def test_default_epochs_table():
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, match",
+    ("kwargs", "error", "match"),
     [
         (dict(dataset="cifar"), ValueError, "dataset must"),
         (dict(arch="vit"), ValueError, "spec must"),
@@ -103,9 +112,8 @@ def test_bad_arguments(kwargs, error, match):
 @pytest.mark.slow
 def test_family_spans_a_wide_accuracy_range_on_distorted_digits():
     """Data requirement: on distorted digits the smallest and largest models differ by >= 8 accuracy points."""
-    from ensemble_lab.models import FAMILY
-
     from ensemble_lab.data import load_distorted_digits
+    from ensemble_lab.models import FAMILY
 
     names = list(FAMILY)
     smallest, largest = names[0], names[-1]

@@ -12,8 +12,15 @@ are generated deterministically from them (and cached), and CIFAR-10 is read fro
 """
 
 from ._dataset import ImageDataset
-from .captions import (HAND_CRAFTED, PROMPT_POOL, STYLES, pretraining_pairs, pretraining_sample, styled_digits,
-                       zero_shot_domains)
+from .captions import (
+    HAND_CRAFTED,
+    PROMPT_POOL,
+    STYLES,
+    pretraining_pairs,
+    pretraining_sample,
+    styled_digits,
+    zero_shot_domains,
+)
 from .cifar import load_cifar10
 from .digits import DIGIT_CLASSES, load_digits, load_distorted_digits
 from .shifts import SEVERITIES, SHIFT_KINDS, SHIFT_LEVELS, shift, shifted_sets

@@ -42,8 +42,7 @@ class ImageDataset:
         images = as_tensor(self.images, "images", floating=False)
         if not torch.is_floating_point(images):
             raise TypeError(
-                f"images must be floating point in [0, 1], got dtype {images.dtype} "
-                "(divide uint8 images by 255 first)"
+                f"images must be floating point in [0, 1], got dtype {images.dtype} (divide uint8 images by 255 first)"
             )
         if images.dtype != torch.float32:
             images = images.to(torch.float32)
@@ -110,8 +109,7 @@ class ImageDataset:
                     )
             elif torch.is_floating_point(index) or index.ndim != 1:
                 raise ValueError(
-                    f"index must be a 1-d integer or boolean index, got dtype {index.dtype}, "
-                    f"shape {tuple(index.shape)}"
+                    f"index must be a 1-d integer or boolean index, got dtype {index.dtype}, shape {tuple(index.shape)}"
                 )
         elif not isinstance(index, slice):
             raise TypeError(

@@ -391,8 +391,15 @@ def _caption(rng: np.random.Generator, label: int, style: str) -> str:
 def caption_vocabulary() -> tuple[str, ...]:
     """Every word any caption of the world can contain, sorted (the caption model's vocabulary)."""
     words: set[str] = set()
-    tables = (_CLASS_TEMPLATES, _STYLE_CLASS_TEMPLATES, _STYLE_ONLY_TEMPLATES, _NO_CLASS_TEMPLATES,
-              _SPURIOUS_CLASS_TEMPLATES, _SPURIOUS_NO_CLASS_TEMPLATES, _RARE_TEMPLATES)
+    tables = (
+        _CLASS_TEMPLATES,
+        _STYLE_CLASS_TEMPLATES,
+        _STYLE_ONLY_TEMPLATES,
+        _NO_CLASS_TEMPLATES,
+        _SPURIOUS_CLASS_TEMPLATES,
+        _SPURIOUS_NO_CLASS_TEMPLATES,
+        _RARE_TEMPLATES,
+    )
     for table in tables:
         for template, _ in table:
             words.update(w for w in template.split() if "{" not in w)
@@ -437,8 +444,12 @@ def _pretraining_plan(seed: int, n: int) -> dict:
         candidates = pool.numpy()[pool_labels == c]
         sources[where] = candidates[rng.integers(len(candidates), size=len(where))]
     captions = [_caption(rng, int(y[i]), STYLES[int(s[i])]) for i in range(n)]
-    return dict(sources=torch.as_tensor(sources), labels=torch.as_tensor(y, dtype=torch.int64),
-                styles=torch.as_tensor(s, dtype=torch.int64), captions=captions)
+    return dict(
+        sources=torch.as_tensor(sources),
+        labels=torch.as_tensor(y, dtype=torch.int64),
+        styles=torch.as_tensor(s, dtype=torch.int64),
+        captions=captions,
+    )
 
 
 def _cached_images(kind: str, config: dict, build) -> torch.Tensor:

@@ -60,7 +60,7 @@ def _source_pools(seed: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         idx = rng.permutation(np.flatnonzero(y == c))
         cut1 = int(round(_FRACTIONS[0] * len(idx)))
         cut2 = int(round((_FRACTIONS[0] + _FRACTIONS[1]) * len(idx)))
-        for split, part in zip(_SPLITS, (idx[:cut1], idx[cut1:cut2], idx[cut2:])):
+        for split, part in zip(_SPLITS, (idx[:cut1], idx[cut1:cut2], idx[cut2:]), strict=False):
             pools[split].append(part)
     return {s: torch.as_tensor(np.sort(np.concatenate(p)), dtype=torch.int64) for s, p in pools.items()}
 
@@ -75,9 +75,7 @@ def load_digits(seed: int = 0) -> dict[str, ImageDataset]:
     seed = _check_seed(seed)
     images, labels = _raw_digits()
     pools = _source_pools(seed, labels)
-    return {
-        s: ImageDataset(images[pools[s]], labels[pools[s]], DIGIT_CLASSES, f"digits/{s}") for s in _SPLITS
-    }
+    return {s: ImageDataset(images[pools[s]], labels[pools[s]], DIGIT_CLASSES, f"digits/{s}") for s in _SPLITS}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -177,7 +175,7 @@ def _build_distorted(seed: int, n_train: int, n_val: int, n_test: int, size: int
     images, labels = _raw_digits()
     pools = _source_pools(seed, labels)
     out: dict[str, torch.Tensor] = {}
-    for k, (split, n) in enumerate(zip(_SPLITS, (n_train, n_val, n_test))):
+    for k, (split, n) in enumerate(zip(_SPLITS, (n_train, n_val, n_test), strict=False)):
         gen = make_generator(_sub_seed(seed, 1, k))
         pool = pools[split]
         # every source digit of the pool used equally often (up to one), in a random order
@@ -231,6 +229,5 @@ def load_distorted_digits(
     size = check_int(size, "size", minimum=8, maximum=64)
     t = _load_distorted_tensors(seed, n_train, n_val, n_test, size)
     return {
-        s: ImageDataset(t[f"{s}_images"], t[f"{s}_labels"], DIGIT_CLASSES, f"distorted_digits/{s}")
-        for s in _SPLITS
+        s: ImageDataset(t[f"{s}_images"], t[f"{s}_labels"], DIGIT_CLASSES, f"distorted_digits/{s}") for s in _SPLITS
     }

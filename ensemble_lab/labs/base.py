@@ -41,8 +41,16 @@ import traitlets
 
 from .state import FIT_SPLIT, LabState
 
-__all__ = ["Lab", "PredictionsLab", "LabState", "cached", "lab_work", "SplitPredictions", "split_predictions",
-           "FIT_SPLIT"]
+__all__ = [
+    "Lab",
+    "PredictionsLab",
+    "LabState",
+    "cached",
+    "lab_work",
+    "SplitPredictions",
+    "split_predictions",
+    "FIT_SPLIT",
+]
 
 _WORK = threading.RLock()
 
@@ -198,8 +206,10 @@ class Lab(traitlets.HasTraits):
         """The widget tree (built on first use, from ``type(self).View``)."""
         if self._view is None:
             if self.View is None:
-                raise TypeError(f"{type(self).__name__} has no View: import its package "
-                                f"({type(self).__module__.rsplit('.', 1)[0]}) to join them")
+                raise TypeError(
+                    f"{type(self).__name__} has no View: import its package "
+                    f"({type(self).__module__.rsplit('.', 1)[0]}) to join them"
+                )
             with lab_work():
                 self._view = self.View(self)
         return self._view
@@ -284,11 +294,16 @@ def split_predictions(predictions, fit_split: str = FIT_SPLIT) -> SplitPredictio
     shapes = {name: tuple(t.shape) for name, t in logits.items()}
     if any(len(s) != 3 for s in shapes.values()) or len({(s[0], s[2]) for s in shapes.values()}) != 1:
         raise ValueError(f"predictions.logits must be (K, N, C) tensors sharing K and C across splits, got {shapes}")
-    bad = {name: tuple(labels[name].shape) for name in logits if tuple(labels.get(name, torch.empty(0)).shape)
-           != (shapes[name][1],)}
+    bad = {
+        name: tuple(labels[name].shape)
+        for name in logits
+        if tuple(labels.get(name, torch.empty(0)).shape) != (shapes[name][1],)
+    }
     if bad:
-        raise ValueError(f"predictions.labels must hold one (N,) label tensor per split, matching the logits; "
-                         f"got {bad} for logits {shapes}")
+        raise ValueError(
+            f"predictions.labels must hold one (N,) label tensor per split, matching the logits; "
+            f"got {bad} for logits {shapes}"
+        )
     eval_splits = tuple(s for s in logits if s != fit_split)
     if not eval_splits:
         raise ValueError(f"predictions must contain a split to evaluate on besides {fit_split!r}")

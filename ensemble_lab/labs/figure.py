@@ -76,8 +76,6 @@ def freeze_layout(fig) -> None:
     fig.set_layout_engine("none")
 
 
-
-
 class BlitManager:
     """Redraw only the artists that change, over a cached background (matplotlib's blitting pattern).
 
@@ -97,7 +95,9 @@ class BlitManager:
     def set_artists(self, artists) -> bool:
         """Manage ``artists``; returns True if they differ from before (a full draw is then needed)."""
         artists = list(artists)
-        changed = len(artists) != len(self._artists) or any(a is not b for a, b in zip(artists, self._artists))
+        changed = len(artists) != len(self._artists) or any(
+            a is not b for a, b in zip(artists, self._artists, strict=False)
+        )
         for a in artists:
             a.set_animated(True)
         self._artists = artists

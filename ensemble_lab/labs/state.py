@@ -116,8 +116,7 @@ class Setting:
         elif self.low is None:
             span = f"{'<' if self.open_high else '<='} {self.high:g}"
         else:
-            span = (f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
-                    f"{')' if self.open_high else ']'}")
+            span = f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
         why = f" ({self.why})" if self.why else ""
         raise ValueError(f"{what} must be {span}{why}, got {value!r}")
 
@@ -168,8 +167,14 @@ class _StateMeta(traitlets.MetaHasTraits):
 SEED = Setting(int, 0, "seed for anything random the Lab does (subsets, bootstrap)", low=0)
 N_BINS = Setting(int, 15, "bins of ECE and the reliability diagram", low=1, high=1000)
 STRATEGY = Setting(str, "uniform", "'uniform' or 'quantile' (equal-mass) bins", choices=("uniform", "quantile"))
-TEMPERATURE = Setting(float, 1.0, "divides the logits before the softmax", low=0.01, high=100,
-                      why="beyond it float32 logits overflow or every prediction is uniform")
+TEMPERATURE = Setting(
+    float,
+    1.0,
+    "divides the logits before the softmax",
+    low=0.01,
+    high=100,
+    why="beyond it float32 logits overflow or every prediction is uniform",
+)
 SPLIT = Setting(str, "test", "the split numbers are computed on: 'test', a shifted test set, or val (in-sample)")
 
 

@@ -20,6 +20,7 @@ base owns the rest:
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 from collections import deque
@@ -54,8 +55,9 @@ def split_options(eval_splits: Sequence[str], fit_split: str) -> list[tuple[str,
     return [(s, s) for s in eval_splits] + [(f"{fit_split} (fitted on it)", fit_split)]
 
 
-def table_html(header: Sequence[str], rows: dict[str, Sequence[str]], css_class: str = "el-table",
-               bold: Sequence[str] = ()) -> str:
+def table_html(
+    header: Sequence[str], rows: dict[str, Sequence[str]], css_class: str = "el-table", bold: Sequence[str] = ()
+) -> str:
     """A small HTML table: ``header`` names the columns after the row names; ``rows`` maps a row name to its
     (already formatted) cells.  Row names in ``bold`` are bold.  Everything is HTML-escaped."""
     cell = "padding:2px 8px"
@@ -63,11 +65,15 @@ def table_html(header: Sequence[str], rows: dict[str, Sequence[str]], css_class:
     body = []
     for name, cells in rows.items():
         style = "font-weight:bold" if name in bold else ""
-        body.append(f"<tr style='{style}'><td style='{cell}'>{html.escape(name)}</td>"
-                    + "".join(f"<td style='{cell};text-align:right'>{html.escape(c)}</td>" for c in cells)
-                    + "</tr>")
-    return (f"<div style='overflow-x:auto;max-width:100%'><table class='{css_class}'><tr>{head}</tr>"
-            f"{''.join(body)}</table></div>")
+        body.append(
+            f"<tr style='{style}'><td style='{cell}'>{html.escape(name)}</td>"
+            + "".join(f"<td style='{cell};text-align:right'>{html.escape(c)}</td>" for c in cells)
+            + "</tr>"
+        )
+    return (
+        f"<div style='overflow-x:auto;max-width:100%'><table class='{css_class}'><tr>{head}</tr>"
+        f"{''.join(body)}</table></div>"
+    )
 
 
 def control_rounding(control, value) -> list:
@@ -92,10 +98,8 @@ def control_rounding(control, value) -> list:
         out.append(min(control.max, max(lo, lo + round((value - lo) / step) * step)))
     fmt = getattr(control, "readout_format", None)
     if isinstance(control, (w.FloatSlider, w.FloatLogSlider)) and fmt:
-        try:
+        with contextlib.suppress(ValueError):
             out.append(float(format(value, fmt)))
-        except ValueError:
-            pass
     return [v for v in dict.fromkeys(out) if not _close(v, value)]
 
 
@@ -136,12 +140,18 @@ class LabView:
         self.status.add_class("el-status")
         self.build()
         self.figures = [v for v in vars(self).values() if isinstance(v, LabFigure)]
-        body = w.HBox([
-            w.VBox(self.controls(), layout=w.Layout(flex="0 0 auto", width=f"{CONTROLS_WIDTH}px",
-                                                    margin="0 16px 8px 0")),
-            w.VBox(self.outputs(), layout=w.Layout(flex="1 1 auto", min_width="0", max_width="100%",
-                                                   overflow="auto")),
-        ], layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+        body = w.HBox(
+            [
+                w.VBox(
+                    self.controls(),
+                    layout=w.Layout(flex="0 0 auto", width=f"{CONTROLS_WIDTH}px", margin="0 16px 8px 0"),
+                ),
+                w.VBox(
+                    self.outputs(), layout=w.Layout(flex="1 1 auto", min_width="0", max_width="100%", overflow="auto")
+                ),
+            ],
+            layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
+        )
         self.widget = w.VBox([self.status, body], layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("el-lab")
         self.widget.add_class(f"el-{self.CSS_NAME}")
@@ -194,8 +204,9 @@ class LabView:
         out.add_class(f"el-{css}")
         return out
 
-    def button(self, key: str, label: str, tooltip: str = "", on_click: Callable | None = None,
-               width: str = "105px") -> w.Button:
+    def button(
+        self, key: str, label: str, tooltip: str = "", on_click: Callable | None = None, width: str = "105px"
+    ) -> w.Button:
         """A button with the CSS class ``el-<key>``; by default it presses the Lab's button ``key``."""
         b = w.Button(description=label, tooltip=tooltip, layout=w.Layout(width=width))
         b.add_class(f"el-{key.replace(' ', '-')}")

@@ -37,8 +37,10 @@ def _open_clip():
     try:
         return importlib.import_module("open_clip")
     except ImportError as exc:  # also raised when open_clip's own torchvision import fails
-        raise ImportError("OpenClipModel needs open_clip (pip install 'ensemble_lab[clip]'), which needs a "
-                          f"torchvision that imports beside this torch; the import failed with: {exc}") from exc
+        raise ImportError(
+            "OpenClipModel needs open_clip (pip install 'ensemble_lab[clip]'), which needs a "
+            f"torchvision that imports beside this torch; the import failed with: {exc}"
+        ) from exc
 
 
 class OpenClipModel:
@@ -59,8 +61,9 @@ class OpenClipModel:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def create(cls, name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", device=None,
-               **kwargs) -> OpenClipModel:
+    def create(
+        cls, name: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k", device=None, **kwargs
+    ) -> OpenClipModel:
         """``open_clip.create_model_and_transforms(name, pretrained=pretrained)`` wrapped; ``pretrained=None``
         gives random weights and downloads nothing."""
         oc = _open_clip()
@@ -104,8 +107,10 @@ class OpenClipModel:
     def encode_image(self, images) -> torch.Tensor:
         """``(N, D)`` image embeddings (not normalised) of ``(N, 1 or 3, H, W)`` images in [0, 1]."""
         x = self.preprocess(images)
-        out = [self.model.encode_image(x[i:i + self.batch_size].to(self.device))
-               for i in range(0, x.shape[0], self.batch_size)]
+        out = [
+            self.model.encode_image(x[i : i + self.batch_size].to(self.device))
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
         return torch.cat(out).float()
 
     @torch.no_grad()
@@ -117,6 +122,6 @@ class OpenClipModel:
             raise ValueError("texts must not be empty")
         out = []
         for i in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer(list(texts[i:i + self.batch_size]))
+            tokens = self.tokenizer(list(texts[i : i + self.batch_size]))
             out.append(self.model.encode_text(tokens.to(self.device)))
         return torch.cat(out).float()

@@ -88,8 +88,9 @@ class ClipClassifier(nn.Module):
         return self.head(self.features(images))
 
 
-def zero_shot_classifier(clip, class_names: Sequence[str], templates: Sequence[str], scale: float | None = None
-                         ) -> ClipClassifier:
+def zero_shot_classifier(
+    clip, class_names: Sequence[str], templates: Sequence[str], scale: float | None = None
+) -> ClipClassifier:
     """The zero-shot classifier of a CLIP-like model (MiniCLIP's interface: ``visual``, ``encode_text``,
     ``logit_scale``): head row ``c`` is ``scale *`` the normalised mean of the normalised embeddings of every
     template filled with class name ``c`` (CLIP's prompt ensembling); no target labels are used.

@@ -104,9 +104,7 @@ class WordTokenizer:
                 why = f"its words {unknown!r} are all unknown" if unknown else "it has no words"
                 raise ValueError(f"texts[{i}] = {text!r} cannot be encoded: {why}")
             if len(known) > max_len:
-                raise ValueError(
-                    f"texts[{i}] = {text!r} has {len(known)} known words, more than max_len = {max_len}"
-                )
+                raise ValueError(f"texts[{i}] = {text!r} has {len(known)} known words, more than max_len = {max_len}")
             ids[i, : len(known)] = torch.as_tensor(known)
         return ids, ids != 0
 
@@ -142,12 +140,12 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        t, l, d = x.shape
+        t, length, d = x.shape
         h = self.heads
-        q, k, v = self.qkv(self.ln1(x)).view(t, l, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each (T, h, L, d/h)
+        q, k, v = self.qkv(self.ln1(x)).view(t, length, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each (T, h, L, d/h)
         att = (q @ k.transpose(-1, -2)) / math.sqrt(d // h)
-        att = att.masked_fill(~mask.view(t, 1, 1, l), float("-inf")).softmax(dim=-1)
-        x = x + self.out((att @ v).transpose(1, 2).reshape(t, l, d))
+        att = att.masked_fill(~mask.view(t, 1, 1, length), float("-inf")).softmax(dim=-1)
+        x = x + self.out((att @ v).transpose(1, 2).reshape(t, length, d))
         return x + self.mlp(self.ln2(x))
 
 

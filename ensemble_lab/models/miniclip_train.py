@@ -54,8 +54,16 @@ from ..data.captions import (
 from ..device import cpu_quota, fit_threads_to_cpus, make_generator
 from .miniclip import MiniCLIP, WordTokenizer, load_miniclip, miniclip_paths
 
-__all__ = ["DEFAULTS", "MODEL_CONFIG", "vocabulary", "train_miniclip", "per_prompt_logits", "evaluate",
-           "spurious_prediction_rate", "main"]
+__all__ = [
+    "DEFAULTS",
+    "MODEL_CONFIG",
+    "vocabulary",
+    "train_miniclip",
+    "per_prompt_logits",
+    "evaluate",
+    "spurious_prediction_rate",
+    "main",
+]
 
 DEFAULTS = dict(
     seed=0,
@@ -127,9 +135,7 @@ def train_miniclip(
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "text.position"]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and n != "text.position")]
-    opt = torch.optim.AdamW(
-        [dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.0)], lr=lr
-    )
+    opt = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay), dict(params=rest, weight_decay=0.0)], lr=lr)
     steps_per_epoch = math.ceil(len(images) / batch_size)
     total = epochs * steps_per_epoch
 
@@ -195,7 +201,7 @@ def evaluate(model: MiniCLIP, domains: dict) -> dict:
             img = F.normalize(model.encode_image(ds.images), dim=-1)  # (N, D)
             logits = model.logit_scale * torch.einsum("nd,pcd->npc", img, txt)
 
-            def acc(lg):
+            def acc(lg, labels=labels):
                 return float((lg.argmax(dim=-1) == labels).to(torch.float64).mean())
 
             out["plain"][name] = acc(logits[:, plain])
@@ -219,8 +225,11 @@ def spurious_prediction_rate(model: MiniCLIP, domains: dict) -> dict:
     for k, t in enumerate(spurious):
         cls = SPURIOUS_WORDS[PROMPT_GROUPS[t].split(":", 1)[1]]
         c = CLASS_NAMES.index(cls)
-        out[t] = {"class": cls, "rate": float((pred_s[:, k] == c).double().mean()),
-                  "generic_rate": float((pred_g == c).double().mean())}
+        out[t] = {
+            "class": cls,
+            "rate": float((pred_s[:, k] == c).double().mean()),
+            "generic_rate": float((pred_g == c).double().mean()),
+        }
     return out
 
 
@@ -232,8 +241,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--n-pairs", type=int, default=DEFAULTS["n_pairs"])
-    parser.add_argument("--threads", type=int, default=DEFAULTS["threads"],
-                        help="torch threads (fixed, so that runs are reproducible; default 2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULTS["threads"],
+        help="torch threads (fixed, so that runs are reproducible; default 2)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     for name in ("epochs", "n_pairs", "threads"):
@@ -275,9 +288,15 @@ def _run(args, argv) -> dict:
         config=model.config,
         logit_scale=model.logit_scale,
         seed=args.seed,
-        training=dict(DEFAULTS, epochs=args.epochs, seed=args.seed, n_pairs=args.n_pairs, threads=args.threads,
-                      loss="symmetric InfoNCE over distinct captions, learnable temperature clamped at 100",
-                      optimizer="AdamW, linear warm-up then cosine decay"),
+        training=dict(
+            DEFAULTS,
+            epochs=args.epochs,
+            seed=args.seed,
+            n_pairs=args.n_pairs,
+            threads=args.threads,
+            loss="symmetric InfoNCE over distinct captions, learnable temperature clamped at 100",
+            optimizer="AdamW, linear warm-up then cosine decay",
+        ),
         training_command="python -m ensemble_lab.models.miniclip_train"
         + "".join(f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])),
         training_seconds=round(train_seconds, 1),
@@ -293,13 +312,17 @@ def _run(args, argv) -> dict:
     meta_path.write_text(json.dumps(meta, indent=1))
 
     acc = meta["zero_shot_accuracy"]
-    print(f"trained in {train_seconds:.0f} s; logit_scale {model.logit_scale:.1f}; wrote {weights} "
-          f"({weights.stat().st_size / 1e6:.2f} MB) and {meta_path}")
+    print(
+        f"trained in {train_seconds:.0f} s; logit_scale {model.logit_scale:.1f}; wrote {weights} "
+        f"({weights.stat().st_size / 1e6:.2f} MB) and {meta_path}"
+    )
     print(f"{'domain':10s} {'plain':>6s} {'pool':>6s} {'poolE':>6s} {'hand':>6s} {'best':>6s}")
     for name in domains:
         best = max(acc["per_prompt"][name])
-        print(f"{name:10s} {acc['plain'][name]:6.3f} {acc['pool_mean_logits'][name]:6.3f} "
-              f"{acc['pool_mean_embedding'][name]:6.3f} {acc['hand_crafted'][name]:6.3f} {best:6.3f}")
+        print(
+            f"{name:10s} {acc['plain'][name]:6.3f} {acc['pool_mean_logits'][name]:6.3f} "
+            f"{acc['pool_mean_embedding'][name]:6.3f} {acc['hand_crafted'][name]:6.3f} {best:6.3f}"
+        )
     return meta
 
 

@@ -220,7 +220,7 @@ class StackedEnsemble(nn.Module):
         n = x.shape[-4]
         k = self.k
         grouped = False  # activations laid out (N, K * C, H, W)
-        for layer, module in zip(self._plan, self.children()):
+        for layer, module in zip(self._plan, self.children(), strict=False):
             kind = layer[0]
             if kind == "conv":
                 if not shared and not grouped:  # (K, N, C, H, W) -> (N, K * C, H, W)
@@ -241,4 +241,3 @@ class StackedEnsemble(nn.Module):
             else:
                 x = module(x)
         return x.transpose(1, 2)  # (K, C, N) -> (K, N, C)
-

@@ -7,6 +7,7 @@ they use the system's Chromium (``apt-get install chromium``) or ``$ENSEMBLE_LAB
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,9 +18,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -44,11 +45,15 @@ def missing(*modules: str) -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return ("browser tests skipped: Playwright for Python is not installed (pip install playwright; "
-                "no `playwright install` needed, the tests use the system Chromium)")
+        return (
+            "browser tests skipped: Playwright for Python is not installed (pip install playwright; "
+            "no `playwright install` needed, the tests use the system Chromium)"
+        )
     if chromium_path() is None:
-        return ("browser tests skipped: no Chromium found (apt-get install chromium, or set "
-                "ENSEMBLE_LAB_CHROMIUM to a Chromium/Chrome binary)")
+        return (
+            "browser tests skipped: no Chromium found (apt-get install chromium, or set "
+            "ENSEMBLE_LAB_CHROMIUM to a Chromium/Chrome binary)"
+        )
     for module in modules:
         try:
             __import__(module)
@@ -97,19 +102,26 @@ class Server:
                 self.process.wait(timeout=20)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
 
 
-def start_server(name: str, command: list[str], url: str, probe: str, log: Path, token: str = "",
-                 timeout: float = 180.0, env: dict | None = None) -> Server:
+def start_server(
+    name: str,
+    command: list[str],
+    url: str,
+    probe: str,
+    log: Path,
+    token: str = "",
+    timeout: float = 180.0,
+    env: dict | None = None,
+) -> Server:
     """Start ``command`` (its own process group, output to ``log``) and wait until ``url + probe`` answers."""
     handle = log.open("w")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True, env=env)
+    process = subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+    )
     handle.close()
     server = Server(name, url, process, log, token)
     deadline = time.monotonic() + timeout
@@ -147,8 +159,10 @@ READ_NUMBERS = r"""([sel, row]) => {
   return (text.match(/-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?/gi) || []).join(' ');
 }"""
 
-CHANGED = "([sel, row, before]) => { const now = (" + READ_NUMBERS + ")([sel, row]); " \
-          "return now !== null && now !== '' && now !== before; }"
+CHANGED = (
+    "([sel, row, before]) => { const now = (" + READ_NUMBERS + ")([sel, row]); "
+    "return now !== null && now !== '' && now !== before; }"
+)
 
 # A figure's pixels (ipympl draws each image into its first canvas); '' while nothing is drawn on it.
 CANVAS_PIXELS = r"""(sel) => {
@@ -249,20 +263,22 @@ def _one_prompt_more_or_less(move: Move) -> str | None:
 SCENARIOS: dict[str, Scenario] = {
     # a dropdown: the combination rule; the ensemble's numbers change
     # (not between "geometric mean" and "average logits": normalised, the two give the same probabilities)
-    "01": Scenario("el-deep-ensembles", ".el-rule", cycle_dropdown(("majority vote", "average probabilities")),
-                   row="ensemble"),
+    "01": Scenario(
+        "el-deep-ensembles", ".el-rule", cycle_dropdown(("majority vote", "average probabilities")), row="ensemble"
+    ),
     # a log slider's readout: the temperature; the "after" row changes
-    "02": Scenario("el-calibration", ".el-temperature", cycle_readout(("2.00", "0.50", "1.50", "0.70")),
-                   row="after"),
+    "02": Scenario("el-calibration", ".el-temperature", cycle_readout(("2.00", "0.50", "1.50", "0.70")), row="after"),
     # a checkbox of the prompt pool: one prompt fewer or more, and the numbers of the zero-shot classifier
     "03": Scenario("el-prompts", ".el-prompt-0", toggle_checkbox, check=_one_prompt_more_or_less),
     # a slider's readout: the window's half-width; the cascade's cost and coverage change
-    "04": Scenario("el-cascades", ".el-half-width", cycle_readout(("0.05", "0.30", "0.10", "0.40")),
-                   row="cascade"),
+    "04": Scenario("el-cascades", ".el-half-width", cycle_readout(("0.05", "0.30", "0.10", "0.40")), row="cascade"),
     # a slider's readout: WiSE-FT's alpha; the WiSE-FT row changes
-    "05": Scenario("el-soups", ".el-alpha",
-                   cycle_readout(("0.0", "1.0", "0.2", "0.8", "0.4", "0.6", "0.1", "0.9", "0.3", "0.7")),
-                   row="WiSE-FT"),
+    "05": Scenario(
+        "el-soups",
+        ".el-alpha",
+        cycle_readout(("0.0", "1.0", "0.2", "0.8", "0.4", "0.6", "0.1", "0.9", "0.3", "0.7")),
+        row="WiSE-FT",
+    ),
 }
 
 
@@ -288,9 +304,16 @@ class Move:
     response_s: float  # from the end of the move to the changed number
 
 
-def move_and_wait(page, sc: Scenario, i: int = 0, timeout_ms: int = ACTION_TIMEOUT_MS,
-                  control: str | None = None, move: Callable | None = None,
-                  probe: str | None = None, row: str | None = "") -> Move:
+def move_and_wait(
+    page,
+    sc: Scenario,
+    i: int = 0,
+    timeout_ms: int = ACTION_TIMEOUT_MS,
+    control: str | None = None,
+    move: Callable | None = None,
+    probe: str | None = None,
+    row: str | None = "",
+) -> Move:
     """Make the scenario's i-th move (or ``move`` on ``control``) and wait until the probed numbers change;
     an assertion error says what stayed the same."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -306,12 +329,21 @@ def move_and_wait(page, sc: Scenario, i: int = 0, timeout_ms: int = ACTION_TIMEO
     try:
         page.wait_for_function(CHANGED, arg=[probe, row, before], timeout=timeout_ms, polling=50)
     except PlaywrightTimeout:
-        raise AssertionError(f"{control or sc.control} -> {did}: the numbers in {probe!r}"
-                             + (f" (row {row!r})" if row else "")
-                             + f" did not change within {timeout_ms / 1000:.0f} s: {before}") from None
+        raise AssertionError(
+            f"{control or sc.control} -> {did}: the numbers in {probe!r}"
+            + (f" (row {row!r})" if row else "")
+            + f" did not change within {timeout_ms / 1000:.0f} s: {before}"
+        ) from None
     responded = time.perf_counter()
-    return Move(did, before, page.evaluate(READ_NUMBERS, [probe, row]), text_before, text(),
-                round(moved - start, 3), round(responded - moved, 3))
+    return Move(
+        did,
+        before,
+        page.evaluate(READ_NUMBERS, [probe, row]),
+        text_before,
+        text(),
+        round(moved - start, 3),
+        round(responded - moved, 3),
+    )
 
 
 def status_text(page, sc: Scenario) -> str:
@@ -320,8 +352,10 @@ def status_text(page, sc: Scenario) -> str:
 
 def wait_for_status(page, sc: Scenario, fragment: str) -> str:
     """Wait until the Lab's status line contains ``fragment``; returns the status line."""
-    page.wait_for_function("([sel, text]) => document.querySelector(sel).textContent.includes(text)",
-                           arg=[sc.selector(".el-status"), fragment])
+    page.wait_for_function(
+        "([sel, text]) => document.querySelector(sel).textContent.includes(text)",
+        arg=[sc.selector(".el-status"), fragment],
+    )
     return status_text(page, sc)
 
 

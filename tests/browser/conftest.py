@@ -12,6 +12,7 @@ $ENSEMBLE_LAB_ARTEFACTS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -24,9 +25,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_support import (ACTION_TIMEOUT_MS, ROOT, RUN_TIMEOUT_S, VIEWPORT, chromium_path,
-                             free_port, missing, move_and_wait, scenario, start_server, status_text,
-                             wait_for_figure)
+from browser_support import (
+    ACTION_TIMEOUT_MS,
+    ROOT,
+    RUN_TIMEOUT_S,
+    VIEWPORT,
+    chromium_path,
+    free_port,
+    missing,
+    move_and_wait,
+    scenario,
+    start_server,
+    status_text,
+    wait_for_figure,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +54,7 @@ def pytest_collection_modifyitems(session, config, items):
         return str(item.path), params.get("notebook", ""), pos
 
     ordered = [items[p] for p in sorted(positions, key=key)]
-    for pos, item in zip(positions, ordered):
+    for pos, item in zip(positions, ordered, strict=False):
         items[pos] = item
 
 
@@ -65,10 +77,8 @@ def _screenshot_on_failure(request, artefacts):
             runner = request.getfixturevalue(name)
             if runner.current is not None:
                 safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
-                try:
+                with contextlib.suppress(Exception):
                     runner.current.page.screenshot(path=str(artefacts / f"failed-{safe}.png"), full_page=True)
-                except Exception:
-                    pass
 
 
 # -- artefacts and timings -------------------------------------------------------------------------------
@@ -96,8 +106,13 @@ class Timings:
 @pytest.fixture(scope="session")
 def timings(artefacts) -> Timings:
     cache = Path(os.environ.get("ENSEMBLE_LAB_CACHE", ""))
-    meta = {"cache": str(cache), "cache_empty_at_start": not (cache.is_dir() and any(cache.iterdir())),
-            "cpus": os.cpu_count(), "machine": platform.platform(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {
+        "cache": str(cache),
+        "cache_empty_at_start": not (cache.is_dir() and any(cache.iterdir())),
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     return Timings(artefacts / "browser_timings.json", meta)
 
 
@@ -141,13 +156,33 @@ def jupyter_lab(served_notebooks, artefacts, tmp_path_factory):
         path.write_text(json.dumps(values))
     (tmp / "workspaces").mkdir()
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-               "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={served_notebooks}", f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-               f"--LabApp.user_settings_dir={tmp / 'settings'}", "--LabApp.expose_app_in_browser=True",
-               "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
-    server = start_server("jupyter lab", command, f"http://127.0.0.1:{port}", "/api/status", artefacts /
-                          "jupyterlab.log", token=token, env=_server_env(tmp))
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={served_notebooks}",
+        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+        f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.extension_manager=readonly",
+        "--ServerApp.terminals_enabled=False",
+    ]
+    server = start_server(
+        "jupyter lab",
+        command,
+        f"http://127.0.0.1:{port}",
+        "/api/status",
+        artefacts / "jupyterlab.log",
+        token=token,
+        env=_server_env(tmp),
+    )
     yield server
     server.stop()
 
@@ -160,10 +195,20 @@ def voila_server(served_notebooks, artefacts, tmp_path_factory):
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("voila")
     port = free_port()
-    command = [sys.executable, "-m", "voila", str(served_notebooks), "--no-browser", f"--port={port}",
-               "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True"]
-    server = start_server("voila", command, f"http://127.0.0.1:{port}", "/voila/tree", artefacts / "voila.log",
-                          env=_server_env(tmp))
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(served_notebooks),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+        "--show_tracebacks=True",
+    ]
+    server = start_server(
+        "voila", command, f"http://127.0.0.1:{port}", "/voila/tree", artefacts / "voila.log", env=_server_env(tmp)
+    )
     yield server
     server.stop()
 
@@ -182,8 +227,10 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
     except Exception as exc:  # a broken or incompatible binary: say so and skip
         playwright.stop()
-        pytest.skip(f"browser tests skipped: Chromium at {chromium_path()} did not start ({exc}); "
-                    "apt-get install chromium, or set ENSEMBLE_LAB_CHROMIUM")
+        pytest.skip(
+            f"browser tests skipped: Chromium at {chromium_path()} did not start ({exc}); "
+            "apt-get install chromium, or set ENSEMBLE_LAB_CHROMIUM"
+        )
     yield chromium
     chromium.close()
     playwright.stop()
@@ -211,8 +258,10 @@ _PANEL_STATE = r"""(path) => {
 }"""
 _KERNEL_READY = f"(path) => {{ const s = ({_PANEL_STATE})(path); return !!s && s.kernel === 'idle'; }}"
 _RUN_STARTED = f"(path) => {{ const s = ({_PANEL_STATE})(path); return !!s && s.cells.some(c => c.running); }}"
-_RUN_DONE = (f"(path) => {{ const s = ({_PANEL_STATE})(path); "
-             "return !!s && s.kernel === 'idle' && !s.cells.some(c => c.running); }")
+_RUN_DONE = (
+    f"(path) => {{ const s = ({_PANEL_STATE})(path); "
+    "return !!s && s.kernel === 'idle' && !s.cells.some(c => c.running); }"
+)
 
 
 class OpenNotebook:
@@ -234,8 +283,9 @@ class OpenNotebook:
         text = payload.decode("latin-1") if isinstance(payload, (bytes, bytearray)) else str(payload)
         kind = re.search(r'"msg_type"\s*:\s*"([^"]+)"', text)
         content = re.search(r'"content"\s*:\s*(\{.{0,160})', text)
-        self.sent.append((time.monotonic(),
-                          f"{kind.group(1) if kind else '?'} {content.group(1) if content else text[:120]}"))
+        self.sent.append(
+            (time.monotonic(), f"{kind.group(1) if kind else '?'} {content.group(1) if content else text[:120]}")
+        )
 
     def wait_quiet(self, quiet_s: float = 1.0, timeout_s: float = 20.0) -> int:
         """Wait until the page has sent nothing to its kernel for ``quiet_s`` seconds; returns the frames sent
@@ -249,9 +299,11 @@ class OpenNotebook:
             if now - start > timeout_s:
                 recent = sum(t >= now - 5 for t, _ in self.sent)
                 last = "\n  ".join(what for _, what in self.sent[-4:])
-                raise AssertionError(f"the page keeps messaging its kernel ({recent} frames in the last 5 s, "
-                                     f"{timeout_s:.0f} s after the move): a redraw loop keeps the kernel busy; "
-                                     f"the last frames:\n  {last}")
+                raise AssertionError(
+                    f"the page keeps messaging its kernel ({recent} frames in the last 5 s, "
+                    f"{timeout_s:.0f} s after the move): a redraw loop keeps the kernel busy; "
+                    f"the last frames:\n  {last}"
+                )
             self.page.wait_for_timeout(100)
 
     def mark(self, name: str) -> float:
@@ -275,8 +327,12 @@ class OpenNotebook:
             problem = sc.check(move)
             assert problem is None, problem
         assert "⚠" not in status_text(self.page, sc), status_text(self.page, sc)
-        return {"control": sc.control, "move": move.did, "first_move_action_s": move.action_s,
-                "first_move_response_s": move.response_s}
+        return {
+            "control": sc.control,
+            "move": move.did,
+            "first_move_action_s": move.action_s,
+            "first_move_response_s": move.response_s,
+        }
 
     def figure_follows_a_move(self) -> None:
         """The Lab's figure is drawn, and drawn anew after a move."""
@@ -317,10 +373,8 @@ class NotebookRunner:
 
     def screenshot(self, opened: OpenNotebook, what: str, element=None) -> Path:
         path = self.artefacts / f"{self.mode}-{Path(opened.notebook).stem}-{what}.png"
-        try:
+        with contextlib.suppress(Exception):  # a screenshot is evidence, never the reason a test fails
             (element or opened.page).screenshot(path=str(path), **({} if element else {"full_page": True}))
-        except Exception:  # a screenshot is evidence, never the reason a test fails
-            pass
         return path
 
     def new_page(self):
@@ -374,8 +428,9 @@ class LabRunner(NotebookRunner):
         page.wait_for_function(_RUN_STARTED, arg=nb, timeout=30_000)
         # the Lab appears (or the run ends without it, e.g. stopped by an error)
         timeout = RUN_TIMEOUT_S * 1000
-        page.wait_for_function(f"(path) => !!document.querySelector('.el-lab') || ({_RUN_DONE})(path)", arg=nb,
-                               timeout=timeout)
+        page.wait_for_function(
+            f"(path) => !!document.querySelector('.el-lab') || ({_RUN_DONE})(path)", arg=nb, timeout=timeout
+        )
         if opened.lab.count():
             opened.lab.first.wait_for(state="visible")
             opened.mark("lab_visible_s")
@@ -391,11 +446,14 @@ class LabRunner(NotebookRunner):
     def release(self, opened: OpenNotebook) -> None:
         """Close the notebook's tab without saving, then shut its kernel down (its memory back before the next)."""
         try:
-            opened.page.evaluate("""(path) => {
+            opened.page.evaluate(
+                """(path) => {
               const panel = Array.from(window.jupyterapp.shell.widgets('main'))
                 .find(w => w.context && w.context.path === path);
               if (panel) { panel.context.model.dirty = false; panel.close(); }
-            }""", opened.notebook)
+            }""",
+                opened.notebook,
+            )
         except Exception:  # the page is in a bad state: start a fresh one for the next notebook
             opened.page.close()
         try:
@@ -432,20 +490,21 @@ class VoilaRunner(NotebookRunner):
         /voila/api/shutdown/<kernel>) is refused by Voila 0.5.13 when no _xsrf cookie was set (voila#1458), so
         kernels would pile up until the server stops: send it here with a matching cookie and header."""
         kernel = None
-        try:
+        with contextlib.suppress(Exception):
             kernel = opened.page.evaluate(
-                "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
-        except Exception:
-            pass
+                "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+            )
         opened.page.close()
         if kernel:
             xsrf = secrets.token_hex(16)
-            request = urllib.request.Request(f"{self.server.url}/voila/api/shutdown/{kernel}", data=b"",
-                                             method="POST", headers={"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf})
-            try:
+            request = urllib.request.Request(
+                f"{self.server.url}/voila/api/shutdown/{kernel}",
+                data=b"",
+                method="POST",
+                headers={"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf},
+            )
+            with contextlib.suppress(OSError):
                 urllib.request.urlopen(request, timeout=30).close()
-            except OSError:
-                pass
 
     def run(self, opened: OpenNotebook) -> None:
         page, nb = opened.page, opened.notebook
@@ -472,4 +531,3 @@ def voila_runner(browser, voila_server, artefacts):
     runner = VoilaRunner(browser, voila_server, artefacts)
     yield runner
     runner.close()
-

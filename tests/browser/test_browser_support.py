@@ -10,7 +10,9 @@ def test_without_chromium_the_reason_says_how_to_install_it(monkeypatch, tmp_pat
     monkeypatch.setenv("ENSEMBLE_LAB_CHROMIUM", str(tmp_path / "no-such-chromium"))
     assert chromium_path() is None
     reason = missing()
-    assert reason is not None and "apt-get install chromium" in reason and "ENSEMBLE_LAB_CHROMIUM" in reason
+    assert reason is not None
+    assert "apt-get install chromium" in reason
+    assert "ENSEMBLE_LAB_CHROMIUM" in reason
 
 
 def test_an_explicit_chromium_is_used(monkeypatch, tmp_path):
@@ -26,8 +28,11 @@ def test_every_notebook_that_builds_a_lab_has_a_scenario():
         cells = json.loads((ROOT / "notebooks" / nb).read_text())["cells"]
         code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         builds_lab = re.search(r"\b\w+Lab\(", code) is not None
-        assert builds_lab == (nb in WITH_LAB), (f"{nb} builds a Lab: add its scenario to browser_support.SCENARIOS"
-                                                if builds_lab else f"{nb} has a scenario but builds no Lab")
+        assert builds_lab == (nb in WITH_LAB), (
+            f"{nb} builds a Lab: add its scenario to browser_support.SCENARIOS"
+            if builds_lab
+            else f"{nb} has a scenario but builds no Lab"
+        )
     assert len(WITH_LAB) == len(SCENARIOS), "a scenario without a notebook"
 
 

@@ -13,8 +13,18 @@ import statistics
 import time
 
 import pytest
-from browser_support import (NOTEBOOKS, READ_NUMBERS, ROOT, VIEWPORT, WITH_LAB, cycle_dropdown, cycle_readout,
-                             missing, move_and_wait, numbers, wait_for_status)
+from browser_support import (
+    NOTEBOOKS,
+    READ_NUMBERS,
+    ROOT,
+    VIEWPORT,
+    WITH_LAB,
+    cycle_dropdown,
+    cycle_readout,
+    missing,
+    move_and_wait,
+    wait_for_status,
+)
 
 reason = missing("jupyterlab")
 if reason:
@@ -32,14 +42,22 @@ def test_run_all_then_a_control_changes_a_number(notebook, lab_runner, timings):
     assert not opened.errors, f"{notebook} ran with errors: {opened.errors}"
     if opened.scenario is None:  # a notebook without a Lab (00_start_here): it runs without errors
         opened.assert_no_lab()
-        timings.record("jupyterlab", notebook, {"open_s": opened.times["open_s"],
-                                                "run_all_to_done_s": opened.times["run_done_s"]})
+        timings.record(
+            "jupyterlab", notebook, {"open_s": opened.times["open_s"], "run_all_to_done_s": opened.times["run_done_s"]}
+        )
         return
     move = opened.first_move()
-    timings.record("jupyterlab", notebook, {
-        "open_s": opened.times["open_s"], "run_all_to_lab_visible_s": opened.times.get("lab_visible_s"),
-        "run_all_to_done_s": opened.times["run_done_s"],
-        "run_all_to_interactive_s": opened.times["interactive_s"], **move})
+    timings.record(
+        "jupyterlab",
+        notebook,
+        {
+            "open_s": opened.times["open_s"],
+            "run_all_to_lab_visible_s": opened.times.get("lab_visible_s"),
+            "run_all_to_done_s": opened.times["run_done_s"],
+            "run_all_to_interactive_s": opened.times["interactive_s"],
+            **move,
+        },
+    )
     lab_runner.screenshot(opened, "lab", opened.lab.first)
 
 
@@ -63,8 +81,9 @@ def test_text_in_the_weights_box_is_refused_with_a_message(notebook, lab_runner)
     box.fill("1, two, 3")
     box.press("Enter")
     assert "two" in wait_for_status(page, sc, "weights must be numbers")
-    page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v",
-                           arg=[sc.selector(".el-weights-text input"), before])  # the box shows the weights again
+    page.wait_for_function(
+        "([sel, v]) => document.querySelector(sel).value === v", arg=[sc.selector(".el-weights-text input"), before]
+    )  # the box shows the weights again
     lab_runner.screenshot(opened, "bad-weights", opened.lab.first)  # with the message in the status line
     # the Lab still answers: a member's weight typed into its slider's readout
     move_and_wait(page, sc, control=".el-weight-0", move=cycle_readout(("0.00", "1.00", "0.50")))
@@ -88,16 +107,25 @@ def test_template_without_placeholder_is_refused_with_a_message(notebook, lab_ru
     box.press("Enter")
     checkboxes = sc.selector(".el-pool input[type=checkbox]")
     page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length === n", arg=[checkboxes, n_prompts + 1])
-    in_view = page.evaluate("""(sel) => {
+    in_view = page.evaluate(
+        """(sel) => {
       const pool = document.querySelector(sel), rows = Array.from(pool.querySelectorAll('.widget-checkbox'));
       const row = rows.find(r => r.textContent.includes('a sketch of the digit {}.'));
       const a = pool.getBoundingClientRect(), b = row.getBoundingClientRect();
       return b.top >= a.top - 1 && b.bottom <= a.bottom + 1;
-    }""", sc.selector(".el-pool"))
+    }""",
+        sc.selector(".el-pool"),
+    )
     assert in_view, "the new template's row is not in view in the pool box"
     # the Lab still answers: another weighting of the prompts
-    move_and_wait(page, sc, control=".el-weighting", move=cycle_dropdown((
-        "equal average (CLIP)", "max-logit score (no debiasing)", "ZPE, debiased (pre-train + test)")))
+    move_and_wait(
+        page,
+        sc,
+        control=".el-weighting",
+        move=cycle_dropdown(
+            ("equal average (CLIP)", "max-logit score (no debiasing)", "ZPE, debiased (pre-train + test)")
+        ),
+    )
 
 
 # In-page clock: the time of the learner's action (Enter on a slider's readout, or the `change` event of a
@@ -137,12 +165,18 @@ def test_control_latency(notebook, lab_runner, timings):
         assert clock["t0"] is not None, f"the page's clock saw no action for {move.did!r}"
         in_page.append(clock["t1"] - clock["t0"])
     p95 = statistics.quantiles(in_page, n=20, method="inclusive")[-1]
-    result = {"control": sc.control, "moves": len(in_page), "median_ms": round(statistics.median(in_page), 1),
-              "p95_ms": round(p95, 1), "max_ms": round(max(in_page), 1),
-              "round_trip_median_ms": round(statistics.median(round_trip), 1),
-              "samples_ms": [round(x, 1) for x in in_page]}
+    result = {
+        "control": sc.control,
+        "moves": len(in_page),
+        "median_ms": round(statistics.median(in_page), 1),
+        "p95_ms": round(p95, 1),
+        "max_ms": round(max(in_page), 1),
+        "round_trip_median_ms": round(statistics.median(round_trip), 1),
+        "samples_ms": [round(x, 1) for x in in_page],
+    }
     timings.record("control_latency", notebook, result)
-    assert len(in_page) == LATENCY_MOVES and all(x > 0 for x in in_page)
+    assert len(in_page) == LATENCY_MOVES
+    assert all(x > 0 for x in in_page)
 
 
 def _saved_state(notebook: str) -> dict:
@@ -183,13 +217,20 @@ _CUT_OFF = """(sel) => {
   const lab = document.querySelector(sel);
   const area = lab.closest('.jp-WindowedPanel-outer, .jp-Notebook') || document.body;
   const right = area.getBoundingClientRect().right;
-  const scrolls = e => { for (let p = e.parentElement; p && p !== lab; p = p.parentElement) {
-      const s = getComputedStyle(p); if (/(auto|scroll)/.test(s.overflowX) && p.getBoundingClientRect().right <= right + 1) return true; }
-    return false; };
-  const parts = lab.querySelectorAll('.el-status, .el-metrics, .widget-slider, .widget-dropdown, .widget-toggle-buttons, .el-figure, .widget-checkbox, .widget-text, button');
+  const scrolls = e => {
+    for (let p = e.parentElement; p && p !== lab; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (/(auto|scroll)/.test(s.overflowX) && p.getBoundingClientRect().right <= right + 1) return true;
+    }
+    return false;
+  };
+  const parts = lab.querySelectorAll(['.el-status', '.el-metrics', '.widget-slider', '.widget-dropdown',
+    '.widget-toggle-buttons', '.el-figure', '.widget-checkbox', '.widget-text', 'button'].join(', '));
+  const name = e => e.className.split(' ').filter(c => c.startsWith('el-') || c.startsWith('widget-')).join('.');
   return Array.from(parts).filter(e => e.getBoundingClientRect().width > 0)
     .filter(e => e.getBoundingClientRect().right > right + 1 && !scrolls(e))
-    .map(e => `${e.className.split(' ').filter(c => c.startsWith('el-') || c.startsWith('widget-')).join('.')} ends at ${Math.round(e.getBoundingClientRect().right)} px, the notebook at ${Math.round(right)} px`);
+    .map(e => `${name(e)} ends at ${Math.round(e.getBoundingClientRect().right)} px, ` +
+              `the notebook at ${Math.round(right)} px`);
 }"""
 
 

@@ -24,9 +24,16 @@ def test_app_loads_then_a_control_changes_a_number(notebook, voila_runner, timin
         timings.record("voila", notebook, {"load_s": opened.times["page_loaded_s"]})
         return
     move = opened.first_move()
-    timings.record("voila", notebook, {
-        "load_s": opened.times["page_loaded_s"], "load_to_lab_visible_s": opened.times["lab_visible_s"],
-        "load_to_interactive_s": opened.times["interactive_s"], **move})
+    timings.record(
+        "voila",
+        notebook,
+        {
+            "load_s": opened.times["page_loaded_s"],
+            "load_to_lab_visible_s": opened.times["lab_visible_s"],
+            "load_to_interactive_s": opened.times["interactive_s"],
+            **move,
+        },
+    )
     voila_runner.screenshot(opened, "lab", opened.lab.first)
 
 

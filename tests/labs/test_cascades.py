@@ -29,8 +29,11 @@ COSTS = [10.0, 10.0, 10.0]
 def lab():
     preds = _predictions()
     big = _predictions(1)  # a "larger single model": cleaner logits on the same labels
-    single = SimpleNamespace(logits={s: 3.0 * torch.nn.functional.one_hot(preds.labels[s], C).float()
-                                     + big.logits[s][0] for s in preds.logits})
+    single = SimpleNamespace(
+        logits={
+            s: 3.0 * torch.nn.functional.one_hot(preds.labels[s], C).float() + big.logits[s][0] for s in preds.logits
+        }
+    )
     return CascadesLab(preds, COSTS, singles={"big": (single, 40.0)})
 
 
@@ -46,15 +49,19 @@ def test_result_matches_the_routines(lab):
     ok = want.predictions == yt
     assert r.cascade["macs"] == pytest.approx(float(want.cost.mean()))
     assert r.cascade["aurc"] == pytest.approx(metrics.aurc(want.confidence, ok))
-    assert (r.cascade["risk"], r.cascade["coverage"]) == pytest.approx(cascades.selective_risk(want.confidence, ok, tau))
+    assert (r.cascade["risk"], r.cascade["coverage"]) == pytest.approx(
+        cascades.selective_risk(want.confidence, ok, tau)
+    )
     torch.testing.assert_close(r.exit_share, torch.bincount(want.exit_stage, minlength=K).double() / N)
     assert r.ensemble["macs"] == pytest.approx(30.0)
-    assert len(r.frontier[0]) == len(SWEEP) and bool((r.frontier[0].diff() >= -1e-9).all())
+    assert len(r.frontier[0]) == len(SWEEP)
+    assert bool((r.frontier[0].diff() >= -1e-9).all())
 
 
 def test_window_extremes_and_threshold_policy(lab):
     assert lab.set(half_width=0.0)
-    assert lab.result.cascade["macs"] == pytest.approx(10.0) and float(lab.result.exit_share[0]) == 1.0
+    assert lab.result.cascade["macs"] == pytest.approx(10.0)
+    assert float(lab.result.exit_share[0]) == 1.0
     assert lab.set(policy="threshold")
     zt, yt = lab._data.split("test")
     want = cascades.threshold_cascade(zt, lab.result.tau, costs=COSTS)
@@ -62,29 +69,36 @@ def test_window_extremes_and_threshold_policy(lab):
 
 
 def test_stages_target_split_and_singles(lab):
-    assert lab.set(order=[0, 1]) and lab.result.exit_share.shape == (2,)
+    assert lab.set(order=[0, 1])
+    assert lab.result.exit_share.shape == (2,)
     assert lab.result.ensemble["macs"] == pytest.approx(20.0)
     assert lab.set(target_kind="coverage", target=0.8)
     assert lab.result.ensemble["coverage"] == pytest.approx(0.8, abs=0.06)
-    assert lab.set(split="noise-3") and lab.result.split == "noise-3"
+    assert lab.set(split="noise-3")
+    assert lab.result.split == "noise-3"
     big = lab.result.singles["big"]
-    assert big["macs"] == 40.0 and big["accuracy"] > lab.result.ensemble["accuracy"]
+    assert big["macs"] == 40.0
+    assert big["accuracy"] > lab.result.ensemble["accuracy"]
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"half_width": 0.7}, "half_width must be in [0, 0.5]"),
-    ({"target": 0.0}, "target must be in (0, 1]"),
-    ({"order": [0, 0]}, "order must list distinct members"),
-    ({"order": [5]}, "order must list distinct members"),
-    ({"policy": "greedy"}, "policy must be one of"),
-    ({"score": "margin"}, "score must be one of"),
-    ({"split": "nope"}, "split must be one of"),
-])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"half_width": 0.7}, "half_width must be in [0, 0.5]"),
+        ({"target": 0.0}, "target must be in (0, 1]"),
+        ({"order": [0, 0]}, "order must list distinct members"),
+        ({"order": [5]}, "order must list distinct members"),
+        ({"policy": "greedy"}, "policy must be one of"),
+        ({"score": "margin"}, "score must be one of"),
+        ({"split": "nope"}, "split must be one of"),
+    ],
+)
 def test_bad_settings_go_to_the_status_line(lab, changes, fragment):
     state, result = lab.state.to_dict(), lab.result
     assert not lab.set(**changes)
     assert fragment in lab.status
-    assert lab.state.to_dict() == state and lab.result is result
+    assert lab.state.to_dict() == state
+    assert lab.result is result
 
 
 def test_unreachable_risk_names_what_the_data_can_reach():
@@ -94,7 +108,8 @@ def test_unreachable_risk_names_what_the_data_can_reach():
     lab = CascadesLab(preds, COSTS, state=CascadesState(target=0.95))
     state = lab.state.to_dict()
     assert not lab.set(target=0.05)
-    assert "target_risk" in lab.status and "lowest" in lab.status.lower()
+    assert "target_risk" in lab.status
+    assert "lowest" in lab.status.lower()
     assert lab.state.to_dict() == state
 
 
@@ -114,11 +129,13 @@ def test_state_round_trips(lab):
 def test_view_controls(lab):
     view = lab.view
     view.half_width.value = 0.0
-    assert lab.state.half_width == 0.0 and "stage 1: 100.0%" in view.table.value
+    assert lab.state.half_width == 0.0
+    assert "stage 1: 100.0%" in view.table.value
     view.stages.value = 2
     assert lab.state.order == [0, 1]
     view.policy.value = "threshold"
-    assert lab.state.policy == "threshold" and "ok" in view.status.value
+    assert lab.state.policy == "threshold"
+    assert "ok" in view.status.value
 
 
 def test_ood_detection_on_a_shifted_split(lab):
@@ -140,9 +157,11 @@ def test_ood_detection_on_a_shifted_split(lab):
 def test_members_text_box(lab):
     view = lab.view
     view.members.value = "2, 0"
-    assert lab.state.order == [2, 0] and view.stages.value == 2
+    assert lab.state.order == [2, 0]
+    assert view.stages.value == 2
     view.members.value = "0, x"
-    assert "members must be member numbers" in view.status.value and lab.state.order == [2, 0]
+    assert "members must be member numbers" in view.status.value
+    assert lab.state.order == [2, 0]
     assert view.members.value == "2, 0"
     view.split.value = "noise-3"
     assert "AUROC" in view.table.value

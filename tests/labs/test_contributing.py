@@ -24,4 +24,5 @@ def test_the_steps_build_a_minimal_lab():
     assert set(lab.state.settings()) == {"temperature", "member", "seed"}
     heights = [b.get_height() for b in lab.view.bars.bars]
     assert sum(heights) == __import__("pytest").approx(1.0)
-    assert lab.set(member=2) and [b.get_height() for b in lab.view.bars.bars] != heights
+    assert lab.set(member=2)
+    assert [b.get_height() for b in lab.view.bars.bars] != heights

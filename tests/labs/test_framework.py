@@ -20,32 +20,39 @@ from .test_prompts import POOL, data  # noqa: F401 - the prompts world, a fixtur
 # -- Setting and the State's table --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec, value, expected", [
-    (Setting(float, 1.0, low=0, open_low=True), 2, 2.0),
-    (Setting(int, 0, low=0), 3, 3),
-    (Setting(str, "a", choices=("a", "b")), "b", "b"),
-    (Setting(bool, False), True, True),
-    (Setting(float, 0.5, choices=(0.0, 0.1, 0.2, 0.3)), 0.1 + 0.2, 0.3),  # snapped to the cached value
-    (Setting(list, (), item=float, low=0), (1, 2), [1.0, 2.0]),
-])
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        (Setting(float, 1.0, low=0, open_low=True), 2, 2.0),
+        (Setting(int, 0, low=0), 3, 3),
+        (Setting(str, "a", choices=("a", "b")), "b", "b"),
+        (Setting(bool, False), True, True),
+        (Setting(float, 0.5, choices=(0.0, 0.1, 0.2, 0.3)), 0.1 + 0.2, 0.3),  # snapped to the cached value
+        (Setting(list, (), item=float, low=0), (1, 2), [1.0, 2.0]),
+    ],
+)
 def test_setting_accepts_and_normalises(spec, value, expected):
     got = spec.check("x", value)
-    assert got == expected and type(got) is type(expected)
+    assert got == expected
+    assert type(got) is type(expected)
 
 
-@pytest.mark.parametrize("spec, value, error, message", [
-    (Setting(float, 1.0), "1", TypeError, "x must be a number, got str"),
-    (Setting(float, 1.0), True, TypeError, "x must be a number, got bool"),
-    (Setting(float, 1.0), float("nan"), ValueError, "x must be a finite number"),
-    (Setting(int, 0), 1.5, TypeError, "x must be a whole number"),
-    (Setting(int, 0, low=0), -1, ValueError, "x must be >= 0, got -1"),
-    (Setting(float, 1.0, low=0, high=2, open_low=True), 0.0, ValueError, "x must be in (0, 2], got 0.0"),
-    (Setting(str, "a", choices=("a", "b")), "c", ValueError, "x must be one of a, b; got 'c'"),
-    (Setting(bool, False), 1, TypeError, "x must be True or False"),
-    (Setting(list, (), item=int), "012", TypeError, "x must be a list"),
-    (Setting(list, (), item=float, low=0), [1, -1], ValueError, "every entry of x must be >= 0, got -1.0"),
-    (TEMPERATURE, 1e-39, ValueError, "float32 logits overflow"),
-])
+@pytest.mark.parametrize(
+    ("spec", "value", "error", "message"),
+    [
+        (Setting(float, 1.0), "1", TypeError, "x must be a number, got str"),
+        (Setting(float, 1.0), True, TypeError, "x must be a number, got bool"),
+        (Setting(float, 1.0), float("nan"), ValueError, "x must be a finite number"),
+        (Setting(int, 0), 1.5, TypeError, "x must be a whole number"),
+        (Setting(int, 0, low=0), -1, ValueError, "x must be >= 0, got -1"),
+        (Setting(float, 1.0, low=0, high=2, open_low=True), 0.0, ValueError, "x must be in (0, 2], got 0.0"),
+        (Setting(str, "a", choices=("a", "b")), "c", ValueError, "x must be one of a, b; got 'c'"),
+        (Setting(bool, False), 1, TypeError, "x must be True or False"),
+        (Setting(list, (), item=int), "012", TypeError, "x must be a list"),
+        (Setting(list, (), item=float, low=0), [1, -1], ValueError, "every entry of x must be >= 0, got -1.0"),
+        (TEMPERATURE, 1e-39, ValueError, "float32 logits overflow"),
+    ],
+)
 def test_setting_refuses_with_a_message_naming_it(spec, value, error, message):
     with pytest.raises(error) as info:
         spec.check("x", value)
@@ -53,13 +60,17 @@ def test_setting_refuses_with_a_message_naming_it(spec, value, error, message):
 
 
 class _Demo(LabState):
-    SETTINGS = {"n_bins": N_BINS, "split": Setting(str, "test", "split"),
-                "weights": Setting(list, (1.0,), "w", item=float)}
+    SETTINGS = {
+        "n_bins": N_BINS,
+        "split": Setting(str, "test", "split"),
+        "weights": Setting(list, (1.0,), "w", item=float),
+    }
 
 
 def test_state_table_limits_and_round_trip():
     s = _Demo()
-    assert _Demo.table().keys() == {"n_bins", "split", "weights", "seed"} and s.weights == [1.0]
+    assert _Demo.table().keys() == {"n_bins", "split", "weights", "seed"}
+    assert s.weights == [1.0]
     assert _Demo().weights is not s.weights  # list defaults are not shared
     s.limit(split=("test", "noise-3"))
     with pytest.raises(traitlets.TraitError, match="split must be one of test, noise-3; got 'tset'"):
@@ -105,7 +116,9 @@ def test_cached_is_per_instance_and_compute_runs_on_one_thread():
     a, b = _CountingLab(), _CountingLab()
     a.set(n_bins=3)
     a.set(n_bins=15)
-    assert a.calls == 2 and b.calls == 1 and a.result == 30
+    assert a.calls == 2
+    assert b.calls == 1
+    assert a.result == 30
     assert set(a.threads) == {1}
     before = torch.get_num_threads()
     with lab_work():
@@ -115,10 +128,13 @@ def test_cached_is_per_instance_and_compute_runs_on_one_thread():
 
 def test_buttons_unknown_and_revision():
     lab = _CountingLab()
-    assert not lab.press("explode") and "unknown button 'explode'" in lab.status
+    assert not lab.press("explode")
+    assert "unknown button 'explode'" in lab.status
     revision = lab.revision
-    assert lab.set(n_bins=4) and lab.revision == revision + 1
-    assert not lab.set(n_bins=-4) and lab.revision == revision + 1
+    assert lab.set(n_bins=4)
+    assert lab.revision == revision + 1
+    assert not lab.set(n_bins=-4)
+    assert lab.revision == revision + 1
 
 
 def test_a_lab_without_a_view_says_how_to_get_one():
@@ -132,7 +148,8 @@ def test_a_lab_without_a_view_says_how_to_get_one():
 def test_control_rounding():
     log = w.FloatLogSlider(base=10, min=-1, max=1, step=0.01, readout_format=".2f")
     rounded = control_rounding(log, 1.1547)
-    assert any(math.isclose(v, 10 ** 0.06) for v in rounded) and 1.15 in rounded
+    assert any(math.isclose(v, 10**0.06) for v in rounded)
+    assert 1.15 in rounded
     assert control_rounding(w.Dropdown(options=["a"]), "a") == []
     assert control_rounding(w.IntSlider(min=0, max=10), 3) == []
 
@@ -149,9 +166,12 @@ def _learned_weights_pushed(predictions):
 def test_a_slider_echoing_its_rounding_does_not_change_the_state(predictions):
     lab, view, learned = _learned_weights_pushed(predictions)
     result = lab.result
-    for slider, value in zip(view.sliders, learned):  # what JupyterLab's front end sends back: the step's value
+    for slider, value in zip(
+        view.sliders, learned, strict=False
+    ):  # what JupyterLab's front end sends back: the step's value
         slider.value = round(value, 2)
-    assert lab.state.weights == learned and lab.result is result
+    assert lab.state.weights == learned
+    assert lab.result is result
 
 
 def test_an_echo_with_float_noise_does_not_change_the_state(data):  # noqa: F811
@@ -169,7 +189,7 @@ def test_an_echo_with_float_noise_does_not_change_the_state(data):  # noqa: F811
 def test_a_late_echo_of_an_older_value_is_overwritten_by_the_state(predictions):
     lab, view, learned = _learned_weights_pushed(predictions)
     assert lab.press("uniform")  # the notebook's last cell
-    for slider, value in zip(view.sliders, learned):  # echoes of the learned weights arrive after it
+    for slider, value in zip(view.sliders, learned, strict=False):  # echoes of the learned weights arrive after it
         if round(value, 2) != value:  # (a front end echoes only what it rounded)
             slider.value = round(value, 2)
     assert lab.state.weights == [1.0] * lab.k
@@ -181,12 +201,14 @@ def test_a_late_echo_of_an_older_value_is_overwritten_by_the_state(predictions):
 def test_calibrate_then_pool_fit_keeps_the_fitted_member_temperatures(predictions):
     lab = CalibrationLab(predictions)
     view = lab.view
-    assert lab.set(order="calibrate-then-pool") and lab.press("fit")
+    assert lab.set(order="calibrate-then-pool")
+    assert lab.press("fit")
     fitted = list(lab.state.member_temperatures)
     assert len(set(fitted)) > 1
     view.temperature.value = round(view.temperature.value, 2)  # the log slider's readout, echoed
     assert lab.state.member_temperatures == fitted
-    assert lab.press("reset") and lab.state.temperature == 1.0
+    assert lab.press("reset")
+    assert lab.state.temperature == 1.0
 
 
 # -- the View: one redraw per cell -----------------------------------------------------------------------------
@@ -219,12 +241,16 @@ def test_a_cell_driving_the_lab_redraws_once_when_it_is_done(predictions, monkey
     monkeypatch.setattr(view_module, "_ipython_running", lambda: shell)
     for split in ("noise-3", "val", "test", "noise-3"):  # a cell's loop
         assert lab.set(split=split)
-    assert draws == [] and view.split.value == "test"  # nothing sent to the page yet
+    assert draws == []
+    assert view.split.value == "test"
     shell.run_post_execute()
-    assert len(draws) == 1 and draws[0] is lab.result and view.split.value == "noise-3"
+    assert len(draws) == 1
+    assert draws[0] is lab.result
+    assert view.split.value == "noise-3"
     assert shell.callbacks == []
     view.rule.value = "logit"  # a control: at once
-    assert len(draws) == 2 and lab.state.rule == "logit"
+    assert len(draws) == 2
+    assert lab.state.rule == "logit"
 
 
 # -- the View: bad values are named, from code or a control ------------------------------------------------------
@@ -235,9 +261,12 @@ def test_a_bad_split_with_a_view_names_the_setting(predictions):
     view = lab.view
     state, result = lab.state.to_dict(), lab.result
     assert not lab.set(split="tset")
-    assert "split must be one of test, noise-3, val; got 'tset'" == lab.status
-    assert "Invalid selection" not in view.status.value and "split must be one of" in view.status.value
-    assert lab.state.to_dict() == state and lab.result is result and view.split.value == state["split"]
+    assert lab.status == "split must be one of test, noise-3, val; got 'tset'"
+    assert "Invalid selection" not in view.status.value
+    assert "split must be one of" in view.status.value
+    assert lab.state.to_dict() == state
+    assert lab.result is result
+    assert view.split.value == state["split"]
     with pytest.raises(traitlets.TraitError, match="split must be one of"):
         lab.state.split = "tset"
 
@@ -271,9 +300,11 @@ def test_a_control_thread_and_a_cell_thread_leave_state_and_result_consistent(pr
         t.join()
     assert errors == []
     fresh = lab.compute(lab.state)
-    assert lab.result.split == lab.state.split and torch.equal(lab.result.weights, fresh.weights)
+    assert lab.result.split == lab.state.split
+    assert torch.equal(lab.result.weights, fresh.weights)
     assert lab.result.metrics == fresh.metrics
-    assert view.split.value == lab.state.split and view.n_bins.value == lab.state.n_bins
+    assert view.split.value == lab.state.split
+    assert view.n_bins.value == lab.state.n_bins
 
 
 # -- the framework's documented examples ------------------------------------------------------------------------
@@ -286,4 +317,5 @@ def test_the_framework_examples_run_as_written(module):
 
     mod = importlib.import_module(f"ensemble_lab.labs.{module}")
     failed, tried = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL)
-    assert tried > 0 and failed == 0
+    assert tried > 0
+    assert failed == 0

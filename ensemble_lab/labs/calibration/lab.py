@@ -45,9 +45,15 @@ class CalibrationState(LabState):
         "order": Setting(str, ORDERS[0], "calibrate after pooling or each member before", choices=ORDERS),
         "rule": Setting(str, "prob", "how members are pooled", choices=calibration.POOL_RULES),
         "temperature": TEMPERATURE,
-        "member_temperatures": Setting(list, (), "one temperature per member (calibrate-then-pool); empty means "
-                                       "all 1", item=float, low=TEMPERATURE.low, high=TEMPERATURE.high,
-                                       why=TEMPERATURE.why),
+        "member_temperatures": Setting(
+            list,
+            (),
+            "one temperature per member (calibrate-then-pool); empty means all 1",
+            item=float,
+            low=TEMPERATURE.low,
+            high=TEMPERATURE.high,
+            why=TEMPERATURE.why,
+        ),
         "n_cal": Setting(int, 0, "calibration samples drawn from val for 'fit'; 0 means all of val", low=0),
         "n_bins": N_BINS,
         "strategy": STRATEGY,
@@ -129,8 +135,17 @@ class CalibrationLab(PredictionsLab):
         row = metrics.summary(p, y, n_bins=n_bins, strategy=strategy, validate=False)
         row["confidence"] = float(p.max(dim=1).values.double().mean())
         bandwidth = estimators.smooth_ece_bandwidth(p, y) if estimator == "smooth" else None  # solved once
-        est, low, high = estimators.bootstrap_ece(p, y, estimator, n_bins=n_bins, strategy=strategy,
-                                                   bandwidth=bandwidth, n_boot=N_BOOT, level=LEVEL, seed=seed)
+        est, low, high = estimators.bootstrap_ece(
+            p,
+            y,
+            estimator,
+            n_bins=n_bins,
+            strategy=strategy,
+            bandwidth=bandwidth,
+            n_boot=N_BOOT,
+            level=LEVEL,
+            seed=seed,
+        )
         if estimator == "debiased":  # report the rooted l2 error, in probability units like the others
             est, low, high = (math.sqrt(max(v, 0.0)) for v in (est, low, high))
         row.update(error=est, error_low=low, error_high=high)
@@ -149,18 +164,24 @@ class CalibrationLab(PredictionsLab):
             mt = calibration.fit_member_temperatures(zc, yc)
         note = None
         if any(issubclass(w.category, RuntimeWarning) for w in caught):
-            note = (f"on {n_cal} samples the ensemble or a member separates every label, so no finite temperature "
-                    "minimises the NLL: the fit is unreliable; use more calibration samples")
-        return {"temperature": round(float(ptc.temperature), 4),
-                "member_temperatures": [round(float(t), 4) for t in mt], "note": note}
+            note = (
+                f"on {n_cal} samples the ensemble or a member separates every label, so no finite temperature "
+                "minimises the NLL: the fit is unreliable; use more calibration samples"
+            )
+        return {
+            "temperature": round(float(ptc.temperature), 4),
+            "member_temperatures": [round(float(t), 4) for t in mt],
+            "note": note,
+        }
 
     def _n_cal(self, state) -> int:
         n = state.n_cal or self.n_val
         if n > self.n_val:
             raise ValueError(f"n_cal must be at most the {self.n_val} samples of the val split, got {n}")
         if n < self.n_classes:
-            raise ValueError(f"n_cal must be at least the number of classes ({self.n_classes}) to fit a "
-                             f"temperature, got {n}")
+            raise ValueError(
+                f"n_cal must be at least the number of classes ({self.n_classes}) to fit a temperature, got {n}"
+            )
         return n
 
     # -- the computation -------------------------------------------------------------------------------
@@ -176,10 +197,20 @@ class CalibrationLab(PredictionsLab):
         before, rel_b, curve_b = self._side(state.split, state.rule, 1.0, (1.0,) * self.k, *common)
         after, rel_a, curve_a = self._side(state.split, state.rule, t_after, mt_after, *common)
         return CalibrationResult(
-            split=state.split, n_samples=int(y.shape[0]), n_cal=n_cal, order=state.order,
-            estimator=state.estimator, before=dict(before), after=dict(after),
-            reliability_before=rel_b, reliability_after=rel_a, curve_before=curve_b, curve_after=curve_a,
-            temperature=t_after, member_temperatures=mt_after, fitted=self._fitted(state.rule, n_cal, state.seed),
+            split=state.split,
+            n_samples=int(y.shape[0]),
+            n_cal=n_cal,
+            order=state.order,
+            estimator=state.estimator,
+            before=dict(before),
+            after=dict(after),
+            reliability_before=rel_b,
+            reliability_after=rel_a,
+            curve_before=curve_b,
+            curve_after=curve_a,
+            temperature=t_after,
+            member_temperatures=mt_after,
+            fitted=self._fitted(state.rule, n_cal, state.seed),
         )
 
     # -- buttons ---------------------------------------------------------------------------------------

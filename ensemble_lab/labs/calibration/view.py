@@ -19,8 +19,13 @@ def calibration_table_html(result) -> str:
     """Before/after rows: accuracy, mean confidence, NLL, Brier and the chosen estimator with its interval."""
     name = _ESTIMATOR_NAMES[result.estimator]
     rows = {
-        side: (pct(m["accuracy"]), pct(m["confidence"]), f"{m['nll']:.3f}", f"{m['brier']:.3f}",
-               f"{pct(m['error'])} [{pct(m['error_low'])}, {pct(m['error_high'])}]")
+        side: (
+            pct(m["accuracy"]),
+            pct(m["confidence"]),
+            f"{m['nll']:.3f}",
+            f"{m['brier']:.3f}",
+            f"{pct(m['error'])} [{pct(m['error_low'])}, {pct(m['error_high'])}]",
+        )
         for side, m in (("before", result.before), ("after", result.after))
     }
     table = table_html(("accuracy", "confidence", "NLL", "Brier", f"{name} [90% CI]"), rows, bold=("after",))
@@ -46,45 +51,87 @@ class CalibrationView(LabView, lab=CalibrationLab):
 
     def build(self) -> None:
         lab = self.lab
-        self.order = self.bind("order", w.ToggleButtons(
-            options=list(zip(("pool, then calibrate", "calibrate, then pool"), ORDERS)),
-            tooltips=["one temperature for the pooled ensemble", "one temperature per member, then pool"],
-            style={"button_width": "155px"}))
-        self.rule = self.bind("rule", w.Dropdown(
-            options=[("average probabilities", "prob"), ("average logits", "logit"), ("geometric mean", "geo")],
-            description="pool by"))
+        self.order = self.bind(
+            "order",
+            w.ToggleButtons(
+                options=list(zip(("pool, then calibrate", "calibrate, then pool"), ORDERS, strict=False)),
+                tooltips=["one temperature for the pooled ensemble", "one temperature per member, then pool"],
+                style={"button_width": "155px"},
+            ),
+        )
+        self.rule = self.bind(
+            "rule",
+            w.Dropdown(
+                options=[("average probabilities", "prob"), ("average logits", "logit"), ("geometric mean", "geo")],
+                description="pool by",
+            ),
+        )
         # one slider for one setting or the other, by order
         self.temperature = self.link(
-            w.FloatLogSlider(base=10, min=-1, max=1, step=0.01, description="temperature", readout_format=".2f",
-                             style={"description_width": "90px"}),
-            _slider_temperature, self._temperature_changes, css="temperature")
-        self.buttons = {key: self.button(key, label, tip, width="120px") for key, label, tip in (
-            ("fit", "fit T (NLL)", "the temperature(s) minimising NLL on the calibration set"),
-            ("reset", "T = 1", "no temperature scaling"))}
-        self.n_cal = self.bind("n_cal", w.IntText(description="calibration set",
-                                                  tooltip=f"val samples to fit on (0: all {lab.n_val})",
-                                                  style={"description_width": "110px"},
-                                                  layout=w.Layout(width="200px")))
+            w.FloatLogSlider(
+                base=10,
+                min=-1,
+                max=1,
+                step=0.01,
+                description="temperature",
+                readout_format=".2f",
+                style={"description_width": "90px"},
+            ),
+            _slider_temperature,
+            self._temperature_changes,
+            css="temperature",
+        )
+        self.buttons = {
+            key: self.button(key, label, tip, width="120px")
+            for key, label, tip in (
+                ("fit", "fit T (NLL)", "the temperature(s) minimising NLL on the calibration set"),
+                ("reset", "T = 1", "no temperature scaling"),
+            )
+        }
+        self.n_cal = self.bind(
+            "n_cal",
+            w.IntText(
+                description="calibration set",
+                tooltip=f"val samples to fit on (0: all {lab.n_val})",
+                style={"description_width": "110px"},
+                layout=w.Layout(width="200px"),
+            ),
+        )
         self.n_bins = self.bind("n_bins", w.IntSlider(min=1, max=50, description="bins"))
-        self.strategy = self.bind("strategy", w.ToggleButtons(
-            options=["uniform", "quantile"], description="bin widths", style={"button_width": "80px"}))
-        self.estimator = self.bind("estimator", w.Dropdown(
-            options=[(v, k) for k, v in _ESTIMATOR_NAMES.items()], description="estimator"))
-        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split),
-                                                   description="evaluate on"))
+        self.strategy = self.bind(
+            "strategy",
+            w.ToggleButtons(options=["uniform", "quantile"], description="bin widths", style={"button_width": "80px"}),
+        )
+        self.estimator = self.bind(
+            "estimator", w.Dropdown(options=[(v, k) for k, v in _ESTIMATOR_NAMES.items()], description="estimator")
+        )
+        self.split = self.bind(
+            "split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split), description="evaluate on")
+        )
         self.table = self.html("metrics")
         self.temperatures = self.html("temperatures")
-        self.figure = LabFigure([["before", "after"], ["hist_before", "hist_after"]], figsize=(7.6, 4.0),
-                                height_ratios=[3, 1])
-        self.plots = {side: ReliabilityPlot(self.figure.axes[side], self.figure.axes[f"hist_{side}"], title=title)
-                      for side, title in (("before", "Before: pooled as trained"),
-                                          ("after", "After: temperature scaled"))}
+        self.figure = LabFigure(
+            [["before", "after"], ["hist_before", "hist_after"]], figsize=(7.6, 4.0), height_ratios=[3, 1]
+        )
+        self.plots = {
+            side: ReliabilityPlot(self.figure.axes[side], self.figure.axes[f"hist_{side}"], title=title)
+            for side, title in (("before", "Before: pooled as trained"), ("after", "After: temperature scaled"))
+        }
 
     def controls(self) -> list:
-        return [w.HTML("<b>Calibrating</b>"), self.order, self.rule, self.temperature,
-                w.HBox(list(self.buttons.values())),
-                w.HBox([self.n_cal, w.HTML(f"&nbsp;val samples (0: all {self.lab.n_val})")]),
-                w.HTML("<b>Measuring calibration</b>"), self.estimator, self.n_bins, self.strategy, self.split]
+        return [
+            w.HTML("<b>Calibrating</b>"),
+            self.order,
+            self.rule,
+            self.temperature,
+            w.HBox(list(self.buttons.values())),
+            w.HBox([self.n_cal, w.HTML(f"&nbsp;val samples (0: all {self.lab.n_val})")]),
+            w.HTML("<b>Measuring calibration</b>"),
+            self.estimator,
+            self.n_bins,
+            self.strategy,
+            self.split,
+        ]
 
     def outputs(self) -> list:
         return [self.table, self.temperatures, self.figure.widget]

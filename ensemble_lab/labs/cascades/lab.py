@@ -37,8 +37,14 @@ class CascadesState(LabState):
     SETTINGS = {
         "target_kind": Setting(str, "risk", "tau from a target selective risk or coverage (on val)", choices=TARGETS),
         "target": Setting(float, 0.05, "the target selective risk or coverage", low=0, high=1, open_low=True),
-        "half_width": Setting(float, 0.1, "window half-width, in quantile space of the first stage's val scores",
-                              low=0, high=0.5, why="quantile space"),
+        "half_width": Setting(
+            float,
+            0.1,
+            "window half-width, in quantile space of the first stage's val scores",
+            low=0,
+            high=0.5,
+            why="quantile space",
+        ),
         "policy": Setting(str, "window", "exit inside a window around tau, or above a threshold", choices=POLICIES),
         "score": Setting(str, "msp", "the exit score", choices=cascades.SCORES),
         "order": Setting(list, (), "members in the order they run; empty means all", item=int, low=0),
@@ -58,10 +64,12 @@ class CascadesResult:
     ``singles``: name -> {"macs", "accuracy", "coverage", "risk", "aurc"} at the same target, each single model
     with its own tau from val, and ``quality`` (see :func:`_quality`).  ``frontier``: ``(macs (W,), quality (W,))``
     of the window cascade over :data:`SWEEP` half-widths: the coverage at the target risk read off each
-    half-width's risk-coverage curve on this split (the risk at the target coverage for a coverage target).  ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.
-    ``window_coverage``: the coverages at which the window's upper and lower edges would sit as thresholds on the
-    cascade's exit confidence (where the window lies on the risk-coverage curve).  ``ood``: for a shifted split, telling its images (out) from the clean test images (in) by the exit
-    confidence: ``{"cascade": {"auroc", "fpr95"}, "full ensemble": {...}}``; None on the clean split itself.
+    half-width's risk-coverage curve on this split (the risk at the target coverage for a coverage target).
+    ``curves``: name -> ``(coverage, risk)`` tensors of the risk-coverage curves.  ``window_coverage``: the
+    coverages at which the window's upper and lower edges would sit as thresholds on the cascade's exit confidence
+    (where the window lies on the risk-coverage curve).  ``ood``: for a shifted split, telling its images (out)
+    from the clean test images (in) by the exit confidence: ``{"cascade": {"auroc", "fpr95"}, "full ensemble":
+    {...}}``; None on the clean split itself.
     """
 
     split: str
@@ -96,8 +104,9 @@ class CascadesLab(PredictionsLab):
         self._use_predictions(members)
         self.costs = torch.as_tensor(costs, dtype=torch.float64)
         if self.costs.shape != (self.k,) or not bool(torch.isfinite(self.costs).all()) or bool((self.costs < 0).any()):
-            raise ValueError(f"costs must be {self.k} finite non-negative numbers (one per member), got "
-                             f"{self.costs.tolist()}")
+            raise ValueError(
+                f"costs must be {self.k} finite non-negative numbers (one per member), got {self.costs.tolist()}"
+            )
         self.singles = {}
         for name, (preds, macs) in (singles or {}).items():
             logits = {s: (t if t.ndim == 3 else t[None]) for s, t in dict(preds.logits).items()}
@@ -134,10 +143,16 @@ class CascadesLab(PredictionsLab):
             z, y = logits[split][0], self._data.labels[split]
             conf, ok = cascades.confidence_score(z, score), z.argmax(-1) == y
             risk, cov = cascades.selective_risk(conf, ok, tau)
-            out[name] = {"macs": macs, "accuracy": float(ok.double().mean()), "risk": risk, "coverage": cov,
-                         "quality": _quality(conf, ok, kind, target),
-                         "aurc": metrics.aurc(conf, ok), "_curve": metrics.risk_coverage(conf, ok),
-                         "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(conf, ok, RISKS)))}
+            out[name] = {
+                "macs": macs,
+                "accuracy": float(ok.double().mean()),
+                "risk": risk,
+                "coverage": cov,
+                "quality": _quality(conf, ok, kind, target),
+                "aurc": metrics.aurc(conf, ok),
+                "_curve": metrics.risk_coverage(conf, ok),
+                "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(conf, ok, RISKS), strict=False)),
+            }
         return out
 
     def _ood(self, split, confidence, order, score):
@@ -154,17 +169,22 @@ class CascadesLab(PredictionsLab):
             conf_in = cascades.threshold_cascade(z_in, tau, **common).confidence
         full_in = cascades.stage_scores(z_in, score, order=list(order))[-1]
         full_out = cascades.stage_scores(self._data.split(split)[0], score, order=list(order))[-1]
-        return {name: {"auroc": cascades.ood_auroc(a, b), "fpr95": cascades.fpr_at_tpr(a, b, 0.95)}
-                for name, (a, b) in (("cascade", (conf_in, confidence)), ("full ensemble", (full_in, full_out)))}
+        return {
+            name: {"auroc": cascades.ood_auroc(a, b), "fpr95": cascades.fpr_at_tpr(a, b, 0.95)}
+            for name, (a, b) in (("cascade", (conf_in, confidence)), ("full ensemble", (full_in, full_out)))
+        }
 
     def _full(self, z, order, score) -> cascades.CascadeResult:
         """Every stage for every sample: the full ensemble of the members in ``order``."""
         probs = cascades.stage_probs(z, order=list(order))[-1]
         n = probs.shape[0]
         return cascades.CascadeResult(
-            predictions=probs.argmax(-1), exit_stage=torch.full((n,), len(order) - 1, dtype=torch.int64),
+            predictions=probs.argmax(-1),
+            exit_stage=torch.full((n,), len(order) - 1, dtype=torch.int64),
             confidence=cascades.stage_scores(z, score, order=list(order))[-1],
-            cost=torch.full((n,), float(self.costs[list(order)].sum()), dtype=torch.float64), probs=probs)
+            cost=torch.full((n,), float(self.costs[list(order)].sum()), dtype=torch.float64),
+            probs=probs,
+        )
 
     @cached(maxsize=64)
     def _fixed(self, split, order, score, kind, target, n_bins):
@@ -177,16 +197,26 @@ class CascadesLab(PredictionsLab):
             r = cascades.window_cascade(z, tau, q, score=score, costs=self.costs, order=list(order), val_scores=val0)
             macs.append(float(r.cost.double().mean()))
             quality.append(_quality(r.confidence, r.predictions == y, kind, target))
-        return (self._row(full, y, tau, n_bins), _curve(metrics.risk_coverage(full.confidence, full.predictions == y)),
-                (torch.tensor(macs), torch.tensor(quality)))
+        return (
+            self._row(full, y, tau, n_bins),
+            _curve(metrics.risk_coverage(full.confidence, full.predictions == y)),
+            (torch.tensor(macs), torch.tensor(quality)),
+        )
 
     def _row(self, result, y, tau, n_bins) -> dict[str, float]:
         ok = result.predictions == y
         risk, cov = cascades.selective_risk(result.confidence, ok, tau)
-        return {"accuracy": float(ok.double().mean()), "ece": metrics.ece(result.probs, y, n_bins=n_bins),
-                "aurc": metrics.aurc(result.confidence, ok), "risk": risk, "coverage": cov,
-                "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(result.confidence, ok, RISKS))),
-                "macs": float(result.cost.double().mean())}
+        return {
+            "accuracy": float(ok.double().mean()),
+            "ece": metrics.ece(result.probs, y, n_bins=n_bins),
+            "aurc": metrics.aurc(result.confidence, ok),
+            "risk": risk,
+            "coverage": cov,
+            "coverage_at_risk": dict(
+                zip(RISKS, cascades.coverages_at_risks(result.confidence, ok, RISKS), strict=False)
+            ),
+            "macs": float(result.cost.double().mean()),
+        }
 
     # -- the computation -------------------------------------------------------------------------------
     def compute(self, state: CascadesState) -> CascadesResult:
@@ -201,21 +231,32 @@ class CascadesLab(PredictionsLab):
         else:
             result = cascades.threshold_cascade(z, tau, **common)
             window = (tau, float("inf"))
-        full_row, full_curve, frontier = self._fixed(state.split, order, state.score, state.target_kind, state.target,
-                                                     state.n_bins)
+        full_row, full_curve, frontier = self._fixed(
+            state.split, order, state.score, state.target_kind, state.target, state.n_bins
+        )
         singles = self._singles(state.split, state.score, state.target_kind, state.target, state.n_bins)
-        curves = {"cascade": _curve(metrics.risk_coverage(result.confidence, result.predictions == y)),
-                  "full ensemble": full_curve}
+        curves = {
+            "cascade": _curve(metrics.risk_coverage(result.confidence, result.predictions == y)),
+            "full ensemble": full_curve,
+        }
         curves.update({name: _curve(s["_curve"]) for name, s in singles.items()})
         ood = self._ood(state.split, result.confidence, order, state.score)
         return CascadesResult(
-            split=state.split, policy=state.policy, tau=tau, window=window, ood=ood,
-            window_coverage=(float((result.confidence >= window[1]).double().mean()),
-                             float((result.confidence > window[0]).double().mean())),
-            cascade=self._row(result, y, tau, state.n_bins), ensemble=full_row,
+            split=state.split,
+            policy=state.policy,
+            tau=tau,
+            window=window,
+            ood=ood,
+            window_coverage=(
+                float((result.confidence >= window[1]).double().mean()),
+                float((result.confidence > window[0]).double().mean()),
+            ),
+            cascade=self._row(result, y, tau, state.n_bins),
+            ensemble=full_row,
             exit_share=torch.bincount(result.exit_stage, minlength=len(order)).double() / y.shape[0],
             singles={n: {k: v for k, v in s.items() if k != "_curve"} for n, s in singles.items()},
-            frontier=frontier, curves=curves,
+            frontier=frontier,
+            curves=curves,
             quality=_quality(result.confidence, result.predictions == y, state.target_kind, state.target),
         )
 
@@ -231,4 +272,4 @@ def _quality(confidence, correct, kind: str, target: float) -> float:
 def _curve(rc, points: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
     """A risk-coverage curve thinned to about ``points`` points (for plotting)."""
     step = max(1, rc.coverage.shape[0] // points)
-    return rc.coverage[step - 1::step], rc.risk[step - 1::step]
+    return rc.coverage[step - 1 :: step], rc.risk[step - 1 :: step]

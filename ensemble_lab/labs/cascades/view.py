@@ -12,27 +12,43 @@ from ..figure import LabFigure
 from ..view import LabView, pct, split_options, table_html
 from .lab import POLICIES, TARGETS, CascadesLab
 
+
 def cascade_table_html(result) -> str:
     rows = {}
     for name, m in (("cascade", result.cascade), ("full ensemble", result.ensemble), *result.singles.items()):
-        rows[name] = (pct(m["accuracy"]), pct(m["ece"]) if "ece" in m else "–", f"{m['aurc']:.4f}",
-                      pct(m["risk"]) if m["risk"] == m["risk"] else "–", pct(m["coverage"]), f"{m['macs']:,.0f}")
-    table = table_html(("accuracy", "ECE", "AURC", "risk at tau", "coverage at tau", "MACs / sample"), rows,
-                       bold=("cascade",))
+        rows[name] = (
+            pct(m["accuracy"]),
+            pct(m["ece"]) if "ece" in m else "–",
+            f"{m['aurc']:.4f}",
+            pct(m["risk"]) if m["risk"] == m["risk"] else "–",
+            pct(m["coverage"]),
+            f"{m['macs']:,.0f}",
+        )
+    table = table_html(
+        ("accuracy", "ECE", "AURC", "risk at tau", "coverage at tau", "MACs / sample"), rows, bold=("cascade",)
+    )
     shares = " · ".join(f"stage {i + 1}: {pct(float(v))}" for i, v in enumerate(result.exit_share))
     lo, hi = result.window
     ood = ""
     if result.ood:
-        ood = "<div>Telling these images from clean test ones by exit confidence: " + " · ".join(
-            f"{name}: AUROC {m['auroc']:.3f}, FPR at 95% TPR {pct(m['fpr95'])}" for name, m in result.ood.items()
-        ) + "</div>"
+        ood = (
+            "<div>Telling these images from clean test ones by exit confidence: "
+            + " · ".join(
+                f"{name}: AUROC {m['auroc']:.3f}, FPR at 95% TPR {pct(m['fpr95'])}" for name, m in result.ood.items()
+            )
+            + "</div>"
+        )
     if result.policy == "window":
-        where = (f"window ({lo:.3f}, {hi:.3f}) on the exit score: the half-width is in quantile space of the first "
-                 "stage's val scores")
+        where = (
+            f"window ({lo:.3f}, {hi:.3f}) on the exit score: the half-width is in quantile space of the first "
+            "stage's val scores"
+        )
     else:
         where = "threshold policy: a stage's sample exits once its score reaches tau"
-    return (f"<div><b>{html.escape(result.split)}</b> split · tau = {result.tau:.3f}, chosen on val for the "
-            f"target · {where}{table}<div>exits: {shares}</div>{ood}</div>")
+    return (
+        f"<div><b>{html.escape(result.split)}</b> split · tau = {result.tau:.3f}, chosen on val for the "
+        f"target · {where}{table}<div>exits: {shares}</div>{ood}</div>"
+    )
 
 
 class CascadesView(LabView, lab=CascadesLab):
@@ -42,35 +58,61 @@ class CascadesView(LabView, lab=CascadesLab):
 
     def build(self) -> None:
         lab = self.lab
-        self.target_kind = self.bind("target_kind", w.ToggleButtons(options=list(TARGETS), description="target",
-                                                                    style={"button_width": "80px"}))
-        self.target = self.bind("target", w.FloatSlider(min=0.01, max=1.0, step=0.01, description="target value",
-                                                        readout_format=".2f"))
-        self.policy = self.bind("policy", w.ToggleButtons(options=list(POLICIES), description="policy",
-                                                          style={"button_width": "80px"}))
-        self.half_width = self.bind("half_width", w.FloatSlider(min=0.0, max=0.5, step=0.01, description="half-width",
-                                                                readout_format=".2f",
-                                                                tooltip="in quantile space of val scores"))
+        self.target_kind = self.bind(
+            "target_kind", w.ToggleButtons(options=list(TARGETS), description="target", style={"button_width": "80px"})
+        )
+        self.target = self.bind(
+            "target", w.FloatSlider(min=0.01, max=1.0, step=0.01, description="target value", readout_format=".2f")
+        )
+        self.policy = self.bind(
+            "policy", w.ToggleButtons(options=list(POLICIES), description="policy", style={"button_width": "80px"})
+        )
+        self.half_width = self.bind(
+            "half_width",
+            w.FloatSlider(
+                min=0.0,
+                max=0.5,
+                step=0.01,
+                description="half-width",
+                readout_format=".2f",
+                tooltip="in quantile space of val scores",
+            ),
+        )
         self.score = self.bind("score", w.Dropdown(options=list(cascades.SCORES), description="exit score"))
-        self.stages = self.link(w.IntSlider(min=1, max=lab.k, description="stages"),
-                                lambda st: len(st.order) or lab.k, lambda v: {"order": list(range(v))},
-                                css="stages")
+        self.stages = self.link(
+            w.IntSlider(min=1, max=lab.k, description="stages"),
+            lambda st: len(st.order) or lab.k,
+            lambda v: {"order": list(range(v))},
+            css="stages",
+        )
         self.members = self.link(
-            w.Text(description="members", placeholder=f"order, e.g. 0, 1, 2 (of 0..{lab.k - 1})",
-                   continuous_update=False),
-            lambda st: ", ".join(str(i) for i in (st.order or range(lab.k))), lambda v: {"order": _parse_order(v)},
-            css="members")
-        self.split = self.bind("split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split),
-                                                   description="evaluate on"))
+            w.Text(
+                description="members", placeholder=f"order, e.g. 0, 1, 2 (of 0..{lab.k - 1})", continuous_update=False
+            ),
+            lambda st: ", ".join(str(i) for i in (st.order or range(lab.k))),
+            lambda v: {"order": _parse_order(v)},
+            css="members",
+        )
+        self.split = self.bind(
+            "split", w.Dropdown(options=split_options(lab.eval_splits, lab.fit_split), description="evaluate on")
+        )
         self.table = self.html("metrics")
         self.figure = LabFigure([["rc", "frontier"]], figsize=(7.6, 3.5))
         self.rc_plot = RiskCoveragePlot(self.figure.axes["rc"], list(lab.result.curves))
         self.frontier_plot = CostFrontierPlot(self.figure.axes["frontier"])
 
     def controls(self) -> list:
-        return [self.target_kind, self.target, self.policy, self.half_width,
-                w.HTML("<i>half-width: in quantile space of the first stage's val scores</i>"), self.score,
-                self.stages, self.members, self.split]
+        return [
+            self.target_kind,
+            self.target,
+            self.policy,
+            self.half_width,
+            w.HTML("<i>half-width: in quantile space of the first stage's val scores</i>"),
+            self.score,
+            self.stages,
+            self.members,
+            self.split,
+        ]
 
     def outputs(self) -> list:
         return [self.table, self.figure.widget]
@@ -78,12 +120,18 @@ class CascadesView(LabView, lab=CascadesLab):
     def draw(self, result) -> None:
         self.table.value = cascade_table_html(result)
         c_hi, c_lo = result.window_coverage
-        full = self.rc_plot.update(result.curves, result.cascade["coverage"],
-                                   (c_hi, c_lo) if result.policy == "window" else None)
-        ylabel = ("coverage at the target risk" if self.lab.state.target_kind == "risk"
-                  else "risk at the target coverage")
-        full |= self.frontier_plot.update(result.frontier, (result.cascade["macs"], result.quality),
-                                          [(s["macs"], s["quality"]) for s in result.singles.values()], ylabel)
+        full = self.rc_plot.update(
+            result.curves, result.cascade["coverage"], (c_hi, c_lo) if result.policy == "window" else None
+        )
+        ylabel = (
+            "coverage at the target risk" if self.lab.state.target_kind == "risk" else "risk at the target coverage"
+        )
+        full |= self.frontier_plot.update(
+            result.frontier,
+            (result.cascade["macs"], result.quality),
+            [(s["macs"], s["quality"]) for s in result.singles.values()],
+            ylabel,
+        )
         self.figure.show(self.rc_plot.artists + self.frontier_plot.artists, full=full)
 
 

@@ -32,8 +32,15 @@ from ..state import N_BINS, TEMPERATURE, LabState, Setting
 __all__ = ["PromptsState", "PromptsResult", "PromptsLab", "WEIGHTINGS", "TABLE_COLUMNS"]
 
 WEIGHTINGS = ("equal", "max-logit", "zpe-both", "zpe-pretrain", "zpe-test", "zpe-select", "oracle")
-_DEBIAS = {"max-logit": "none", "zpe-both": "both", "zpe-pretrain": "pretrain", "zpe-test": "test",
-           "zpe-select": "both", "equal": "both", "oracle": "both"}  # the scores shown for each weighting
+_DEBIAS = {
+    "max-logit": "none",
+    "zpe-both": "both",
+    "zpe-pretrain": "pretrain",
+    "zpe-test": "test",
+    "zpe-select": "both",
+    "equal": "both",
+    "oracle": "both",
+}  # the scores shown for each weighting
 CLASS_NAME_ONLY = "{}"
 PLAIN = "a photo of a {}."
 TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
@@ -155,8 +162,7 @@ class PromptsLab(Lab):
         full = self._logits(domain, templates)  # checked when it was computed
         if weighting == "equal":  # CLIP's embedding average, from the cached logits (equal_average_logits)
             w_all = torch.zeros(len(templates), dtype=full.dtype).index_fill_(0, idx, 1.0 / p)
-            logits = prompts.equal_average_logits(full, self.data.text_embeddings(templates), w_all,
-                                                  validate=False)
+            logits = prompts.equal_average_logits(full, self.data.text_embeddings(templates), w_all, validate=False)
             return logits, scores, torch.full((p,), 1.0 / p, dtype=torch.float64)
         if weighting == "oracle":
             w = self._oracle(domain, templates, tuple(idx.tolist()))
@@ -185,29 +191,39 @@ class PromptsLab(Lab):
         y = self.data.labels[state.domain]
         p = torch.softmax(logits.double(), dim=-1)
         return PromptsResult(
-            domain=state.domain, weighting=state.weighting, n_samples=int(y.shape[0]),
+            domain=state.domain,
+            weighting=state.weighting,
+            n_samples=int(y.shape[0]),
             n_scored=int(self._score_index(state.domain, state.n_images, state.seed).shape[0]),
             metrics=metrics.summary(p, y, n_bins=state.n_bins, validate=False),
             reliability=metrics.reliability(p, y, n_bins=state.n_bins, validate=False),
-            selected=self._selected(state), scores=scores, weights=weights,
-            table=self._table(tuple(state.templates), tuple(state.selected), state.temperature, state.tau,
-                              state.n_images, state.seed),
+            selected=self._selected(state),
+            scores=scores,
+            weights=weights,
+            table=self._table(
+                tuple(state.templates), tuple(state.selected), state.temperature, state.tau, state.n_images, state.seed
+            ),
         )
 
     @cached(maxsize=16)
     def _table(self, templates, selected, temperature, tau, n_images, seed) -> dict[str, dict[str, float]]:
         """The paper's layout: one row per domain, one column per classifier (accuracy)."""
-        state = _Shadow(None, templates=list(templates), selected=list(selected), temperature=temperature, tau=tau,
-                        n_images=n_images, seed=seed)
+        state = _Shadow(
+            None,
+            templates=list(templates),
+            selected=list(selected),
+            temperature=temperature,
+            tau=tau,
+            n_images=n_images,
+            seed=seed,
+        )
         table = {}
         for domain in self.data.domains:
             y = self.data.labels[domain]
-            if state.n_images > self.data.images[domain].shape[0]:
-                n_images = 0  # a smaller domain is scored on all its images
-            else:
-                n_images = state.n_images
+            # a smaller domain is scored on all its images
+            n_images = 0 if state.n_images > self.data.images[domain].shape[0] else state.n_images
 
-            def acc(weighting):
+            def acc(weighting, domain=domain, y=y, n_images=n_images):
                 shadow = _Shadow(state, n_images=n_images)
                 z = self._classifier(shadow, domain, weighting)[0]
                 return float((z.argmax(1) == y).double().mean())

@@ -25,19 +25,22 @@ _WEIGHTING_NAMES = {
 
 def metrics_html(result) -> str:
     m = result.metrics
-    return (f"<div><b>{html.escape(result.domain)}</b> domain, {result.n_samples} images "
-            f"({result.n_scored} unlabeled ones score the prompts) · {len(result.selected)} prompts · "
-            f"accuracy <b>{pct(m['accuracy'])}</b> · NLL {m['nll']:.3f} · Brier {m['brier']:.3f} · "
-            f"ECE {pct(m['ece'])}</div>")
+    return (
+        f"<div><b>{html.escape(result.domain)}</b> domain, {result.n_samples} images "
+        f"({result.n_scored} unlabeled ones score the prompts) · {len(result.selected)} prompts · "
+        f"accuracy <b>{pct(m['accuracy'])}</b> · NLL {m['nll']:.3f} · Brier {m['brier']:.3f} · "
+        f"ECE {pct(m['ece'])}</div>"
+    )
 
 
 def domain_table_html(table: dict[str, dict[str, float]], current: str, plain: str) -> str:
     columns = tuple(next(iter(table.values())))
     rows = {domain: tuple(pct(row[c]) for c in columns) for domain, row in table.items()}
     header = tuple(f"“{plain}”" if c == "plain prompt" else c for c in columns)
-    return ("<div style='font-size:90%'>Zero-shot accuracy per domain (the paper's layout; pool columns use the "
-            "ticked prompts)" + table_html(header, rows, css_class="el-domain-table", bold=(current,))
-            + "</div>")
+    return (
+        "<div style='font-size:90%'>Zero-shot accuracy per domain (the paper's layout; pool columns use the "
+        "ticked prompts)" + table_html(header, rows, css_class="el-domain-table", bold=(current,)) + "</div>"
+    )
 
 
 class PromptsView(LabView, lab=PromptsLab):
@@ -52,35 +55,52 @@ class PromptsView(LabView, lab=PromptsLab):
         self.pool_box = w.VBox(layout=w.Layout(max_height="260px", overflow="auto", width="330px"))
         self.pool_box.add_class("el-pool")
         self._build_checks()
-        self.buttons = {key: self.button(key, label, on_click=lambda key=key: self._tick_all(key == "all"),
-                                         width="100px")
-                        for key, label in (("all", "tick all"), ("none", "untick all"))}
+        self.buttons = {
+            key: self.button(key, label, on_click=lambda key=key: self._tick_all(key == "all"), width="100px")
+            for key, label in (("all", "tick all"), ("none", "untick all"))
+        }
         # Enter (or leaving the box) adds the template, as the button does
-        self.new_template = w.Text(placeholder="a new template with one {}, then Enter", continuous_update=False,
-                                   layout=w.Layout(width="230px"))
+        self.new_template = w.Text(
+            placeholder="a new template with one {}, then Enter",
+            continuous_update=False,
+            layout=w.Layout(width="230px"),
+        )
         self.new_template.add_class("el-new-template")
         self.new_template.observe(lambda change: self._add(), names="value")
         self.add_button = self.button("add-template", "add", on_click=self._add, width="60px")
-        self.weighting = self.bind("weighting", w.Dropdown(
-            options=[(_WEIGHTING_NAMES[k], k) for k in WEIGHTINGS], description="weighting"))
-        self.temperature = self.bind("temperature", w.FloatLogSlider(
-            base=10, min=-2, max=1, step=0.05, description="temperature", readout_format=".2f"))
+        self.weighting = self.bind(
+            "weighting", w.Dropdown(options=[(_WEIGHTING_NAMES[k], k) for k in WEIGHTINGS], description="weighting")
+        )
+        self.temperature = self.bind(
+            "temperature",
+            w.FloatLogSlider(base=10, min=-2, max=1, step=0.05, description="temperature", readout_format=".2f"),
+        )
         self.tau = self.bind("tau", w.FloatSlider(min=-2.0, max=4.0, step=0.1, description="tau"))
         self.n_images = self.bind("n_images", w.IntText(description="scored on", layout=w.Layout(width="200px")))
         self.domain = self.bind("domain", w.Dropdown(options=list(lab.data.domains), description="domain"))
         self.summary = self.html("metrics")
         self.table = self.html("domain-table")
-        self.figure = LabFigure([["rel", "scores"], ["hist", "weights"]], figsize=(7.6, 4.0),
-                                height_ratios=[3, 2], width_ratios=[2, 3])
-        self.reliability_plot = ReliabilityPlot(self.figure.axes["rel"], self.figure.axes["hist"],
-                                                title="Zero-shot classifier")
+        self.figure = LabFigure(
+            [["rel", "scores"], ["hist", "weights"]], figsize=(7.6, 4.0), height_ratios=[3, 2], width_ratios=[2, 3]
+        )
+        self.reliability_plot = ReliabilityPlot(
+            self.figure.axes["rel"], self.figure.axes["hist"], title="Zero-shot classifier"
+        )
         self.bars = ScoreWeightBars(self.figure.axes["scores"], self.figure.axes["weights"], score_label="ZPE score")
 
     def controls(self) -> list:
-        return [w.HTML("<b>Prompt pool</b> (numbers as in the bar charts; yours on top)"), self.pool_box,
-                w.HBox(list(self.buttons.values())), w.HBox([self.new_template, self.add_button]),
-                w.HTML("<b>Weighting</b>"), self.weighting, self.temperature, self.tau,
-                w.HBox([self.n_images, w.HTML("&nbsp;images (0: all)")]), self.domain]
+        return [
+            w.HTML("<b>Prompt pool</b> (numbers as in the bar charts; yours on top)"),
+            self.pool_box,
+            w.HBox(list(self.buttons.values())),
+            w.HBox([self.new_template, self.add_button]),
+            w.HTML("<b>Weighting</b>"),
+            self.weighting,
+            self.temperature,
+            self.tau,
+            w.HBox([self.n_images, w.HTML("&nbsp;images (0: all)")]),
+            self.domain,
+        ]
 
     def outputs(self) -> list:
         return [self.summary, self.figure.widget, self.table]
@@ -92,11 +112,17 @@ class PromptsView(LabView, lab=PromptsLab):
         self.checks = []
         for i, t in enumerate(self.lab.state.templates):
             c = w.Checkbox(description=f"{i + 1}. {t}", indent=False, layout=w.Layout(width="310px"))
-            self.checks.append(self.link(c, lambda st, t=t: t in st.selected,
-                                         lambda v, t=t: {"selected": self._ticked(t, v)}, css=f"prompt-{i}"))
+            self.checks.append(
+                self.link(
+                    c,
+                    lambda st, t=t: t in st.selected,
+                    lambda v, t=t: {"selected": self._ticked(t, v)},
+                    css=f"prompt-{i}",
+                )
+            )
         # templates the learner added come first, newest on top: a new one is in view without scrolling the box
         pool = set(self.lab.pool)
-        added = [c for c, t in zip(self.checks, self.lab.state.templates) if t not in pool]
+        added = [c for c, t in zip(self.checks, self.lab.state.templates, strict=False) if t not in pool]
         self.pool_box.children = [*reversed(added), *(c for c in self.checks if c not in added)]
         self._check_templates = tuple(self.lab.state.templates)
 
@@ -144,8 +170,13 @@ class PromptsView(LabView, lab=PromptsLab):
         # one bar per known template (unticked ones at 0), so (un)ticking moves bars instead of re-creating them
         position = {t: i for i, t in enumerate(templates)}
         scores, weights = torch.zeros(len(templates)), torch.zeros(len(templates))
-        for t, s, wt in zip(result.selected, result.scores.tolist(), result.weights.tolist()):
+        for t, s, wt in zip(result.selected, result.scores.tolist(), result.weights.tolist(), strict=False):
             scores[position[t]], weights[position[t]] = s, wt
-        rebuilt = self.bars.update(scores, weights, [str(i + 1) for i in range(len(templates))],
-                                   score_range=self._score_range(result), weight_top=self._weight_top(result))
+        rebuilt = self.bars.update(
+            scores,
+            weights,
+            [str(i + 1) for i in range(len(templates))],
+            score_range=self._score_range(result),
+            weight_top=self._weight_top(result),
+        )
         self.figure.show(self.reliability_plot.artists + self.bars.artists, full=rebuilt)

@@ -47,12 +47,14 @@ class SoupsState(LabState):
     SETTINGS = {
         "ingredients": Setting(list, (), "checked ingredients (names)", item=str),
         "recipe": Setting(str, "greedy", "the highlighted soup", choices=RECIPES),
-        "alpha": Setting(float, 0.5, "WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned (the cached 0.1 grid)",
-                         choices=ALPHAS),
+        "alpha": Setting(
+            float, 0.5, "WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned (the cached 0.1 grid)", choices=ALPHAS
+        ),
         "lr": Setting(float, 1e-3, "learning rate of the fine-tuned endpoint", choices=ENDPOINT_LRS),
         "bang": Setting(bool, False, "use the BANG fine-tune (label smoothing + mixup) as the endpoint"),
-        "head_scale": Setting(float, 1.0, "scale of the fine-tuned head before averaging", low=0, high=2,
-                              open_low=True),
+        "head_scale": Setting(
+            float, 1.0, "scale of the fine-tuned head before averaging", low=0, high=2, open_low=True
+        ),
         "split": Setting(str, ALL_SHIFTED, "the shifted split", choices=SHIFT_CHOICES),
         "line_a": Setting(str, endpoint_name(3e-4), "one end of the loss line"),
         "line_b": Setting(str, endpoint_name(1e-2), "the other end of the loss line"),
@@ -64,8 +66,9 @@ class SoupsState(LabState):
 class SoupsResult:
     """What the Lab shows for one State.
 
-    ``alphas`` ``(A,)`` and the current ``alpha``; ``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` -> ``(A,)`` tensors of the
-    WiSE-FT curve between the zero-shot model and ``endpoint``; ``point``: the same four at the current alpha.
+    ``alphas`` ``(A,)`` and the current ``alpha``; ``curve``: ``"id_acc", "shift_acc", "id_ece", "shift_ece"`` ->
+    ``(A,)`` tensors of the WiSE-FT curve between the zero-shot model and ``endpoint``; ``point``: the same four at
+    the current alpha.
     ``table``: row -> ``{"acc_id", "acc_shift", "ece_id", "ece_shift", "nll_id", "nll_shift", "passes",
     "macs"}`` for zero-shot, the endpoint, WiSE-FT at alpha, the best checked ingredient (by val accuracy), the
     uniform, greedy and learned soups and the output ensemble; ``current``: the row of the chosen recipe.
@@ -89,12 +92,16 @@ class SoupsResult:
 
 def _metrics_row(logits_id, y_id, logits_shift, y_shift, n_bins, passes, macs) -> dict[str, float]:
     p_id, p_sh = logits_id.double().softmax(-1), logits_shift.double().softmax(-1)
-    return {"acc_id": metrics.accuracy(p_id, y_id, validate=False),
-            "acc_shift": metrics.accuracy(p_sh, y_shift, validate=False),
-            "ece_id": metrics.ece(p_id, y_id, n_bins=n_bins, validate=False),
-            "ece_shift": metrics.ece(p_sh, y_shift, n_bins=n_bins, validate=False),
-            "nll_id": metrics.nll(p_id, y_id, validate=False), "nll_shift": metrics.nll(p_sh, y_shift, validate=False),
-            "passes": float(passes), "macs": float(passes * macs)}
+    return {
+        "acc_id": metrics.accuracy(p_id, y_id, validate=False),
+        "acc_shift": metrics.accuracy(p_sh, y_shift, validate=False),
+        "ece_id": metrics.ece(p_id, y_id, n_bins=n_bins, validate=False),
+        "ece_shift": metrics.ece(p_sh, y_shift, n_bins=n_bins, validate=False),
+        "nll_id": metrics.nll(p_id, y_id, validate=False),
+        "nll_shift": metrics.nll(p_sh, y_shift, validate=False),
+        "passes": float(passes),
+        "macs": float(passes * macs),
+    }
 
 
 class SoupsLab(Lab):
@@ -109,13 +116,16 @@ class SoupsLab(Lab):
 
     def __init__(self, world: SoupWorld, state: SoupsState | None = None):
         if not isinstance(world, SoupWorld):
-            raise TypeError(f"world must be a SoupWorld (from ensemble_lab.soup_world.soup_world), got "
-                            f"{type(world).__name__}")
+            raise TypeError(
+                f"world must be a SoupWorld (from ensemble_lab.soup_world.soup_world), got {type(world).__name__}"
+            )
         self.world = world
         self.names = world.ingredients
         self.macs = world.model.macs(tuple(world.images[ID_SPLIT].shape[1:]))
-        self._val_acc = {n: float((world.logits[n][FIT_SPLIT].argmax(-1) == world.labels[FIT_SPLIT]).double().mean())
-                         for n in (ZERO_SHOT, *self.names)}
+        self._val_acc = {
+            n: float((world.logits[n][FIT_SPLIT].argmax(-1) == world.labels[FIT_SPLIT]).double().mean())
+            for n in (ZERO_SHOT, *self.names)
+        }
         super().__init__(state)
 
     def limits(self):
@@ -188,9 +198,12 @@ class SoupsLab(Lab):
         member_logits = torch.stack([torch.cat([w.logits[n][s] for s in w.images]).double() for n in checked])
         sizes = [w.images[s].shape[0] for s in w.images]
         ensemble = combine_module.combine(member_logits, rule="prob")  # (N, C) mean of probabilities
-        logits = {"uniform soup": self._forward(soups.uniform_soup(states)), "greedy soup": self._forward(greedy),
-                  "learned soup": self._forward(learned),
-                  "output ensemble": dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes)))}
+        logits = {
+            "uniform soup": self._forward(soups.uniform_soup(states)),
+            "greedy soup": self._forward(greedy),
+            "learned soup": self._forward(learned),
+            "output ensemble": dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes), strict=False)),
+        }
         return logits, tuple(checked[i] for i in greedy.kept), (learned.coefficients, learned.groups)
 
     @cached(maxsize=64)
@@ -201,19 +214,25 @@ class SoupsLab(Lab):
         y_id, y_sh = w.labels[ID_SPLIT], self._labels(shift)
         soup_logits, _, _ = self._soups(checked)
         best = max(checked, key=lambda n: self._val_acc[n])
-        sources = {"zero-shot": (w.logits[ZERO_SHOT], 1), f"fine-tuned ({endpoint})": (w.logits[endpoint], 1),
-                   f"best ingredient ({best})": (w.logits[best], 1),
-                   **{name: (lg, len(checked) if name == "output ensemble" else 1) for name, lg in soup_logits.items()}}
-        return {name: _metrics_row(lg[ID_SPLIT], y_id, self._logits(lg, shift), y_sh, n_bins, passes, self.macs)
-                for name, (lg, passes) in sources.items()}
+        sources = {
+            "zero-shot": (w.logits[ZERO_SHOT], 1),
+            f"fine-tuned ({endpoint})": (w.logits[endpoint], 1),
+            f"best ingredient ({best})": (w.logits[best], 1),
+            **{name: (lg, len(checked) if name == "output ensemble" else 1) for name, lg in soup_logits.items()},
+        }
+        return {
+            name: _metrics_row(lg[ID_SPLIT], y_id, self._logits(lg, shift), y_sh, n_bins, passes, self.macs)
+            for name, (lg, passes) in sources.items()
+        }
 
     @cached(maxsize=32)
     def _line(self, a: str, b: str) -> dict[str, torch.Tensor]:
         w = self.world
         logits = soups.interpolation_logits(w.model, w.states[a], w.states[b], ALPHAS, w.images[FIT_SPLIT]).double()
         y = w.labels[FIT_SPLIT]
-        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1),
-                                                 reduction="none").mean(-1)
+        loss = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none"
+        ).mean(-1)
         return {"loss": loss, "acc": (logits.argmax(-1) == y).double().mean(-1)}
 
     # -- the computation -------------------------------------------------------------------------------
@@ -226,8 +245,15 @@ class SoupsLab(Lab):
         i = min(range(len(ALPHAS)), key=lambda j: abs(ALPHAS[j] - state.alpha))
         shift = self._shift_splits(state.split)
         rows = dict(self._rows(checked, endpoint, state.split, state.n_bins))
-        wise = _metrics_row(curve["id_logits"][i], self.world.labels[ID_SPLIT], curve["shift_logits"][i],
-                            self._labels(shift), state.n_bins, 1, self.macs)
+        wise = _metrics_row(
+            curve["id_logits"][i],
+            self.world.labels[ID_SPLIT],
+            curve["shift_logits"][i],
+            self._labels(shift),
+            state.n_bins,
+            1,
+            self.macs,
+        )
         table = {}
         for name, row in rows.items():
             table[name] = row
@@ -236,10 +262,15 @@ class SoupsLab(Lab):
         _, kept, learned = self._soups(checked)
         current = "output ensemble" if state.recipe == "output ensemble" else f"{state.recipe} soup"
         return SoupsResult(
-            alphas=torch.tensor(ALPHAS, dtype=torch.float64), alpha=ALPHAS[i], endpoint=endpoint,
+            alphas=torch.tensor(ALPHAS, dtype=torch.float64),
+            alpha=ALPHAS[i],
+            endpoint=endpoint,
             curve={k: v for k, v in curve.items() if not k.endswith("_logits")},
             point={k: float(v[i]) for k, v in curve.items() if not k.endswith("_logits")},
-            table=table, current=current, greedy_kept=kept, learned=learned,
+            table=table,
+            current=current,
+            greedy_kept=kept,
+            learned=learned,
             line=self._line(state.line_a, state.line_b),
             shift_name="all shifted styles" if state.split == ALL_SHIFTED else state.split,
         )

@@ -30,15 +30,28 @@ def lr_label(lr: float) -> str:
 
 def soups_table_html(result) -> str:
     """The table of every row of ``result.table``; the chosen recipe's row and the WiSE-FT row in bold."""
-    rows = {name: (pct(m["acc_id"]), pct(m["acc_shift"]), pct(m["ece_id"]), pct(m["ece_shift"]),
-                   f"{m['nll_id']:.3f}", f"{m['nll_shift']:.3f}", f"{m['passes']:.0f}×", f"{m['macs'] / 1e6:.2f}")
-            for name, m in result.table.items()}
+    rows = {
+        name: (
+            pct(m["acc_id"]),
+            pct(m["acc_shift"]),
+            pct(m["ece_id"]),
+            pct(m["ece_shift"]),
+            f"{m['nll_id']:.3f}",
+            f"{m['nll_shift']:.3f}",
+            f"{m['passes']:.0f}×",
+            f"{m['macs'] / 1e6:.2f}",
+        )
+        for name, m in result.table.items()
+    }
     bold = (result.current, *(name for name in rows if name.startswith("WiSE-FT")))
     kept = ", ".join(result.greedy_kept) or "–"
-    return (f"<div style='font-size:90%'>ID: clean test digits with a sticker · shifted: {html.escape(result.shift_name)} · "
-            "cost per image: forward passes and MACs"
-            + table_html(_COLUMNS, rows, css_class="el-soups-table", bold=bold)
-            + f"<div class='el-greedy-kept'>greedy soup kept: {html.escape(kept)} (in the order added)</div></div>")
+    return (
+        "<div style='font-size:90%'>ID: clean test digits with a sticker · "
+        f"shifted: {html.escape(result.shift_name)} · "
+        "cost per image: forward passes and MACs"
+        + table_html(_COLUMNS, rows, css_class="el-soups-table", bold=bold)
+        + f"<div class='el-greedy-kept'>greedy soup kept: {html.escape(kept)} (in the order added)</div></div>"
+    )
 
 
 class SoupsView(LabView, lab=SoupsLab):
@@ -50,30 +63,51 @@ class SoupsView(LabView, lab=SoupsLab):
         lab = self.lab
         self.checks: list[w.Checkbox] = []
         for i, name in enumerate(lab.names):
-            c = w.Checkbox(value=name in lab.state.ingredients, description=name, indent=False,
-                           layout=w.Layout(width="160px", height="24px"))
+            c = w.Checkbox(
+                value=name in lab.state.ingredients,
+                description=name,
+                indent=False,
+                layout=w.Layout(width="160px", height="24px"),
+            )
             c.add_class(f"el-ingredient-{i}")
             c.observe(lambda _ch: self._show_pending(), names="value")
             self.checks.append(c)
-        self.checklist = w.GridBox(self.checks, layout=w.Layout(grid_template_columns="repeat(2, 162px)",
-                                                                 grid_gap="0px 4px"))
+        self.checklist = w.GridBox(
+            self.checks, layout=w.Layout(grid_template_columns="repeat(2, 162px)", grid_gap="0px 4px")
+        )
         self.checklist.add_class("el-ingredients")
         self.all_button = self.button("all", "check all", on_click=self._check_all, width="90px")
-        self.apply_button = self.button("apply", "apply", "make the soups of the checked ingredients (seconds)",
-                                        on_click=self._apply, width="90px")
+        self.apply_button = self.button(
+            "apply", "apply", "make the soups of the checked ingredients (seconds)", on_click=self._apply, width="90px"
+        )
         self.pending = self.html("pending")
         self._shown_ingredients = tuple(lab.state.ingredients)
-        self.recipe = self.bind("recipe", w.ToggleButtons(
-            options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES],
-            tooltips=[f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in RECIPES],
-            style={"button_width": "78px"}))
-        self.alpha = self.bind("alpha", w.FloatSlider(min=0.0, max=1.0, step=0.1, description="alpha",
-                                                      continuous_update=True, readout_format=".1f"))
-        self.lr = self.bind("lr", w.Dropdown(options=[(lr_label(lr), lr) for lr in ENDPOINT_LRS],
-                                             description="endpoint lr"))
+        self.recipe = self.bind(
+            "recipe",
+            w.ToggleButtons(
+                options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES],
+                tooltips=[
+                    f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in RECIPES
+                ],
+                style={"button_width": "78px"},
+            ),
+        )
+        self.alpha = self.bind(
+            "alpha",
+            w.FloatSlider(
+                min=0.0, max=1.0, step=0.1, description="alpha", continuous_update=True, readout_format=".1f"
+            ),
+        )
+        self.lr = self.bind(
+            "lr", w.Dropdown(options=[(lr_label(lr), lr) for lr in ENDPOINT_LRS], description="endpoint lr")
+        )
         self.bang = self.bind("bang", w.Checkbox(description="BANG endpoint (label smoothing + mixup)", indent=False))
-        self.head_scale = self.bind("head_scale", w.FloatSlider(min=0.25, max=2.0, step=0.05, description="head scale",
-                                                                continuous_update=False, readout_format=".2f"))
+        self.head_scale = self.bind(
+            "head_scale",
+            w.FloatSlider(
+                min=0.25, max=2.0, step=0.05, description="head scale", continuous_update=False, readout_format=".2f"
+            ),
+        )
         self.split = self.bind("split", w.Dropdown(options=list(SHIFT_CHOICES), description="shifted"))
         ends = [ZERO_SHOT, *lab.names]
         self.line_a = self.bind("line_a", w.Dropdown(options=ends, description="from"))
@@ -84,28 +118,41 @@ class SoupsView(LabView, lab=SoupsLab):
         self.line_plot = LossLinePlot(self.figure.axes["line"])
 
     def controls(self) -> list:
-        return [w.HTML("<b>Ingredients</b> (the soups mix the checked fine-tunes)"), self.checklist,
-                w.HBox([self.all_button, self.apply_button]), self.pending,
-                w.HTML("<b>Recipe</b> (marked in the plot, bold in the table)"), self.recipe,
-                w.HTML("<b>WiSE-FT</b>: zero-shot ↔ fine-tuned endpoint"), self.alpha, self.lr, self.bang,
-                w.HTML("fine-tuned head scale (BANG balance)"), self.head_scale,
-                w.HTML("<b>Evaluate</b>"), self.split,
-                w.HTML("<b>Loss along a straight line</b> (val split)"), self.line_a, self.line_b]
+        return [
+            w.HTML("<b>Ingredients</b> (the soups mix the checked fine-tunes)"),
+            self.checklist,
+            w.HBox([self.all_button, self.apply_button]),
+            self.pending,
+            w.HTML("<b>Recipe</b> (marked in the plot, bold in the table)"),
+            self.recipe,
+            w.HTML("<b>WiSE-FT</b>: zero-shot ↔ fine-tuned endpoint"),
+            self.alpha,
+            self.lr,
+            self.bang,
+            w.HTML("fine-tuned head scale (BANG balance)"),
+            self.head_scale,
+            w.HTML("<b>Evaluate</b>"),
+            self.split,
+            w.HTML("<b>Loss along a straight line</b> (val split)"),
+            self.line_a,
+            self.line_b,
+        ]
 
     def outputs(self) -> list:
         return [self.figure.widget, self.table]
 
     # -- the checklist: ticks wait for "apply" ----------------------------------------------------------
     def _ticked(self) -> list[str]:
-        return [name for name, c in zip(self.lab.names, self.checks) if c.value]
+        return [name for name, c in zip(self.lab.names, self.checks, strict=False) if c.value]
 
     def _show_pending(self) -> None:
         ticked, now = self._ticked(), list(self.lab.state.ingredients)
         if set(ticked) == set(now):
             self.pending.value = ""
         else:
-            self.pending.value = (f"<i>{len(ticked)} ticked, {len(now)} in the soups now: press <b>apply</b> to "
-                                  "make the new soups</i>")
+            self.pending.value = (
+                f"<i>{len(ticked)} ticked, {len(now)} in the soups now: press <b>apply</b> to make the new soups</i>"
+            )
 
     def _check_all(self) -> None:
         for c in self.checks:
@@ -122,7 +169,7 @@ class SoupsView(LabView, lab=SoupsLab):
         ticks waiting for "apply" stay), or when ``force``d."""
         now = tuple(self.lab.state.ingredients)
         if force or now != self._shown_ingredients:
-            for name, c in zip(self.lab.names, self.checks):
+            for name, c in zip(self.lab.names, self.checks, strict=False):
                 c.value = name in now
             self._shown_ingredients = now
         self._show_pending()
@@ -134,10 +181,16 @@ class SoupsView(LabView, lab=SoupsLab):
         self.table.value = soups_table_html(result)
         head = "" if s.head_scale == 1 else f", head ×{s.head_scale:g}"
         row = result.table[result.current]
-        full = self.wise_plot.update(result.alphas, result.curve, result.point, result.alpha,
-                                     {"id": row["acc_id"], "shift": row["acc_shift"]},
-                                     f"WiSE-FT: zero-shot → {result.endpoint}{head}\nshifted = {result.shift_name}",
-                                     result.current)
-        full |= self.line_plot.update(result.alphas, result.line["loss"], result.line["acc"],
-                                      f"val loss from {s.line_a}\nto {s.line_b}")
+        full = self.wise_plot.update(
+            result.alphas,
+            result.curve,
+            result.point,
+            result.alpha,
+            {"id": row["acc_id"], "shift": row["acc_shift"]},
+            f"WiSE-FT: zero-shot → {result.endpoint}{head}\nshifted = {result.shift_name}",
+            result.current,
+        )
+        full |= self.line_plot.update(
+            result.alphas, result.line["loss"], result.line["acc"], f"val loss from {s.line_a}\nto {s.line_b}"
+        )
         self.figure.show(self.wise_plot.artists + self.line_plot.artists, full=full)
