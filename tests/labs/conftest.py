@@ -22,6 +22,16 @@ def synthetic_predictions(k=4, n=400, c=5, seed=0):
     return SimpleNamespace(logits=logits, labels=labels, config={"synthetic": True})
 
 
+def assert_refused(lab, changes: dict, fragment: str) -> None:
+    """``lab.set(**changes)`` is refused with ``fragment`` in the status line, and the State and result are as
+    they were."""
+    state, result = lab.state.to_dict(), lab.result
+    assert not lab.set(**changes)
+    assert fragment in lab.status
+    assert lab.state.to_dict() == state
+    assert lab.result is result
+
+
 @pytest.fixture
 def predictions():
     """Four members on val, test and a shifted split (400 samples, 5 classes)."""

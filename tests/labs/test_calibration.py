@@ -12,6 +12,8 @@ from ensemble_lab import calibration, estimators, metrics
 from ensemble_lab.combine import combine
 from ensemble_lab.labs import CalibrationLab, CalibrationState
 
+from .conftest import assert_refused
+
 
 def overconfident_predictions(k=4, n=600, c=5, seed=0):
     """Members whose logits are too sharp by a factor 2.5 (each over-confident) with independent noise (so their
@@ -144,11 +146,7 @@ def test_bad_input_goes_to_the_status_line_and_changes_nothing(lab, changes, fra
     if fragment is None:
         assert lab.set(**changes)
         return
-    state, result = lab.state.to_dict(), lab.result
-    assert not lab.set(**changes)
-    assert fragment in lab.status
-    assert lab.state.to_dict() == state
-    assert lab.result is result
+    assert_refused(lab, changes, fragment)
     assert lab.set(temperature=1.5)
     assert lab.status == ""
 

@@ -9,6 +9,8 @@ from ensemble_lab import cascades, metrics
 from ensemble_lab.labs import CascadesLab, CascadesState
 from ensemble_lab.labs.cascades.lab import SWEEP
 
+from .conftest import assert_refused
+
 K, C, N = 3, 5, 800
 
 
@@ -94,11 +96,7 @@ def test_stages_target_split_and_singles(lab):
     ],
 )
 def test_bad_settings_go_to_the_status_line(lab, changes, fragment):
-    state, result = lab.state.to_dict(), lab.result
-    assert not lab.set(**changes)
-    assert fragment in lab.status
-    assert lab.state.to_dict() == state
-    assert lab.result is result
+    assert_refused(lab, changes, fragment)
 
 
 def test_unreachable_risk_names_what_the_data_can_reach():

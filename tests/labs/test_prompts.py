@@ -14,6 +14,8 @@ from ensemble_lab.combine import learn_weights
 from ensemble_lab.labs.prompts import TABLE_COLUMNS, PromptsLab, PromptsState
 from ensemble_lab.zeroshot import ZeroShotData
 
+from .conftest import assert_refused
+
 C, D = 10, 32
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -221,11 +223,7 @@ def test_bad_templates_leave_the_pool_unchanged(lab, template, fragment):
     ],
 )
 def test_bad_settings_go_to_the_status_line(lab, changes, fragment):
-    state, result = lab.state.to_dict(), lab.result
-    assert not lab.set(**changes)
-    assert fragment in lab.status
-    assert lab.state.to_dict() == state
-    assert lab.result is result
+    assert_refused(lab, changes, fragment)
 
 
 def test_state_round_trips(lab, data):

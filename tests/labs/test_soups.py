@@ -12,6 +12,8 @@ from ensemble_lab import combine, metrics, soups
 from ensemble_lab.labs.soups import ALL_SHIFTED, SoupsLab, SoupsState
 from ensemble_lab.soup_world import ALPHAS, SHIFTED, ZERO_SHOT, endpoint_name
 
+from .conftest import assert_refused
+
 
 @pytest.fixture(scope="module")
 def world():
@@ -128,11 +130,8 @@ def test_split_and_line(lab, world):
     ],
 )
 def test_bad_settings_leave_state_and_result_unchanged(lab, change, match):
-    before, result = lab.state.to_dict(), lab.result
-    assert not lab.set(**change)
-    assert match in lab.status
-    assert lab.state.to_dict() == before
-    assert lab.result is result
+    before = lab.state.to_dict()
+    assert_refused(lab, change, match)
     name, value = next(iter(change.items()))
     if change in (dict(ingredients=[]), dict(line_a=endpoint_name(1e-2))):
         setattr(lab.state, name, value)  # needs the world (none checked, both ends equal): rolled back
