@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 clean-cache:
-	$(BIN)/python -c "import ensemble_lab.zoo as z; z.clear_cache()"
+	$(BIN)/python -c "import ensemble_lab.cache as c; c.clear_cache()"
 
 # make app: the notebooks as apps (Voila, code hidden) at http://localhost:8866; the kernels of closed app tabs
 # are shut down after 2 idle minutes (Voila 0.5 may fail to do it when a tab closes: voila#1458)

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from benchmarks._timing import median, p95, time_calls  # noqa: E402
-from ensemble_lab import estimators, metrics  # noqa: E402
+from ensemble_lab import calibration_error, metrics  # noqa: E402
 from ensemble_lab.labs.calibration import CalibrationLab  # noqa: E402
 
 K, N, C, MOVES = 8, 10_000, 10, 100
@@ -53,13 +53,14 @@ def _bootstrap_rows() -> list[str]:
     preds = _predictions()
     p, y = torch.softmax(preds.logits["test"][0], -1), preds.labels["test"]
     rows = []
+    ce = calibration_error
     for estimator, metric, kwargs in (
         ("binned", metrics.ece, {}),
-        ("debiased", estimators.debiased_ece, {"strategy": "quantile"}),
-        ("smooth", estimators.smooth_ece, {"bandwidth": 0.05}),
+        ("debiased", calibration_error.debiased_ece, {"strategy": "quantile"}),
+        ("smooth", calibration_error.smooth_ece, {"bandwidth": 0.05}),
     ):
-        fast = time_calls(lambda e=estimator, kw=kwargs: estimators.bootstrap_ece(p, y, e, n_boot=100, **kw), repeat=5)
-        slow = time_calls(lambda m=metric, kw=kwargs: estimators.bootstrap_ci(m, p, y, n_boot=100, **kw), repeat=3)
+        fast = time_calls(lambda e=estimator, kw=kwargs: ce.bootstrap_ece(p, y, e, n_boot=100, **kw), repeat=5)
+        slow = time_calls(lambda m=metric, kw=kwargs: ce.bootstrap_ci(m, p, y, n_boot=100, **kw), repeat=3)
         rows.append(
             f"| {estimator} {kwargs or ''} | {1e3 * median(fast):.1f} ms | {1e3 * median(slow):.0f} ms | "
             f"{median(slow) / median(fast):.1f}x |"

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import torch
 
 from benchmarks._timing import median, p95, time_calls  # noqa: I001
-from ensemble_lab import cascades
+from ensemble_lab import cascades, selective
 from ensemble_lab.labs import CascadesLab
 
 K, N, C, W = 4, 100_000, 10, 50
@@ -41,7 +41,7 @@ def main() -> str:
         out = []
         for q in widths.tolist():
             r = cascades.window_cascade(z, tau, q, costs=costs, val_scores=val_scores)
-            out.append(cascades.selective_risk(r.confidence, r.predictions == y, tau))
+            out.append(selective.selective_risk(r.confidence, r.predictions == y, tau))
         return out
 
     fast = time_calls(sweep, repeat=5)

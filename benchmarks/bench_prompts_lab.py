@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from benchmarks._timing import median, p95  # noqa: E402
+from ensemble_lab.artefacts.zeroshot import ZeroShotData  # noqa: E402
 from ensemble_lab.labs import PromptsLab  # noqa: E402
-from ensemble_lab.zeroshot import ZeroShotData  # noqa: E402
 
 P, C, N, D, MOVES = 64, 10, 10_000, 64, 100
 NAMES = tuple(f"class{c}" for c in range(C))

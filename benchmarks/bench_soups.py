@@ -32,7 +32,7 @@ N = 10_000
 
 
 def _images(world) -> torch.Tensor:
-    from ensemble_lab.soup_world import CURVE_SPLITS
+    from ensemble_lab.artefacts.soup_world import CURVE_SPLITS
 
     x = world.all_images(CURVE_SPLITS)
     reps = -(-N // x.shape[0])
@@ -40,7 +40,7 @@ def _images(world) -> torch.Tensor:
 
 
 def main() -> str:
-    from ensemble_lab.soup_world import ZERO_SHOT, endpoint_name, soup_world
+    from ensemble_lab.artefacts.soup_world import ZERO_SHOT, endpoint_name, soup_world
 
     world = soup_world(progress=False)
     model, x = world.model, _images(world)
@@ -106,8 +106,8 @@ def main() -> str:
 
 
 def _lab_lines(world) -> list[str]:
+    from ensemble_lab.artefacts.soup_world import ENDPOINT_LRS
     from ensemble_lab.labs.soups import SHIFT_CHOICES, SoupsLab
-    from ensemble_lab.soup_world import ENDPOINT_LRS
 
     start = time.perf_counter()
     lab = SoupsLab(world)

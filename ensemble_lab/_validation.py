@@ -22,11 +22,24 @@ __all__ = [
     "check_labels",
     "check_labels_for",
     "check_weights",
+    "check_same_device",
+    "on_device_of",
+    "check_vector",
+    "check_confidence_correct",
+    "check_in_range",
     "check_positive",
     "check_finite",
+    "check_finite_tensor",
     "check_int",
     "check_choice",
+    "check_training_set",
 ]
+
+
+def _describe(x) -> str:
+    """A short description of ``x`` for a message (its type, and its value when that is short)."""
+    text = repr(x)
+    return text if len(text) <= 60 else f"a {type(x).__name__}"
 
 
 def _short(values, limit: int = 6) -> str:
@@ -46,16 +59,19 @@ def as_tensor(x, name: str, *, floating: bool = True) -> torch.Tensor:
     elif isinstance(x, (np.ndarray, list, tuple, float, int)):
         try:
             t = torch.as_tensor(np.asarray(x))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
             raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__}") from exc
     else:
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if torch.is_complex(t):
+        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
     if floating and not torch.is_floating_point(t):
         t = t.to(torch.float32)
     return t
 
 
-def _check_finite(t: torch.Tensor, name: str) -> None:
+def check_finite_tensor(t: torch.Tensor, name: str) -> None:
+    """Refuse NaN and inf entries of ``t``, counting them."""
     if not torch.isfinite(t).all():
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s)")
@@ -69,7 +85,7 @@ def check_member_logits(x, name: str = "member_logits") -> torch.Tensor:
     k, n, c = t.shape
     if k < 1 or n < 1 or c < 2:
         raise ValueError(f"{name} needs K >= 1 members, N >= 1 samples and C >= 2 classes, got shape {tuple(t.shape)}")
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     return t
 
 
@@ -78,12 +94,12 @@ def check_logits(x, name: str = "logits") -> torch.Tensor:
     t = as_tensor(x, name)
     if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] < 2:
         raise ValueError(f"{name} must have shape (N, C) with N >= 1 and C >= 2, got shape {tuple(t.shape)}")
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     return t
 
 
 def _check_simplex(t: torch.Tensor, name: str, atol: float) -> None:
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     if (t < -atol).any() or (t > 1 + atol).any():
         raise ValueError(f"{name} must lie in [0, 1], got values in [{float(t.min()):.4g}, {float(t.max()):.4g}]")
     sums = t.sum(dim=-1)
@@ -139,57 +155,156 @@ def check_labels_for(x, like: torch.Tensor, name: str = "labels") -> torch.Tenso
     moved (routines never move data behind the caller's back).
     """
     n, c = like.shape[-2], like.shape[-1]
-    if isinstance(x, torch.Tensor):
-        if x.device != like.device:
-            raise ValueError(
-                f"{name} must be on the same device as the predictions ({like.device}), got "
-                f"{x.device}; move one of them explicitly"
-            )
-    elif isinstance(x, (np.ndarray, list, tuple)):
-        try:
-            x = torch.as_tensor(np.asarray(x), device=like.device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a tensor or array of integers, got {type(x).__name__}") from exc
+    x = on_device_of(x, name, like, "the predictions")
     return check_labels(x, n, c, name)
 
 
-def check_weights(x, k: int, name: str = "weights", *, normalise: bool = True, like: torch.Tensor | None = None):
-    """Member weights: ``k`` finite, non-negative numbers with a positive sum.
+def check_weights(
+    x,
+    k: int,
+    name: str = "weights",
+    *,
+    normalise: bool = True,
+    like: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    need_positive_sum: bool = True,
+    per: str = "member",
+) -> torch.Tensor:
+    """A vector of ``k`` finite, non-negative numbers (member weights, member costs, prompt weights).
 
-    Returned as a float tensor (on ``like``'s device and dtype if given), normalised to sum to one unless
-    ``normalise`` is False.
+    With ``need_positive_sum`` (weights) the sum must be positive and finite; ``normalise`` then divides by it
+    (in float64).  numpy arrays and lists go to ``like``'s device; a tensor on another device than ``like`` is
+    refused, never moved.  Returned in ``dtype`` (default: ``like``'s floating dtype, else float32).
+
+    >>> check_weights([1, 3], 2).tolist()
+    [0.25, 0.75]
     """
     if isinstance(x, torch.Tensor):
+        if like is not None:
+            check_same_device(x, name, like, "the predictions")
+        if torch.is_complex(x):
+            raise TypeError(f"{name} must be real numbers, got dtype {x.dtype}")
         t = x.detach()
-    elif isinstance(x, (Sequence, np.ndarray)):
+    elif isinstance(x, (Sequence, np.ndarray)) and not isinstance(x, (str, bytes)):
         try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a sequence of numbers, got {x!r}") from exc
+            arr = np.asarray(x)
+            if arr.dtype == bool or arr.dtype.kind not in "iuf":
+                raise TypeError
+            t = torch.as_tensor(arr.astype(np.float64))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(f"{name} must be a sequence of {k} real numbers, got {_describe(x)}") from exc
     else:
         raise TypeError(f"{name} must be a sequence or tensor of {k} numbers, got {type(x).__name__}")
     t = t.to(torch.float64)
     if t.ndim != 1 or t.shape[0] != k:
-        raise ValueError(f"{name} must have one entry per member ({k}), got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all() or (t < 0).any() or t.sum() <= 0:
-        raise ValueError(f"{name} must be finite, non-negative and sum > 0, got {_short(t)}")
-    if normalise:
-        t = t / t.sum()
-    if like is not None:
-        t = t.to(device=like.device, dtype=like.dtype if torch.is_floating_point(like) else torch.float32)
-    else:
-        t = t.to(torch.float32)
+        raise ValueError(f"{name} must have shape ({k},), one entry per {per}, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        bound = "non-negative and sum > 0" if need_positive_sum else "non-negative"
+        raise ValueError(f"{name} must be finite, {bound}, got {_short(t)}")
+    if need_positive_sum:
+        total = t.sum()
+        if not bool(total > 0):
+            raise ValueError(f"{name} must be finite, non-negative and sum > 0, got {_short(t)}")
+        if not bool(torch.isfinite(total)):
+            raise ValueError(f"{name} must have a finite sum; the entries overflow when added, got {_short(t)}")
+        if normalise:
+            t = t / total
+    if dtype is None:
+        dtype = like.dtype if like is not None and torch.is_floating_point(like) else torch.float32
+    t = t.to(device=like.device if like is not None else t.device, dtype=dtype)
+    if normalise and need_positive_sum and not bool(torch.isfinite(t).all()):  # pragma: no cover - float64 -> dtype
+        raise ValueError(f"{name} cannot be represented in {dtype}, got {_short(x)}")
     return t
 
 
-def check_finite(x, name: str) -> float:
-    """A finite real number as a python float (bools refused, like :func:`check_int`)."""
-    if isinstance(x, bool):
+def check_same_device(x: torch.Tensor, name: str, like: torch.Tensor, like_name: str) -> None:
+    """Refuse a tensor ``x`` that is not on ``like``'s device (routines never move data)."""
+    if isinstance(x, torch.Tensor) and x.device != like.device:
+        raise ValueError(
+            f"{name} must be on the same device as {like_name} ({like.device}), got {x.device}; "
+            "move one of them explicitly"
+        )
+
+
+def on_device_of(x, name: str, like: torch.Tensor, like_name: str):
+    """numpy/list input placed on ``like``'s device; a tensor on another device refused; anything else returned
+    as it is (for the next check to refuse)."""
+    if isinstance(x, torch.Tensor):
+        check_same_device(x, name, like, like_name)
+        return x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(x), device=like.device)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise TypeError(f"{name} must be a tensor or array of numbers, got {_describe(x)}") from exc
+    return x
+
+
+def check_vector(x, name: str, *, like: torch.Tensor | None = None, like_name: str = "") -> torch.Tensor:
+    """A finite real 1-D tensor ``(N,)`` with ``N >= 1`` (scores, confidences)."""
+    if like is not None:
+        x = on_device_of(x, name, like, like_name)
+    t = as_tensor(x, name).detach()
+    if t.ndim != 1 or t.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N,) with N >= 1, got shape {tuple(t.shape)}")
+    check_finite_tensor(t, name)
+    return t
+
+
+def check_confidence_correct(confidence, correct, *, validate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``confidence`` ``(N,)`` finite scores and ``correct`` ``(N,)`` bool (or 0/1) on the same device."""
+    conf = as_tensor(confidence, "confidence").detach()
+    if conf.ndim != 1 or conf.shape[0] < 1:
+        raise ValueError(f"confidence must have shape (N,) with N >= 1, got shape {tuple(conf.shape)}")
+    if validate:
+        check_finite_tensor(conf, "confidence")
+    ok = as_tensor(on_device_of(correct, "correct", conf, "confidence"), "correct", floating=False)
+    if ok.ndim != 1 or ok.shape[0] != conf.shape[0]:
+        raise ValueError(f"correct must have shape ({conf.shape[0]},) to match confidence, got shape {tuple(ok.shape)}")
+    if ok.dtype != torch.bool:
+        if torch.is_complex(ok):
+            raise ValueError(f"correct must be boolean or 0/1, got dtype {ok.dtype}")
+        if validate and not bool(((ok == 0) | (ok == 1)).all()):
+            raise ValueError(f"correct must be boolean or 0/1, got values {_short(torch.unique(ok))}")
+        ok = ok != 0
+    return conf, ok
+
+
+def check_in_range(x, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite real number in ``[lo, hi]`` (ends open as asked), as a python float."""
+    v = check_finite(x, name)
+    if v > hi or v < lo or (lo_open and v == lo) or (hi_open and v == hi):
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name} must be in {left}{lo:g}, {hi:g}{right}, got {x!r}")
+    return v
+
+
+def _real(x, name: str) -> float:
+    """``x`` as a python float when it is a real number (int, float, numpy scalar, a one-element real tensor or
+    array); bools, strings, complex numbers and everything else are refused."""
+    if isinstance(x, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, got bool")
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        if x.ndim != 0 or x.dtype in (torch.bool, np.bool_) or torch.is_tensor(x) and torch.is_complex(x):
+            raise TypeError(f"{name} must be a real number, got a {type(x).__name__} of shape {tuple(x.shape)}")
+        if isinstance(x, np.ndarray) and x.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real number, got an array of dtype {x.dtype}")
+        x = x.item()
+    if not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
     try:
-        v = float(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from exc
+        return float(x)
+    except OverflowError as exc:
+        raise ValueError(f"{name} must be a finite number, got an integer too large for a float") from exc
+
+
+def check_finite(x, name: str) -> float:
+    """A finite real number as a python float (bools, strings and complex numbers refused, like :func:`check_int`).
+
+    >>> check_finite(2, "threshold")
+    2.0
+    """
+    v = _real(x, name)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {x!r}")
     return v
@@ -197,11 +312,8 @@ def check_finite(x, name: str) -> float:
 
 def check_positive(x, name: str, *, allow_zero: bool = False) -> float:
     """A finite real number > 0 (or >= 0 with ``allow_zero``)."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from exc
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+    v = _real(x, name)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {x!r}")
     return v
@@ -224,3 +336,27 @@ def check_choice(x, name: str, choices: Sequence[str]) -> str:
     if x not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {x!r}")
     return x
+
+
+def check_training_set(train, name: str = "train") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(images, labels, n_classes)`` of an ImageDataset-like object or an ``(images, labels)`` pair: images a
+    float tensor ``(N, C, H, W)`` with N >= 1, labels ``(N,)`` (returned as int64)."""
+    if hasattr(train, "images") and hasattr(train, "labels"):
+        images, labels = train.images, train.labels
+        n_classes = getattr(train, "n_classes", None)
+    elif isinstance(train, (tuple, list)) and len(train) == 2:
+        images, labels = train
+        n_classes = None
+    else:
+        raise TypeError(f"{name} must be an ImageDataset (or an (images, labels) pair), got {type(train).__name__}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not torch.is_floating_point(images):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"{name}.images must be a float tensor shaped (N, C, H, W), got {shape}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+        shape = tuple(labels.shape) if hasattr(labels, "shape") else type(labels).__name__
+        raise ValueError(f"{name}.labels must be a tensor shaped ({images.shape[0]},), got {shape}")
+    if images.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one image, got 0")
+    if n_classes is None:
+        n_classes = max(int(labels.max()) + 1, 2)
+    return images, labels.to(torch.int64), int(n_classes)

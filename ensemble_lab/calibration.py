@@ -65,6 +65,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._numerics import acc_dtype, bin_index, quantile_edges
 from ._validation import (
     as_tensor,
     check_choice,
@@ -100,10 +101,6 @@ _STRATEGIES = ("uniform", "quantile")
 # ----------------------------------------------------------------------------------------------------------
 # checks
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _fit_dtype(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _check_split(n: int, c: int, name: str) -> None:
@@ -218,7 +215,7 @@ def fit_temperature(logits, labels, max_iter: int = 100) -> float:
     y = check_labels_for(labels, z)
     _check_split(z.shape[0], z.shape[1], "logits")
     it = check_int(max_iter, "max_iter", minimum=1)
-    zf = z.detach().to(_fit_dtype(z.device))
+    zf = z.detach().to(acc_dtype(z.device))
     return float(torch.exp(_fit_log_temperatures(zf.unsqueeze(0), y, it))[0])
 
 
@@ -244,7 +241,7 @@ def fit_member_temperatures(member_logits, labels, max_iter: int = 100) -> torch
     y = check_labels_for(labels, z)
     _check_split(z.shape[1], z.shape[2], "member_logits")
     it = check_int(max_iter, "max_iter", minimum=1)
-    log_t = _fit_log_temperatures(z.detach().to(_fit_dtype(z.device)), y, it)
+    log_t = _fit_log_temperatures(z.detach().to(acc_dtype(z.device)), y, it)
     return torch.exp(log_t).to(z.dtype)
 
 
@@ -315,7 +312,7 @@ def fit_vector_scaling(logits, labels, max_iter: int = 500) -> VectorScaling:
     n, c = z.shape
     _check_split(n, c, "logits")
     it = check_int(max_iter, "max_iter", minimum=1)
-    zf = z.detach().to(_fit_dtype(z.device))
+    zf = z.detach().to(acc_dtype(z.device))
     w = torch.ones(c, dtype=zf.dtype, device=zf.device, requires_grad=True)
     b = torch.zeros(c, dtype=zf.dtype, device=zf.device, requires_grad=True)
 
@@ -335,27 +332,6 @@ def fit_vector_scaling(logits, labels, max_iter: int = 500) -> VectorScaling:
 # ----------------------------------------------------------------------------------------------------------
 # histogram binning
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _quantile_edges(values: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """``(C, N)`` -> ``(C, B+1)`` equal-mass edges per row: 0, the ceil(b N / B)-th smallest values, 1
-    (the convention of ``metrics.ece(strategy="quantile")``)."""
-    n = values.shape[-1]
-    srt = values.sort(dim=-1).values
-    b = torch.arange(1, n_bins, device=values.device)
-    ranks = torch.div(b * n + n_bins - 1, n_bins, rounding_mode="floor") - 1
-    inner = srt.index_select(-1, ranks)
-    zero = torch.zeros(values.shape[:-1] + (1,), dtype=values.dtype, device=values.device)
-    return torch.cat([zero, inner, zero + 1], dim=-1)
-
-
-def _bin_rows(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """Bin index of ``values`` ``(C, N)`` against per-row ``edges`` ``(C, B+1)``, bins ``(lo, hi]`` with the first
-    closed at 0 (values below edge 1 go to bin 0, above edge B-1 to bin B-1)."""
-    inner = edges[:, 1:-1].contiguous().to(values.dtype)
-    if inner.shape[1] == 0:
-        return torch.zeros(values.shape, dtype=torch.int64, device=values.device)
-    return torch.searchsorted(inner, values.contiguous(), right=False)
 
 
 @dataclass(frozen=True)
@@ -384,11 +360,11 @@ class HistogramBinning:
         p = check_probs(probs)
         c = self.edges.shape[0]
         _check_same_classes(p, c, "probs", "histogram binning")
-        acc = _fit_dtype(p.device)
+        acc = acc_dtype(p.device)
         pt = p.detach().t().to(acc)  # (C, N)
         edges = self.edges.to(p.device, acc)
         vals = self.values.to(p.device, acc)
-        idx = _bin_rows(pt, edges)
+        idx = bin_index(pt, edges)
         mapped = vals.gather(1, idx)
         mapped = torch.where(torch.isnan(mapped), pt, mapped).t()  # (N, C)
         total = mapped.sum(dim=1, keepdim=True)
@@ -424,13 +400,13 @@ def fit_histogram_binning(probs, labels, n_bins: int = 15, strategy: str = "quan
     _check_split(n, c, "probs")
     b = check_int(n_bins, "n_bins", minimum=1)
     check_choice(strategy, "strategy", _STRATEGIES)
-    acc = _fit_dtype(p.device)
+    acc = acc_dtype(p.device)
     pt = p.detach().t().contiguous().to(acc)  # (C, N)
     if strategy == "uniform":
         edges = (torch.arange(b + 1, dtype=acc, device=p.device) / b).expand(c, b + 1).contiguous()
     else:
-        edges = _quantile_edges(pt, b)
-    idx = _bin_rows(pt, edges)  # (C, N)
+        edges = quantile_edges(pt, b)
+    idx = bin_index(pt, edges)  # (C, N)
     flat = (idx + torch.arange(c, device=p.device).unsqueeze(1) * b).reshape(-1)
     count = torch.zeros(c * b, dtype=acc, device=p.device).index_add_(0, flat, torch.ones_like(flat, dtype=acc))
     hit = F.one_hot(y, c).t().to(acc).reshape(-1)

@@ -1,4 +1,4 @@
-"""Early-exit cascades of ensemble members, with selective classification and OOD-detection metrics.
+"""Early-exit cascades of ensemble members (the selective-classification metrics are in ``ensemble_lab.selective``).
 
 After Xia & Bouganis, "Window-Based Early-Exit Cascades for Uncertainty Estimation: When Deep Ensembles are More
 Efficient than Single Models" (ICCV 2023).  Members run one after another (in ``order``); after stage ``j`` the
@@ -31,15 +31,6 @@ running (same-weighted) average of the member LOGITS, ``zbar = sum w z / sum w``
 ``logsumexp_c zbar_c``.  (On ``log pbar`` they would be ``log msp`` and the constant 0, which says nothing.)  The
 prediction is always the argmax of the averaged probabilities (ties -> lowest class index).  For a stage with one
 member every score equals :func:`confidence_score` of that member's logits (up to rounding).
-
-Selective classification
-------------------------
-A threshold ``t`` accepts the samples whose confidence is ``>= t``; coverage is the accepted fraction, selective risk
-the error rate among them (NaN when nothing is accepted).  :func:`threshold_for_risk`, :func:`threshold_for_coverage`
-and :func:`selective_risk` work with such deterministic thresholds (a tied block is accepted or rejected as a whole).
-:func:`risk_at_coverage` and :func:`coverage_at_risk` read the risk-coverage curve of
-:func:`ensemble_lab.metrics.risk_coverage` (ties averaged inside a tied block), so they agree with ``aurc``; both
-conventions agree at every coverage a threshold can produce.
 """
 
 from __future__ import annotations
@@ -51,8 +42,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import as_tensor, check_choice, check_finite, check_labels_for, check_member_logits, check_weights
-from .metrics import _acc_dtype, _conf_correct, _on_device
+from ._numerics import acc_dtype, xlogx
+from ._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_labels_for,
+    check_member_logits,
+    check_vector,
+    check_weights,
+)
 
 __all__ = [
     "SCORES",
@@ -65,30 +64,23 @@ __all__ = [
     "window_edges",
     "window_sweep",
     "expected_cost",
-    "selective_risk",
-    "threshold_for_risk",
-    "threshold_for_coverage",
-    "risk_at_coverage",
-    "coverage_at_risk",
-    "coverages_at_risks",
-    "ood_auroc",
-    "fpr_at_tpr",
 ]
 
 SCORES = ("msp", "neg_entropy", "max_logit", "neg_energy")
 _PROB_SCORES = ("msp", "neg_entropy")
 
 
+def _costs(costs, z: torch.Tensor) -> torch.Tensor:
+    """Member costs ``(K,)`` in the accumulation dtype on ``z``'s device (default all ones)."""
+    k, acc = z.shape[0], acc_dtype(z.device)
+    if costs is None:
+        return torch.ones(k, dtype=acc, device=z.device)
+    return check_weights(costs, k, "costs", normalise=False, like=z, dtype=acc, need_positive_sum=False)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # checks
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _in_range(x, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    v = check_finite(x, name)
-    if v > hi or v < lo or (lo_open and v == lo):
-        raise ValueError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {x!r}")
-    return v
 
 
 def _order(order, k: int, device) -> torch.Tensor:
@@ -112,46 +104,9 @@ def _order(order, k: int, device) -> torch.Tensor:
     return torch.as_tensor(arr.astype(np.int64), device=device)
 
 
-def _costs(costs, k: int, like: torch.Tensor) -> torch.Tensor:
-    """Member costs ``(K,)`` in the accumulation dtype on ``like``'s device: finite and non-negative."""
-    acc = _acc_dtype(like.device)
-    if costs is None:
-        return torch.ones(k, dtype=acc, device=like.device)
-    if isinstance(costs, torch.Tensor):
-        t = costs.detach()
-    elif isinstance(costs, (Sequence, np.ndarray)) and not isinstance(costs, str):
-        try:
-            t = torch.as_tensor(np.asarray(costs, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"costs must be a sequence of numbers, got {costs!r}") from exc
-    else:
-        raise TypeError(f"costs must be a sequence or tensor of {k} numbers, got {type(costs).__name__}")
-    if t.ndim != 1 or t.shape[0] != k:
-        raise ValueError(f"costs must have one entry per member ({k},), got shape {tuple(t.shape)}")
-    t = t.to(device=like.device, dtype=acc)
-    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
-        raise ValueError(f"costs must be finite and non-negative, got {t.cpu().tolist()[:6]}")
-    return t
-
-
-def _scores_1d(x, name: str, like: torch.Tensor | None = None, like_name: str = "") -> torch.Tensor:
-    if like is not None:
-        x = _on_device(x, name, like, like_name)
-    t = as_tensor(x, name).detach()
-    if t.ndim != 1 or t.shape[0] < 1:
-        raise ValueError(f"{name} must have shape (N,) with N >= 1, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)")
-    return t
-
-
 # ----------------------------------------------------------------------------------------------------------
 # scores and stages
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _neg_entropy_probs(p: torch.Tensor) -> torch.Tensor:
-    return (p * torch.log(p.clamp(min=torch.finfo(p.dtype).tiny))).sum(dim=-1)
 
 
 def confidence_score(logits, score: str = "msp") -> torch.Tensor:
@@ -208,7 +163,7 @@ def _stages(member_logits, order, weights, score: str):
     if score == "msp":
         s = probs.amax(dim=-1)
     elif score == "neg_entropy":
-        s = _neg_entropy_probs(probs)
+        s = xlogx(probs).sum(dim=-1)
     else:
         zbar = _running_mean(zo, w_ord)
         s = zbar.amax(dim=-1) if score == "max_logit" else torch.logsumexp(zbar, dim=-1)
@@ -300,8 +255,8 @@ def threshold_cascade(
     """
     tau = check_finite(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
-    cst = _costs(costs, z.shape[0], z)
-    passes = s.to(_acc_dtype(s.device)) < tau
+    cst = _costs(costs, z)
+    passes = s.to(acc_dtype(s.device)) < tau
     return _result(probs, s, idx, cst, _exit_from_pass(passes))
 
 
@@ -332,7 +287,7 @@ def _half_widths(half_width, quantile: bool, name: str) -> torch.Tensor:
 
 def _edges(tau: float, hw: torch.Tensor, val: torch.Tensor | None, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Window edges ``lo, hi`` ``(W,)`` in the accumulation dtype on ``device`` (see :func:`window_edges`)."""
-    acc = _acc_dtype(device)
+    acc = acc_dtype(device)
     hw = hw.to(device=device, dtype=acc)
     if val is None:
         return tau - hw, tau + hw
@@ -371,7 +326,7 @@ def window_edges(threshold, half_width, val_scores=None) -> tuple[torch.Tensor, 
     ``half_width = 0`` gives ``lo == hi``: an empty window in both modes.  Edges are monotone in half_width.
     """
     tau = check_finite(threshold, "threshold")
-    val = None if val_scores is None else _scores_1d(val_scores, "val_scores")
+    val = None if val_scores is None else check_vector(val_scores, "val_scores")
     hw = _half_widths(half_width, val is not None, "half_width")
     device = val.device if val is not None else torch.device("cpu")
     return _edges(tau, hw, val, device)
@@ -389,11 +344,18 @@ def window_cascade(
     (open window), i.e. only samples whose accept/reject decision is uncertain pay for the next member; the last
     stage always exits.  ``half_width = 0`` -> everyone exits at stage 0 (single-model cost); a window covering all
     scores -> everyone runs all ``K'`` members (the full ensemble).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> z = torch.randn(2, 6, 3, generator=g) * 3  # (K=2 members, N=6, C=3)
+        >>> r = window_cascade(z, threshold=0.8, half_width=0.1, costs=[1.0, 4.0])
+        >>> r.predictions.shape, r.exit_stage.tolist(), r.cost.tolist()
+        (torch.Size([6]), [1, 0, 1, 0, 0, 0], [5.0, 1.0, 5.0, 1.0, 1.0, 1.0])
     """
     tau = check_finite(threshold, "threshold")
     probs, s, idx, z = _stages(member_logits, order, weights, score)
-    cst = _costs(costs, z.shape[0], z)
-    val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
+    cst = _costs(costs, z)
+    val = None if val_scores is None else check_vector(val_scores, "val_scores", like=z, like_name="member_logits")
     if isinstance(half_width, (torch.Tensor, np.ndarray, Sequence)) and np.ndim(half_width) > 0:
         raise ValueError(
             f"half_width must be a single number (window_sweep takes many), got shape {tuple(np.shape(half_width))}"
@@ -432,8 +394,8 @@ def window_sweep(
     probs, s, idx, z = _stages(member_logits, order, weights, score)
     n = z.shape[1]
     y = check_labels_for(labels, z)
-    cst = _costs(costs, z.shape[0], z)
-    val = None if val_scores is None else _scores_1d(val_scores, "val_scores", z, "member_logits")
+    cst = _costs(costs, z)
+    val = None if val_scores is None else check_vector(val_scores, "val_scores", like=z, like_name="member_logits")
     hw = _half_widths(half_widths, val is not None, "half_widths")
     # Windows grow with the half-width (both edges move outward), so a score that is inside the window at one
     # half-width stays inside at every larger one.  Sort the half-widths; for every sample and stage find the
@@ -471,174 +433,3 @@ def window_sweep(
     unsort = torch.empty_like(order_w).scatter_(0, order_w, torch.arange(n_w))
     unsort = unsort.to(z.device)
     return mean_cost[unsort], risk[unsort], (n_acc / n)[unsort]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# selective classification
-# ----------------------------------------------------------------------------------------------------------
-
-
-def selective_risk(confidence, correct, threshold) -> tuple[float, float]:
-    """``(risk, coverage)`` when accepting the samples with ``confidence >= threshold``.
-
-    confidence ``(N,)``, correct ``(N,)`` bool or 0/1.  risk = error rate among the accepted (NaN when none is
-    accepted), coverage = accepted fraction.
-    """
-    conf, ok = _conf_correct(confidence, correct, True)
-    tau = check_finite(threshold, "threshold")
-    acc = _acc_dtype(conf.device)
-    accepted = conf.to(acc) >= tau
-    n_acc = accepted.sum().to(acc)
-    risk = (accepted & ~ok).sum().to(acc) / n_acc
-    vals = torch.stack([risk, n_acc / conf.shape[0]]).tolist()
-    return vals[0], vals[1]
-
-
-def _blocks(conf: torch.Tensor, ok: torch.Tensor):
-    """Distinct confidences in decreasing order ``(B,)``, the number accepted ``(B,)`` and errors among them
-    ``(B,)`` when thresholding at each (a threshold accepts whole tied blocks)."""
-    acc = _acc_dtype(conf.device)
-    srt, perm = torch.sort(conf, descending=True, stable=True)
-    cum_err = (~ok)[perm].to(acc).cumsum(0)
-    values, counts = torch.unique_consecutive(srt, return_counts=True)
-    ends = counts.cumsum(0)
-    return values, ends.to(acc), cum_err[ends - 1]
-
-
-def threshold_for_risk(confidence, correct, target_risk) -> float:
-    """The smallest threshold (largest coverage) whose selective risk on this data is ``<= target_risk``.
-
-    confidence ``(N,)``, correct ``(N,)`` bool or 0/1, target_risk in ``(0, 1]``.  Candidates are the distinct
-    confidence values; threshold ``t`` accepts every sample with ``confidence >= t`` (tied samples together).
-    Raises ValueError (naming ``target_risk`` and the lowest risk a threshold reaches) when none reaches it.
-    """
-    conf, ok = _conf_correct(confidence, correct, True)
-    target = _in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
-    values, n_acc, n_err = _blocks(conf, ok)
-    risk = n_err / n_acc
-    good = (risk <= target).nonzero()
-    if good.numel() == 0:
-        raise ValueError(
-            f"target_risk {target_risk!r} is not reached by any threshold on this data; the lowest selective risk "
-            f"a threshold reaches is {float(risk.min()):.6g}"
-        )
-    return float(values[good[-1, 0]])
-
-
-def threshold_for_coverage(confidence, coverage) -> float:
-    """The largest threshold that accepts (``confidence >= t``) at least ``coverage`` of the samples.
-
-    confidence ``(N,)``, coverage in ``[0, 1]``.  That is the ``i``-th largest confidence with ``i`` the smallest
-    integer with ``i / N >= coverage``; ties can make the accepted fraction larger than asked.  ``coverage = 0``
-    returns ``inf`` (accepts nobody).
-    """
-    conf = _scores_1d(confidence, "confidence")
-    cov = _in_range(coverage, "coverage", 0.0, 1.0)
-    if cov == 0:
-        return math.inf
-    i = _first_index_reaching(conf.shape[0], cov, conf.device)
-    return float(torch.sort(conf, descending=True).values[i])
-
-
-def _first_index_reaching(n: int, cov: float, device) -> int:
-    """0-based ``i - 1`` for the smallest ``i`` in ``1..n`` with ``i / n >= cov`` (``0 < cov <= 1``)."""
-    acc = _acc_dtype(device)
-    levels = torch.arange(1, n + 1, dtype=acc, device=device) / n
-    return int(torch.searchsorted(levels, torch.tensor([cov], dtype=acc, device=device))[0].clamp(max=n - 1))
-
-
-def _curve(conf: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-    """Risk ``(N,)`` of the ``i`` most confident samples, ``i = 1..N``, ties averaged as in
-    :func:`ensemble_lab.metrics.risk_coverage`, computed as ONE correctly rounded division of exact integers:
-    ``(errors_before * b + j * errors_in_block) / (b * i)`` for the ``j``-th sample of a tied block of size ``b``
-    (so a risk that equals a target exactly compares as equal)."""
-    acc = _acc_dtype(conf.device)
-    n = conf.shape[0]
-    srt, perm = torch.sort(conf, descending=True, stable=True)
-    cum = (~ok)[perm].to(acc).cumsum(0)
-    _, counts = torch.unique_consecutive(srt, return_counts=True)
-    ends = counts.cumsum(0)
-    starts = ends - counts
-    cum_end = cum[ends - 1]
-    cum_before = torch.cat([torch.zeros(1, dtype=acc, device=conf.device), cum_end[:-1]])
-    block = torch.repeat_interleave(torch.arange(counts.shape[0], device=conf.device), counts)
-    b = counts.to(acc)[block]
-    i = torch.arange(1, n + 1, dtype=acc, device=conf.device)
-    j = i - starts.to(acc)[block]
-    return (cum_before[block] * b + j * (cum_end - cum_before)[block]) / (b * i)
-
-
-def risk_at_coverage(confidence, correct, coverage) -> float:
-    """Selective risk of the ``i`` most confident samples, ``i`` the smallest integer with ``i / N >= coverage``.
-
-    confidence ``(N,)``, correct ``(N,)``, coverage in ``(0, 1]``.  Tie convention of
-    :func:`ensemble_lab.metrics.risk_coverage` (same curve up to rounding): a coverage that cuts through a tied
-    block gets the expected risk over random orders of that block.
-    """
-    conf, ok = _conf_correct(confidence, correct, True)
-    cov = _in_range(coverage, "coverage", 0.0, 1.0, lo_open=True)
-    i = _first_index_reaching(conf.shape[0], cov, conf.device)
-    return float(_curve(conf, ok)[i])
-
-
-def coverage_at_risk(confidence, correct, target_risk) -> float:
-    """The largest coverage ``i / N`` on the risk-coverage curve whose risk is ``<= target_risk``; 0.0 if none.
-
-    confidence ``(N,)``, correct ``(N,)``, target_risk in ``(0, 1]``.  Uses the curve of
-    :func:`ensemble_lab.metrics.risk_coverage` (ties averaged, each risk one correctly rounded division), so it can
-    exceed the coverage of :func:`threshold_for_risk` when a tied block straddles the target; without ties the
-    two agree.
-    """
-    return coverages_at_risks(confidence, correct, [target_risk])[0]
-
-
-def coverages_at_risks(confidence, correct, target_risks) -> list[float]:
-    """:func:`coverage_at_risk` for several target risks, building the risk-coverage curve once."""
-    conf, ok = _conf_correct(confidence, correct, True)
-    targets = [_in_range(t, "target_risk", 0.0, 1.0, lo_open=True) for t in target_risks]
-    curve = _curve(conf, ok)
-    out = []
-    for target in targets:
-        good = (curve <= target).nonzero()
-        out.append(0.0 if good.numel() == 0 else float((good[-1, 0] + 1).to(_acc_dtype(conf.device)) / conf.shape[0]))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# OOD detection
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _in_out(scores_in, scores_out):
-    s_in = _scores_1d(scores_in, "scores_in")
-    s_out = _scores_1d(scores_out, "scores_out", s_in, "scores_in")
-    dt = torch.promote_types(s_in.dtype, s_out.dtype)
-    if s_in.device.type != "mps":
-        dt = torch.promote_types(dt, torch.float64)
-    return s_in.to(dt), s_out.to(dt)
-
-
-def ood_auroc(scores_in, scores_out) -> float:
-    """AUROC of telling in-distribution samples (positives, expected higher score) from OOD ones by the score.
-
-    scores_in ``(N_in,)``, scores_out ``(N_out,)``.  ``P(s_in > s_out) + P(s_in == s_out) / 2`` over all pairs
-    (ties count 1/2; equals ``sklearn.metrics.roc_auc_score``), by sorting and ``searchsorted``.
-    """
-    s_in, s_out = _in_out(scores_in, scores_out)
-    acc = _acc_dtype(s_in.device)
-    srt = s_out.sort().values
-    below = torch.searchsorted(srt, s_in, right=False).to(acc)
-    upto = torch.searchsorted(srt, s_in, right=True).to(acc)
-    return float((below.sum() + 0.5 * (upto - below).sum()) / (s_in.shape[0] * s_out.shape[0]))
-
-
-def fpr_at_tpr(scores_in, scores_out, tpr: float = 0.95) -> float:
-    """Fraction of OOD samples accepted at the threshold that accepts ``tpr`` of the in-distribution ones.
-
-    scores_in ``(N_in,)``, scores_out ``(N_out,)``, tpr in ``[0, 1]``.  The threshold is
-    ``t = threshold_for_coverage(scores_in, tpr)`` (the largest ``t`` with at least ``tpr`` of the in-distribution
-    scores ``>= t``) and the result is the fraction of ``scores_out >= t`` (OOD ties with ``t`` count as accepted).
-    """
-    s_in, s_out = _in_out(scores_in, scores_out)
-    t = threshold_for_coverage(s_in, _in_range(tpr, "tpr", 0.0, 1.0))
-    return float((s_out >= t).sum().to(_acc_dtype(s_out.device)) / s_out.shape[0])

@@ -110,6 +110,11 @@ def combine(member_logits, weights=None, rule: str = "prob", temperature: float 
     Returns:
         ``(N, C)`` probabilities on the device and in the dtype of ``member_logits``.  To combine the same
         members with many different weights, build a :class:`Combiner` once instead.
+
+    Example:
+        >>> z = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])  # (K=2, N=1, C=2)
+        >>> [round(v, 4) for v in combine(z)[0].tolist()], combine(z, rule="vote").tolist()
+        ([0.5749, 0.4251], [[0.5, 0.5]])
     """
     check_choice(rule, "rule", RULES)
     return Combiner(member_logits, temperature)(weights, rule)
@@ -138,6 +143,15 @@ def learn_weights(
 
     Returns:
         ``(K,)`` weights, non-negative, summing to one, on the device of ``member_logits``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = torch.randint(0, 3, (200,), generator=g)
+        >>> good = 3 * torch.nn.functional.one_hot(y, 3).float()
+        >>> z = torch.stack([good, torch.randn(200, 3, generator=g)])  # member 0 knows the labels
+        >>> w = learn_weights(z, y)
+        >>> bool(w[0] > w[1]), round(float(w.sum()), 4)
+        (True, 1.0)
     """
     z = check_member_logits(member_logits)
     k, n, c = z.shape

@@ -1,8 +1,8 @@
 """Fine-tuning a pre-trained classifier with one hyperparameter recipe (an *ingredient* of a model soup).
 
-A :class:`FineTuneRecipe` holds what the model-soups paper varies between ingredients (Wortsman et al., ICML
-2022): learning rate, weight decay, epochs, label smoothing, mixup and data augmentation, plus the seed of the
-data order.  :func:`fine_tune` trains end to end from the given model's weights and returns the new state dict.
+A :class:`~ensemble_lab.recipe.Recipe` holds what the model-soups paper varies between ingredients (Wortsman et al.,
+ICML 2022): learning rate, weight decay, epochs, label smoothing, mixup and data augmentation, plus the seed of
+the data order.  :func:`fine_tune` trains end to end from the given model's weights and returns the new state dict.
 
 * Loss: cross-entropy with ``label_smoothing`` (the target puts ``1 - eps + eps/C`` on the true class and
   ``eps/C`` on each other one, as ``torch.nn.functional.cross_entropy`` does).
@@ -11,8 +11,7 @@ data order.  :func:`fine_tune` trains end to end from the given model's weights 
   blend of the two labels' losses (:func:`mixup_batch`).
 * Augmentation, when ``augment``: every image is shifted by a random whole number of pixels in ``[-1, 1]`` per
   axis (zero fill).
-* Optimiser: AdamW with decoupled weight decay, cosine decay of the learning rate to 0 over all steps (the
-  recipe of :mod:`ensemble_lab.train`).
+* Optimiser: :func:`ensemble_lab.recipe.optimizer` (AdamW, the recipe's schedule), as in :mod:`ensemble_lab.train`.
 
 Label smoothing and mixup are the two ways BANG (Lin et al., ICLR 2024) uses to curb the fine-tuned model's
 over-confidence before it is averaged with the zero-shot model.
@@ -21,58 +20,20 @@ over-confidence before it is averaged with the zero-shot model.
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_int, check_positive
+from ._validation import check_positive, check_training_set
 from .device import make_generator
-from .train import _optimizer, _unpack
+from .recipe import Recipe, optimizer
 
-__all__ = ["FineTuneRecipe", "fine_tune", "mixup_batch", "shift_augment"]
+__all__ = ["FINE_TUNE", "fine_tune", "mixup_batch", "shift_augment"]
 
 
-@dataclasses.dataclass(frozen=True)
-class FineTuneRecipe:
-    """One fine-tuning run's hyperparameters (checked on construction).
-
-    lr: peak learning rate (AdamW, cosine decay to 0).  weight_decay: AdamW's decoupled decay.
-    epochs: passes over the training set.  batch_size: images per step.
-    label_smoothing: ``eps`` in [0, 1).  mixup: Beta parameter of mixup, 0 = off.
-    augment: random +-1 pixel shifts.  seed: the data order, mixup draws and shifts.
-    """
-
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    epochs: int = 5
-    batch_size: int = 128
-    label_smoothing: float = 0.0
-    mixup: float = 0.0
-    augment: bool = False
-    seed: int = 0
-
-    def __post_init__(self):
-        check_positive(self.lr, "lr")
-        check_positive(self.weight_decay, "weight_decay", allow_zero=True)
-        check_int(self.epochs, "epochs", minimum=1)
-        check_int(self.batch_size, "batch_size", minimum=1)
-        eps = check_positive(self.label_smoothing, "label_smoothing", allow_zero=True)
-        if eps >= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        check_positive(self.mixup, "mixup", allow_zero=True)
-        if not isinstance(self.augment, bool):
-            raise TypeError(f"augment must be a bool, got {type(self.augment).__name__}")
-        check_int(self.seed, "seed", minimum=0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def bang(self) -> bool:
-        """True when the recipe curbs over-confidence the way BANG does (label smoothing or mixup)."""
-        return self.label_smoothing > 0 or self.mixup > 0
+#: the fine-tuning recipe of the model-soups world's standard ingredient
+FINE_TUNE = Recipe(lr=1e-3, weight_decay=0.1, epochs=5, batch_size=128)
 
 
 def shift_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -102,7 +63,7 @@ def mixup_batch(images: torch.Tensor, labels: torch.Tensor, alpha: float, genera
     return lam * images + (1.0 - lam) * images[perm], labels, labels[perm], lam
 
 
-def fine_tune(model: nn.Module, train, recipe: FineTuneRecipe = FineTuneRecipe()) -> dict[str, torch.Tensor]:
+def fine_tune(model: nn.Module, train, recipe: Recipe = FINE_TUNE) -> dict[str, torch.Tensor]:
     """Fine-tune a copy of ``model`` on ``train`` with ``recipe``; returns the new state dict (``model`` is
     left unchanged).
 
@@ -118,16 +79,16 @@ def fine_tune(model: nn.Module, train, recipe: FineTuneRecipe = FineTuneRecipe()
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not isinstance(recipe, FineTuneRecipe):
-        raise TypeError(f"recipe must be a FineTuneRecipe, got {type(recipe).__name__}")
-    images, labels, _ = _unpack(train)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be an ensemble_lab.recipe.Recipe, got {type(recipe).__name__}")
+    images, labels, _ = check_training_set(train)
     net = copy.deepcopy(model).train()
     device = next(net.parameters()).device
     images, labels = images.to(device), labels.to(device)
     gen = make_generator(recipe.seed)
     n, bs = images.shape[0], recipe.batch_size
     steps = recipe.epochs * ((n + bs - 1) // bs)
-    opt, sched = _optimizer(net.parameters(), recipe.lr, recipe.weight_decay, steps, "cosine")
+    opt, sched = optimizer(net.parameters(), recipe, steps)
     eps = recipe.label_smoothing
     for _ in range(recipe.epochs):
         order = torch.randperm(n, generator=gen).to(device)

@@ -1,5 +1,6 @@
-"""Scores for probabilistic classifiers and their ensembles: accuracy, NLL, Brier, calibration, selective
-prediction and diversity.
+"""Scores for probabilistic classifiers and their ensembles: accuracy, NLL, Brier, calibration and diversity
+(selective prediction is in ``ensemble_lab.selective``, calibration-error estimators in
+``ensemble_lab.calibration_error``).
 
 Pure, device-agnostic torch routines.  Inputs are torch tensors (numpy arrays and lists are converted; numpy
 labels/masks are placed on the device of the predictions they go with) and never leave the device they came on.
@@ -31,22 +32,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ._validation import as_tensor, check_choice, check_int, check_labels, check_member_probs, check_probs
+from ._numerics import acc_dtype, bin_index, order_view, quantile_edges, top_label, uniform_bins, uniform_edges, xlogx
+from ._validation import (
+    as_tensor,
+    check_choice,
+    check_finite_tensor,
+    check_int,
+    check_labels,
+    check_labels_for,
+    check_member_probs,
+    check_probs,
+    on_device_of,
+)
 
 __all__ = [
     "accuracy",
+    "top1_accuracy",
     "nll",
     "brier",
     "ece",
     "classwise_ece",
     "Reliability",
     "reliability",
-    "RiskCoverage",
-    "risk_coverage",
-    "aurc",
     "entropy",
     "disagreement",
     "kl_to_ensemble",
@@ -63,11 +72,6 @@ _NORMS = ("l1", "l2", "max")
 # ----------------------------------------------------------------------------------------------------------
 # private checks (fast paths; on failure the shared checks in _validation produce the detailed message)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    """Accumulation dtype for sums over samples: float64, except on MPS (no float64 there)."""
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _simplex_ok(flat: torch.Tensor) -> bool:
@@ -109,26 +113,9 @@ def _member_probs(x, name: str = "member_probs", validate: bool = True) -> torch
     return t
 
 
-def _on_device(x, name: str, like: torch.Tensor, like_name: str) -> torch.Tensor | object:
-    """Put numpy/list input on ``like``'s device; refuse a tensor on another device (never move it)."""
-    if isinstance(x, torch.Tensor):
-        if x.device != like.device:
-            raise ValueError(
-                f"{name} must be on the same device as {like_name} ({like.device}), got {x.device}; "
-                f"move one of them explicitly"
-            )
-        return x
-    if isinstance(x, (np.ndarray, list, tuple)):
-        try:
-            return torch.as_tensor(np.asarray(x), device=like.device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__}") from exc
-    return x  # let the shared check raise its TypeError
-
-
 def _labels(x, probs: torch.Tensor, validate: bool = True, name: str = "labels") -> torch.Tensor:
     n, c = probs.shape[-2], probs.shape[-1]
-    x = _on_device(x, name, probs, "probs")
+    x = on_device_of(x, name, probs, "probs")
     if isinstance(x, torch.Tensor) and x.dtype in (torch.int64, torch.int32) and x.shape == (n,):
         if validate:  # fast path: one aminmax; the shared check words the error
             lo, hi = torch.aminmax(x)
@@ -154,103 +141,10 @@ def _bins(n_bins, strategy: str) -> int:
 # ----------------------------------------------------------------------------------------------------------
 
 
-_BITS = {
-    torch.float64: torch.int64,
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-}
-
-
-def _top_label(p: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-label confidence ``(N,)`` and correctness ``(N,)`` bool, ``correct = argmax(p) == y`` with ties going
-    to the lowest class index.
-
-    The argmax is taken on the IEEE bit patterns viewed as integers (about 3x faster than float ``max(dim=1)``
-    on CPU) and the confidence gathered at it.  For floats >= 0 the integer order is the float order, and negative
-    entries (at most ``atol`` below 0 after validation) map to negative integers, so the result is exact whenever
-    each row's maximum is positive, which holds for every row on the simplex.
-    """
-    bits = p.view(_BITS[p.dtype]) if p.dtype in _BITS else None
-    if bits is None:  # pragma: no cover - other float dtypes
-        conf, pred = p.max(dim=1)
-        return conf, pred == y
-    pred = bits.argmax(dim=1)
-    conf = p.gather(1, pred[:, None]).squeeze(1)
-    return conf, pred == y
-
-
-def _uniform_edges(n_bins: int, like: torch.Tensor) -> torch.Tensor:
-    """``arange(B + 1) / B`` in the accumulation dtype (float64; float32 on MPS) on ``like``'s device."""
-    return torch.arange(n_bins + 1, dtype=_acc_dtype(like.device), device=like.device) / n_bins
-
-
-def _quantile_edges(values: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Equal-mass edges along the last axis of ``values`` (``(N,)`` -> ``(B+1,)``, ``(C, N)`` -> ``(C, B+1)``).
-
-    Edge 0 is 0, edge B is 1 and interior edge b (1 <= b < B) is the ceil(b N / B)-th smallest value (an order
-    statistic, no interpolation).  With (lo, hi] bins and no ties, bin b then holds the samples ranked
-    (ceil(b N / B), ceil((b + 1) N / B)], so bin sizes differ by at most one.
-    """
-    n = values.shape[-1]
-    srt = values.sort(dim=-1).values
-    b = torch.arange(1, n_bins, device=values.device)
-    ranks = torch.div(b * n + n_bins - 1, n_bins, rounding_mode="floor") - 1  # ceil(b N / B) - 1, 0-based
-    inner = srt.index_select(-1, ranks)
-    shape = values.shape[:-1] + (1,)
-    zero = torch.zeros(shape, dtype=values.dtype, device=values.device)
-    return torch.cat([zero, inner, zero + 1], dim=-1)
-
-
-def _bin_index(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """Bin of each value for (lo, hi] bins, the first closed at its low end: 0 .. B-1 (int64, shape of values).
-
-    Values <= edges[1] go to bin 0, values > edges[B-1] to bin B-1.  ``edges`` is ``(B+1,)`` (shared) or
-    ``(C, B+1)`` with ``values`` ``(C, N)`` (one set of edges per row).
-    """
-    inner = edges[..., 1:-1].contiguous().to(values.dtype)
-    if inner.shape[-1] == 0:
-        return torch.zeros(values.shape, dtype=torch.int64, device=values.device)
-    if inner.ndim > 1:
-        return torch.searchsorted(inner, values.contiguous(), right=False)
-    return torch.bucketize(values, inner, right=False)
-
-
-_EXACT_IN_FLOAT64 = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _uniform_bins(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uniform (lo, hi] bins of ``values`` against the edges ``k / B`` (float64), by arithmetic.
-
-    bin = clamp(ceil(v B) - 1, 0, B - 1): the same result as ``bucketize`` against ``_uniform_edges``.  For
-    float32/float16/bfloat16 input the float64 product ``v B`` is exact (a <= 24-bit mantissa times an integer
-    < 2^29) and no such value equals a non-dyadic k / B, so the ceil is exact.  For float64 input the product is
-    rounded; values whose ``v B`` lies within a few ulps of an integer are re-binned with ``bucketize``.
-
-    Returns ``(bins, scaled)``: the bins as a FLOAT tensor in the accumulation dtype (so callers can fold more
-    into the key before one integer conversion) and ``scaled = v * B`` in the accumulation dtype (sums of it,
-    divided by B, are the sums of ``v``).  ``values`` is never modified.
-    """
-    acc = _acc_dtype(values.device)
-    exact = values.dtype in _EXACT_IN_FLOAT64 and acc == torch.float64
-    scaled = values.to(acc).mul_(n_bins) if values.dtype != acc else values * n_bins  # fresh tensor either way
-    bins = torch.ceil(scaled)
-    near = None
-    if not exact:  # rounded product: settle the near-integer cases exactly
-        tol = 4 * torch.finfo(acc).eps * n_bins
-        near = ((bins - scaled).sub_(0.5).abs_() >= 0.5 - tol).reshape(-1).nonzero().squeeze(1)
-    bins.sub_(1).clamp_(0, n_bins - 1)
-    if near is not None and near.numel():
-        inner = _uniform_edges(n_bins, values)[1:-1].contiguous()
-        exact_bins = torch.bucketize(values.reshape(-1).index_select(0, near).to(acc), inner, right=False)
-        bins.view(-1)[near] = exact_bins.to(acc)
-    return bins, scaled
-
-
 def _split_sums(key: torch.Tensor, weight: torch.Tensor, n_bins: int, scale: float = 1.0):
     """Per-bin count (int64), sum of ``weight / scale`` and number of hits, each ``(n_bins,)``, from keys
     ``bin + B * hit`` in ``[0, 2B)``: two ``index_add_`` passes, sums in the accumulation dtype."""
-    acc = _acc_dtype(weight.device)
+    acc = acc_dtype(weight.device)
     key = key.reshape(-1)
     ones = torch.ones(1, dtype=acc, device=weight.device).expand(key.shape[0])
     cnt = torch.zeros(2 * n_bins, dtype=acc, device=weight.device).index_add_(0, key, ones)
@@ -274,13 +168,13 @@ def _ce_from_sums(count, s_conf, s_hit, n: int, norm: str) -> torch.Tensor:
 def _top_label_ce(conf, correct, n_bins: int, strategy: str, norm: str):
     """Bins, per-bin sums and calibration error of top-label ``conf`` ``(N,)`` / ``correct`` ``(N,)`` bool."""
     if strategy == "uniform":
-        edges = _uniform_edges(n_bins, conf)
-        bins, scaled = _uniform_bins(conf, n_bins)
+        edges = uniform_edges(n_bins, conf)
+        bins, scaled = uniform_bins(conf, n_bins)
         key = bins.add_(correct, alpha=n_bins).to(torch.int64)
         count, s_conf, s_hit = _split_sums(key, scaled, n_bins, scale=n_bins)
     else:
-        edges = _quantile_edges(conf, n_bins)
-        key = torch.add(_bin_index(conf, edges), correct, alpha=n_bins)
+        edges = quantile_edges(conf, n_bins)
+        key = torch.add(bin_index(conf, edges), correct, alpha=n_bins)
         count, s_conf, s_hit = _split_sums(key, conf, n_bins)
     return edges, count, s_conf, s_hit, _ce_from_sums(count, s_conf, s_hit, conf.shape[0], norm)
 
@@ -300,7 +194,7 @@ def _nll_brier(p: torch.Tensor, y: torch.Tensor):
     """Mean NLL and mean Brier as 0-d tensors (see :func:`nll` and :func:`brier`)."""
     n = p.shape[0]
     p_y = p.gather(1, y[:, None]).squeeze(1)
-    acc = _acc_dtype(p.device)
+    acc = acc_dtype(p.device)
     tiny = torch.finfo(p.dtype).tiny
     nll_ = -torch.log(p_y.clamp(min=tiny)).sum(dtype=acc) / n
     # sum_i sum_c (p_ic - 1[c = y_i])^2 = sum p^2 - 2 sum_i p_iy + N, all sums accumulated in float64
@@ -317,10 +211,35 @@ def accuracy(probs, labels, *, validate: bool = True) -> float:
     """Fraction of samples whose argmax class equals the label.
 
     probs ``(N, C)``, labels ``(N,)``.  Ties in a row go to the lowest class index.  Returns a float in [0, 1].
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
+        >>> accuracy(p, torch.tensor([0, 1, 1]))
+        0.6666666666666666
     """
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
-    return float(torch.count_nonzero(_top_label(p, y)[1])) / p.shape[0]
+    return float(torch.count_nonzero(top_label(p, y)[1])) / p.shape[0]
+
+
+def top1_accuracy(scores, labels):
+    """Fraction of samples whose highest-scoring class equals the label, for any scores (logits or probabilities).
+
+    scores ``(..., N, C)`` finite, labels ``(N,)``.  Ties go to the lowest class index.  Returns a python float
+    for ``(N, C)`` scores, and a float64 tensor shaped ``(...)`` (one accuracy per leading index, on the scores'
+    device) for batched scores such as member logits ``(K, N, C)``.
+
+    >>> import torch
+    >>> top1_accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 1.0]]), torch.tensor([0, 0, 0]))
+    0.6666666666666666
+    """
+    z = as_tensor(scores, "scores").detach()
+    if z.ndim < 2 or z.shape[-2] < 1 or z.shape[-1] < 2:
+        raise ValueError(f"scores must have shape (..., N, C) with N >= 1 and C >= 2, got shape {tuple(z.shape)}")
+    check_finite_tensor(z, "scores")
+    y = check_labels_for(labels, z)
+    hits = (z.argmax(-1) == y).to(acc_dtype(z.device)).mean(-1)
+    return float(hits) if z.ndim == 2 else hits
 
 
 def nll(probs, labels, *, validate: bool = True) -> float:
@@ -331,6 +250,11 @@ def nll(probs, labels, *, validate: bool = True) -> float:
     such a sample costs ``-log(tiny)`` (87.3 nats in float32, 708.4 in float64) and the mean stays finite.
     That floor is the only change made to the input: no other clipping (scikit-learn's ``log_loss`` instead
     clips every probability to ``[eps, 1 - eps]``).
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
+        >>> round(nll(p, torch.tensor([0, 1])), 4)
+        0.3081
     """
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
@@ -343,6 +267,11 @@ def brier(probs, labels, *, validate: bool = True) -> float:
     probs ``(N, C)``, labels ``(N,)``.  Range [0, 2] (not halved; scikit-learn's ``brier_score_loss`` halves it
     for two classes under ``scale_by_half="auto"``).  Computed as ``(sum p^2 - 2 sum_i p_iy + N) / N`` with the
     sums accumulated in float64 (float32 input: absolute error ~1e-9).
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
+        >>> round(brier(p, torch.tensor([0, 1])), 4)
+        0.17
     """
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
@@ -370,12 +299,17 @@ def ece(
     Differences from torchmetrics' ``multiclass_calibration_error``: it uses ``[lo, hi)`` bins plus an extra bin
     for confidence exactly 1, float32 ``linspace`` edges and float32 accumulation (about 1e-6 off on 1M samples);
     away from edges the two agree.
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]])
+        >>> round(ece(p, torch.tensor([0, 1, 0]), n_bins=2), 4)
+        0.1
     """
     b = _bins(n_bins, strategy)
     check_choice(norm, "norm", _NORMS)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
-    conf, correct = _top_label(p, y)
+    conf, correct = top_label(p, y)
     return float(_top_label_ce(conf, correct, b, strategy, norm)[-1])
 
 
@@ -390,20 +324,25 @@ def classwise_ece(probs, labels, n_bins: int = 15, strategy: str = "uniform", *,
         classwise_ece = (1 / C) sum_c ce_c
 
     Classes absent from ``labels`` are included (their error is their binned mean predicted mass).  Range [0, 1].
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]])
+        >>> round(classwise_ece(p, torch.tensor([0, 1, 0]), n_bins=2), 4)
+        0.1
     """
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
     n, c = p.shape
-    dt = _acc_dtype(p.device)
+    dt = acc_dtype(p.device)
     offsets = torch.arange(c, device=p.device) * b  # class-major bin ids: c * B + bin
     if strategy == "uniform":
-        bins, scaled = _uniform_bins(p, b)  # (N, C)
+        bins, scaled = uniform_bins(p, b)  # (N, C)
         flat = bins.add_(offsets.to(dt)).to(torch.int64).reshape(-1)
         s_conf = torch.zeros(c * b, dtype=dt, device=p.device).index_add_(0, flat, scaled.reshape(-1)) / b
     else:
         pt = p.t().contiguous()  # (C, N): one sort and one set of edges per class
-        flat = (_bin_index(pt, _quantile_edges(pt, b)).t() + offsets).reshape(-1)  # (N, C) order
+        flat = (bin_index(pt, quantile_edges(pt, b)).t() + offsets).reshape(-1)  # (N, C) order
         s_conf = torch.zeros(c * b, dtype=dt, device=p.device).index_add_(0, flat, p.reshape(-1).to(dt))
     ones = torch.ones(1, dtype=dt, device=p.device)
     hit_idx = flat.view(n, c).gather(1, y[:, None]).squeeze(1)  # the bin of p[i, y_i] in class y_i
@@ -435,11 +374,18 @@ class Reliability:
 def reliability(probs, labels, n_bins: int = 15, strategy: str = "uniform", *, validate: bool = True) -> Reliability:
     """Per-bin confidence, accuracy and count for a reliability diagram; see :class:`Reliability` and
     :func:`ece` for bins and strategies.  probs ``(N, C)``, labels ``(N,)``.  Tensors stay on the input's device;
-    confidence/accuracy are float64 (float32 on MPS)."""
+    confidence/accuracy are float64 (float32 on MPS).
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2]])
+        >>> r = reliability(p, torch.tensor([0, 1, 0]), n_bins=2)
+        >>> r.count.tolist(), r.accuracy.tolist(), round(r.ece, 4)
+        ([0, 3], [nan, 0.6666666666666666], 0.1)
+    """
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
-    conf, correct = _top_label(p, y)
+    conf, correct = top_label(p, y)
     return _reliability(conf, correct, b, strategy)
 
 
@@ -456,101 +402,17 @@ def _reliability(conf, correct, n_bins: int, strategy: str) -> Reliability:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# selective prediction
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RiskCoverage:
-    """Risk-coverage curve of selective prediction (Geifman & El-Yaniv 2017).
-
-    Attributes:
-        coverage: ``(N,)`` ``i / N`` for ``i = 1..N`` (float64, or float32 on MPS).
-        risk: ``(N,)`` error rate among the ``i`` most confident samples (ties averaged, see
-            :func:`risk_coverage`).
-        threshold: ``(N,)`` the confidence of the i-th most confident sample (non-increasing).
-        aurc: mean of ``risk`` (python float), see :func:`aurc`.
-    """
-
-    coverage: torch.Tensor
-    risk: torch.Tensor
-    threshold: torch.Tensor
-    aurc: float
-
-
-def _conf_correct(confidence, correct, validate: bool):
-    conf = as_tensor(confidence, "confidence").detach()
-    if conf.ndim != 1 or conf.shape[0] < 1:
-        raise ValueError(f"confidence must have shape (N,) with N >= 1, got shape {tuple(conf.shape)}")
-    if validate and not bool(torch.isfinite(conf).all()):
-        raise ValueError(f"confidence must be finite, got {int((~torch.isfinite(conf)).sum())} NaN/inf value(s)")
-    ok = _on_device(correct, "correct", conf, "confidence")
-    ok = as_tensor(ok, "correct", floating=False)
-    if ok.ndim != 1 or ok.shape[0] != conf.shape[0]:
-        raise ValueError(f"correct must have shape ({conf.shape[0]},) to match confidence, got shape {tuple(ok.shape)}")
-    if ok.dtype != torch.bool:
-        if validate and not bool(((ok == 0) | (ok == 1)).all()):
-            raise ValueError(f"correct must be boolean or 0/1, got values {torch.unique(ok)[:6].tolist()}")
-        ok = ok != 0
-    return conf, ok
-
-
-def risk_coverage(confidence, correct, *, validate: bool = True) -> RiskCoverage:
-    """Risk-coverage curve: keep the ``i`` most confident samples, report their error rate.
-
-    confidence ``(N,)`` any finite score (higher = more confident; e.g. max probability), correct ``(N,)`` bool or
-    0/1.  Samples are sorted by decreasing confidence; ``coverage[i-1] = i / N``, ``risk[i-1]`` = errors among
-    the i most confident / i, ``threshold[i-1]`` = the i-th largest confidence.
-
-    Ties: samples with equal confidence cannot be told apart by the selector, so within a tied block the
-    number of errors among the first j of the block is its expectation over random orders of the block,
-    ``j * errors_in_block / block_size``.  The curve is therefore exact at each block end, linear in errors
-    inside a block and independent of the input order.
-    """
-    conf, ok = _conf_correct(confidence, correct, validate)
-    n = conf.shape[0]
-    dt = _acc_dtype(conf.device)
-    srt, order = torch.sort(conf, descending=True, stable=True)
-    err = (~ok)[order].to(dt)
-    cum = err.cumsum(0)  # errors among the first i (exact: sums of 0/1)
-    _, counts = torch.unique_consecutive(srt, return_counts=True)
-    ends = counts.cumsum(0)  # 1-based end of each tied block
-    starts = ends - counts  # number of samples before the block
-    cum_end = cum[ends - 1]
-    cum_before = torch.cat([torch.zeros(1, dtype=dt, device=conf.device), cum_end[:-1]])
-    rate = (cum_end - cum_before) / counts.to(dt)
-    block = torch.repeat_interleave(torch.arange(counts.shape[0], device=conf.device), counts)
-    i = torch.arange(1, n + 1, dtype=dt, device=conf.device)
-    expected = cum_before[block] + (i - starts[block].to(dt)) * rate[block]
-    risk = expected / i
-    return RiskCoverage(coverage=i / n, risk=risk, threshold=srt, aurc=float(risk.mean()))
-
-
-def aurc(confidence, correct, *, validate: bool = True) -> float:
-    """Area under the risk-coverage curve (Geifman, Uziel & El-Yaniv 2019, "Bias-reduced uncertainty
-    estimation for deep neural classifiers"), as the mean of the risks at coverages 1/N, 2/N, ..., 1
-    (tie convention of :func:`risk_coverage`).  Range [0, 1], lower is better."""
-    return risk_coverage(confidence, correct, validate=validate).aurc
-
-
-# ----------------------------------------------------------------------------------------------------------
 # uncertainty and diversity
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _xlogx(p: torch.Tensor) -> torch.Tensor:
-    """``p log p`` elementwise with ``0 log 0 = 0``: ``p * log(max(p, tiny))`` (exact for p = 0 and p >= tiny;
-    about 3x cheaper than ``torch.special.xlogy`` on CPU)."""
-    return p * torch.log(p.clamp(min=torch.finfo(p.dtype).tiny))
-
-
 def _entropy(p: torch.Tensor) -> torch.Tensor:
-    return -_xlogx(p).sum(dim=-1)
+    return -xlogx(p).sum(dim=-1)
 
 
 def _mean_entropy(p: torch.Tensor) -> torch.Tensor:
     """Mean over all rows of the row entropies (0-d), one global sum instead of a short-axis reduction."""
-    return -_xlogx(p).sum() / (p.numel() // p.shape[-1])
+    return -xlogx(p).sum() / (p.numel() // p.shape[-1])
 
 
 def entropy(probs, *, validate: bool = True) -> torch.Tensor:
@@ -566,7 +428,7 @@ def entropy(probs, *, validate: bool = True) -> torch.Tensor:
 def _votes(mp: torch.Tensor) -> torch.Tensor:
     """``(N, C)`` number of members whose argmax (ties -> lowest index) is class c, for ``mp`` ``(K, N, C)``."""
     k, n, c = mp.shape
-    v = mp.view(_BITS[mp.dtype]) if mp.dtype in _BITS else mp  # integer view: see _top_label
+    v = order_view(mp)  # integer view: see _numerics.top_label
     hits = v == v.amax(dim=2, keepdim=True)  # one-hot of the row maxima (several where a row ties)
     votes = hits.sum(dim=0, dtype=torch.int32)  # int32: 3x cheaper than the default int64 here
     if int(votes.sum()) != k * n:  # a tie somewhere: count true argmaxes instead
@@ -578,7 +440,7 @@ def _votes(mp: torch.Tensor) -> torch.Tensor:
 
 def _disagreement(mp: torch.Tensor) -> torch.Tensor:
     k, n, _ = mp.shape
-    acc = _acc_dtype(mp.device)
+    acc = acc_dtype(mp.device)
     if k == 1:
         return torch.zeros((), dtype=acc, device=mp.device)
     votes = _votes(mp).to(acc)
@@ -593,6 +455,11 @@ def disagreement(member_probs, *, validate: bool = True) -> float:
     member_probs ``(K, N, C)``.  ``mean over pairs i < j and samples of 1[argmax_i != argmax_j]``, computed from
     per-sample vote counts (agreeing pairs = sum_c v_c (v_c - 1) / 2), no loop over pairs.  0 when K == 1.
     Range [0, 1]; ties in a row go to the lowest class index.
+
+    Example:
+        >>> members = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.7, 0.3]]])  # (K=2, N=2, C=2)
+        >>> disagreement(members)
+        0.5
     """
     return float(_disagreement(_member_probs(member_probs, validate=validate)))
 
@@ -612,7 +479,7 @@ def kl_to_ensemble(member_probs, *, validate: bool = True) -> float:
     mp = _member_probs(member_probs, validate=validate)
     tiny = torch.finfo(mp.dtype).tiny
     log_bar = torch.log(mp.mean(dim=0).clamp(min=tiny))
-    kl = _xlogx(mp) - mp * log_bar
+    kl = xlogx(mp) - mp * log_bar
     return float(kl.sum() / (mp.shape[0] * mp.shape[1]))
 
 
@@ -622,6 +489,11 @@ def mutual_information(member_probs, *, validate: bool = True) -> float:
     member_probs ``(K, N, C)``.  Range [0, log min(K, C)] up to rounding (identical members can give a tiny
     negative value, ~1e-7 in float32, which is reported as is).  Equals :func:`kl_to_ensemble`
     mathematically.
+
+    Example:
+        >>> members = torch.tensor([[[0.9, 0.1]], [[0.1, 0.9]]])  # two confident members that disagree
+        >>> round(mutual_information(members), 4)
+        0.3681
     """
     return float(_mutual_information(_member_probs(member_probs, validate=validate)))
 
@@ -635,7 +507,7 @@ def diversity(member_probs, *, validate: bool = True) -> dict[str, float]:
     """
     mp = _member_probs(member_probs, validate=validate)
     mi = _mutual_information(mp)
-    vals = torch.stack([_disagreement(mp), mi.to(_acc_dtype(mp.device))]).tolist()
+    vals = torch.stack([_disagreement(mp), mi.to(acc_dtype(mp.device))]).tolist()
     return {"disagreement": vals[0], "kl_to_ensemble": vals[1], "mutual_information": vals[1]}
 
 
@@ -651,10 +523,10 @@ def summary(probs, labels, n_bins: int = 15, strategy: str = "uniform", *, valid
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
-    conf, correct = _top_label(p, y)
+    conf, correct = top_label(p, y)
     ce = _top_label_ce(conf, correct, b, strategy, "l1")[-1]
     nll_, brier_ = _nll_brier(p, y)
-    dt = _acc_dtype(p.device)
+    dt = acc_dtype(p.device)
     acc = torch.count_nonzero(correct).to(dt) / p.shape[0]
     vals = torch.stack([acc, nll_.to(dt), brier_.to(dt), ce.to(dt)]).tolist()
     return dict(zip(("accuracy", "nll", "brier", "ece"), vals, strict=False))

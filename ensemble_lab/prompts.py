@@ -49,10 +49,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from ._validation import as_tensor, check_choice, check_finite, check_positive
+from ._numerics import acc_dtype
+from ._validation import (
+    as_tensor,
+    check_choice,
+    check_finite,
+    check_finite_tensor,
+    check_positive,
+    check_same_device,
+    check_weights,
+)
 
 __all__ = [
     "DEBIAS_MODES",
@@ -77,24 +85,6 @@ DEBIAS_MODES = ("both", "pretrain", "test", "none")
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    """Accumulation dtype: float64, or float32 on MPS (which has no float64)."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def _check_finite(t: torch.Tensor, name: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)")
-
-
-def _check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
-    if a.device != b.device:
-        raise ValueError(
-            f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}; "
-            "move one of them explicitly"
-        )
-
-
 def _check_prompt_logits(x, name: str) -> torch.Tensor:
     """Per-prompt logits ``(N, P, C)``: finite, N >= 1, P >= 1, C >= 2."""
     t = as_tensor(x, name)
@@ -105,7 +95,7 @@ def _check_prompt_logits(x, name: str) -> torch.Tensor:
         raise ValueError(f"{name} has an empty prompt pool (P == 0), got shape {tuple(t.shape)}")
     if n < 1 or c < 2:
         raise ValueError(f"{name} needs N >= 1 images and C >= 2 classes, got shape {tuple(t.shape)}")
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     return t
 
 
@@ -116,33 +106,8 @@ def _check_scores(x, name: str = "scores") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (P,), one score per prompt, got shape {tuple(t.shape)}")
     if t.shape[0] == 0:
         raise ValueError(f"{name} is an empty prompt pool (P == 0), got shape {tuple(t.shape)}")
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     return t
-
-
-def _check_prompt_weights(x, p: int, like: torch.Tensor, name: str = "weights") -> torch.Tensor:
-    """``p`` finite, non-negative prompt weights with a positive sum, normalised to sum to one.
-
-    Returned on ``like``'s device and in its dtype; numpy arrays and lists are placed on that device, a tensor
-    on another device is refused (never moved).
-    """
-    if isinstance(x, torch.Tensor):
-        _check_same_device(x, like, name, "the logits/embeddings")
-        w = x
-    elif isinstance(x, (np.ndarray, Sequence)) and not isinstance(x, str):
-        try:
-            w = torch.as_tensor(np.asarray(x, dtype=np.float64)).to(_acc_dtype(like.device)).to(like.device)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a sequence of numbers, got {x!r}") from exc
-    else:
-        raise TypeError(f"{name} must be a tensor or sequence of {p} numbers, got {type(x).__name__}")
-    if w.ndim != 1 or w.shape[0] != p:
-        raise ValueError(f"{name} must have shape ({p},), one entry per prompt, got shape {tuple(w.shape)}")
-    w = w.to(_acc_dtype(like.device))
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not bool(w.sum() > 0):
-        shown = [round(v, 4) for v in w[:6].tolist()]
-        raise ValueError(f"{name} must be finite, non-negative and sum > 0, got {shown}{' ...' if p > 6 else ''}")
-    return (w / w.sum()).to(like.dtype)
 
 
 def _check_embeddings(x, name: str, shape: str, ndim: int) -> torch.Tensor:
@@ -150,7 +115,7 @@ def _check_embeddings(x, name: str, shape: str, ndim: int) -> torch.Tensor:
     t = as_tensor(x, name)
     if t.ndim != ndim or min(t.shape) < 1:
         raise ValueError(f"{name} must have shape {shape} with no empty axis, got shape {tuple(t.shape)}")
-    _check_finite(t, name)
+    check_finite_tensor(t, name)
     zero = t.norm(dim=-1) == 0
     if bool(zero.any()):
         raise ValueError(
@@ -194,7 +159,7 @@ def prompt_logits(image_embeddings, text_embeddings, logit_scale) -> torch.Tenso
     x = _check_embeddings(image_embeddings, "image_embeddings", "(N, D)", 2)
     t = _check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3)
     s = check_positive(logit_scale, "logit_scale")
-    _check_same_device(x, t, "image_embeddings", "text_embeddings")
+    check_same_device(x, "image_embeddings", t, "text_embeddings")
     if x.shape[-1] != t.shape[-1]:
         raise ValueError(
             f"image_embeddings and text_embeddings must have the same embedding size D, got shapes "
@@ -226,7 +191,7 @@ def average_text_embeddings(text_embeddings, weights=None) -> torch.Tensor:
     w = (
         torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
         if weights is None
-        else _check_prompt_weights(weights, p, like=t)
+        else check_weights(weights, p, like=t, per="prompt")
     )
     mean = torch.einsum("p,pcd->cd", w, t)
     norm = mean.norm(dim=-1, keepdim=True)
@@ -253,7 +218,7 @@ def zero_shot_logits(image_embeddings, class_embeddings, logit_scale) -> torch.T
     x = _check_embeddings(image_embeddings, "image_embeddings", "(N, D)", 2)
     e = _check_embeddings(class_embeddings, "class_embeddings", "(C, D)", 2)
     s = check_positive(logit_scale, "logit_scale")
-    _check_same_device(x, e, "image_embeddings", "class_embeddings")
+    check_same_device(x, "image_embeddings", e, "class_embeddings")
     if x.shape[1] != e.shape[1] or e.shape[0] < 2:
         raise ValueError(
             f"image_embeddings (N, D) and class_embeddings (C, D) must have the same D and C >= 2, "
@@ -285,7 +250,7 @@ def equal_average_logits(logits, text_embeddings, weights=None, *, validate: boo
     w = (
         torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
         if weights is None
-        else _check_prompt_weights(weights, p, like=t)
+        else check_weights(weights, p, like=t, per="prompt")
     )
     z = ensemble_prompt_logits(logits, w, validate=validate)
     if z.shape[1] != t.shape[1]:
@@ -321,13 +286,19 @@ def zpe_scores(logits, pretrain_logits=None, debias: str = "both") -> torch.Tens
     Returns:
         ``(P,)`` scores in logit units, accumulated in float64 (float32 on MPS) and returned on the logits'
         device in the logits' dtype.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> z = torch.randn(50, 3, 4, generator=g)  # (N=50 images, P=3 prompts, C=4 classes)
+        >>> zpe_scores(z, debias="test").shape
+        torch.Size([3])
     """
     check_choice(debias, "debias", DEBIAS_MODES)
     z = _check_prompt_logits(logits, "logits")
     pre = None
     if pretrain_logits is not None:
         pre = _check_prompt_logits(pretrain_logits, "pretrain_logits")
-        _check_same_device(z, pre, "logits", "pretrain_logits")
+        check_same_device(z, "logits", pre, "pretrain_logits")
         if pre.shape[1:] != z.shape[1:]:
             raise ValueError(
                 f"logits (N, P, C) and pretrain_logits (M, P, C) must have the same P and C, got "
@@ -339,7 +310,7 @@ def zpe_scores(logits, pretrain_logits=None, debias: str = "both") -> torch.Tens
             "pre-training images; got None (use debias='test' or 'none' without them)"
         )
 
-    acc = _acc_dtype(z.device)
+    acc = acc_dtype(z.device)
     za = z.to(acc)
     mu_test = za.mean(dim=0)  # (P, C)
     if debias == "both":
@@ -364,10 +335,14 @@ def zpe_weights(scores, temperature: float = 1.0) -> torch.Tensor:
 
     Returns:
         ``(P,)`` non-negative weights summing to one, on the scores' device and in their dtype.
+
+    Example:
+        >>> [round(v, 4) for v in zpe_weights(torch.tensor([1.0, 0.0, 0.0]), temperature=0.5).tolist()]
+        [0.787, 0.1065, 0.1065]
     """
     t = check_positive(temperature, "temperature")
     s = _check_scores(scores)
-    return torch.softmax(s.to(_acc_dtype(s.device)) / t, dim=0).to(s.dtype)
+    return torch.softmax(s.to(acc_dtype(s.device)) / t, dim=0).to(s.dtype)
 
 
 def zpe_select(scores, tau: float) -> torch.Tensor:
@@ -388,10 +363,14 @@ def zpe_select(scores, tau: float) -> torch.Tensor:
     Returns:
         ``(P,)`` weights, ``1 / (number kept)`` on the kept prompts and 0 elsewhere, on the scores' device and
         in their dtype.
+
+    Example:
+        >>> zpe_select(torch.tensor([0.1, 0.5, 0.3, 0.45]), tau=0.8).tolist()
+        [0.0, 1.0, 0.0, 0.0]
     """
     s = _check_scores(scores)
     threshold = check_finite(tau, "tau")
-    x = s.to(_acc_dtype(s.device))
+    x = s.to(acc_dtype(s.device))
     dev = x - _median(x)
     mad = _median(dev.abs())
     # dev / mad is the z-score; with mad == 0 the division gives +-inf off the median and 0/0 = nan on it
@@ -429,7 +408,7 @@ def ensemble_prompt_logits(logits, weights, *, validate: bool = True) -> torch.T
         z = as_tensor(logits, "logits")
         if z.ndim != 3 or z.shape[1] == 0:
             raise ValueError(f"logits must have shape (N, P, C) with P >= 1, got shape {tuple(z.shape)}")
-    w = _check_prompt_weights(weights, z.shape[1], like=z)
+    w = check_weights(weights, z.shape[1], like=z, per="prompt")
     n, p, c = z.shape
     # one matrix-vector product over the prompt axis; free of copies when z is stored prompt-major
     # (z.transpose(0, 1) contiguous), as a Lab that re-weights the same logits many times keeps it

@@ -101,6 +101,11 @@ def interpolate(
     ``alpha = 1`` ``b``'s, exactly).  Non-floating tensors come from ``a``.
 
     ``alpha`` must lie in [0, 1] unless ``extrapolate=True`` (then any finite number).
+
+    Example:
+        >>> a, b = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
+        >>> interpolate(a, b, 0.25)["w"].tolist()
+        [0.25, 0.25]
     """
     states = _check_states([a, b], "states (a, b)")
     t = check_finite(alpha, "alpha")
@@ -114,7 +119,12 @@ def interpolate(
 
 
 def uniform_soup(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The uniform soup: the mean of the ingredients' floating tensors; non-floating ones from ``states[0]``."""
+    """The uniform soup: the mean of the ingredients' floating tensors; non-floating ones from ``states[0]``.
+
+    Example:
+        >>> uniform_soup([{"w": torch.zeros(2)}, {"w": torch.tensor([1.0, 3.0])}])["w"].tolist()
+        [0.5, 1.5]
+    """
     states = _check_states(states)
     return _combine(states, [1.0 / len(states)] * len(states))
 
@@ -158,6 +168,12 @@ def greedy_soup(
 
     Returns:
         A :class:`GreedySoup` (a state dict) with ``kept`` and ``scores``.  Ties in the sort keep the input order.
+
+    Example:
+        >>> states = [{"w": torch.tensor([1.0])}, {"w": torch.tensor([3.0])}, {"w": torch.tensor([9.0])}]
+        >>> soup = greedy_soup(states, lambda s: -abs(float(s["w"]) - 2.0))  # higher is better
+        >>> soup.kept
+        [0, 1]
     """
     states = _check_states(states)
     if not callable(evaluate):

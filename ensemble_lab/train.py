@@ -1,17 +1,19 @@
 """Training K-member ensembles: all members at once (stacked), or one by one (the reference).
 
-The recipe (identical in both engines, so they give the same members up to float round-off):
+Both engines take a :class:`~ensemble_lab.recipe.Recipe` and follow it identically, so they give the same members
+up to float round-off (``seed`` below is ``recipe.seed``):
 
 * member ``i`` starts from ``build_model(spec, seed=member_seed(seed, i))`` -- its own initialisation;
 * every epoch member ``i`` visits the training set in its own random order, drawn on the cpu from a generator
   seeded ``member_seed(seed, i, stream=1)`` (so the order does not depend on the device);
-* loss: mean cross-entropy over the member's batch (the stacked engine sums these K means, which gives each
-  member exactly its own gradient);
+* loss: mean cross-entropy (with ``recipe.label_smoothing``) over the member's batch (the stacked engine sums
+  these K means, which gives each member exactly its own gradient);
 * optimizer: AdamW (Adam with *decoupled* weight decay, Loshchilov & Hutter 2019) -- its update is
   element-wise, so one AdamW over the stacked ``(K, ...)`` weights is K independent AdamWs, and the decay does
   not interact with Adam's per-weight scaling the way an L2 term in the loss does (the fused implementation
   where the device has one: measured ~20% faster per stacked step on 2 cpu cores than the default);
-* learning rate: cosine decay from ``lr`` to 0 over all steps (``schedule="cosine"``), or constant.
+* learning rate: cosine decay from ``lr`` to 0 over all steps (``schedule="cosine"``), or constant
+  (:func:`ensemble_lab.recipe.optimizer`).
 
 The stacked engine runs one forward/backward/step for all K members per batch, so the per-step python and
 kernel-launch overhead is paid once instead of K times; see ``benchmarks/bench_training.py``.
@@ -26,62 +28,28 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validation import check_choice, check_int, check_positive
+from ._validation import check_int, check_training_set
 from .device import fit_threads_to_cpus, make_generator, resolve_device
 from .models.family import ModelSpec, build_model, get_spec, member_seed
 from .models.stacked import StackedEnsemble
+from .recipe import Recipe, optimizer
 
 __all__ = ["train_ensemble", "train_members_one_by_one", "predict_logits", "DEFAULT_RECIPE"]
 
-DEFAULT_RECIPE = {"epochs": 10, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-4, "schedule": "cosine"}
+#: the recipe the zoo's members are trained with unless it says otherwise
+DEFAULT_RECIPE = Recipe(epochs=10, batch_size=128, lr=3e-3, weight_decay=1e-4, schedule="cosine")
 
 
-def _unpack(train, name: str = "train") -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(images, labels, n_classes) of an ImageDataset-like object or an ``(images, labels)`` pair."""
-    if hasattr(train, "images") and hasattr(train, "labels"):
-        images, labels = train.images, train.labels
-        n_classes = getattr(train, "n_classes", None)
-    elif isinstance(train, (tuple, list)) and len(train) == 2:
-        images, labels = train
-        n_classes = None
-    else:
-        raise TypeError(f"{name} must be an ImageDataset (or an (images, labels) pair), got {type(train).__name__}")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not torch.is_floating_point(images):
-        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
-        raise ValueError(f"{name}.images must be a float tensor shaped (N, C, H, W), got {shape}")
-    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
-        shape = tuple(labels.shape) if hasattr(labels, "shape") else type(labels).__name__
-        raise ValueError(f"{name}.labels must be a tensor shaped ({images.shape[0]},), got {shape}")
-    if images.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least one image, got 0")
-    if n_classes is None:
-        n_classes = max(int(labels.max()) + 1, 2)
-    return images, labels.to(torch.int64), int(n_classes)
-
-
-def _check_recipe(k, epochs, batch_size, lr, weight_decay, seed, schedule):
-    check_int(k, "k", minimum=1)
-    check_int(epochs, "epochs", minimum=1)
-    check_int(batch_size, "batch_size", minimum=1)
-    check_positive(lr, "lr")
-    check_positive(weight_decay, "weight_decay", allow_zero=True)
-    check_int(seed, "seed", minimum=0)
-    check_choice(schedule, "schedule", ("cosine", "constant"))
-
-
-def _optimizer(params, lr: float, weight_decay: float, total_steps: int, schedule: str):
-    params = list(params)
-    try:  # one fused kernel per parameter (cpu: torch >= 2.4; cuda; recent mps): fewest launches per step
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+def _check(k, recipe) -> int:
+    k = check_int(k, "k", minimum=1)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be an ensemble_lab.recipe.Recipe, got {type(recipe).__name__}")
+    if recipe.mixup > 0 or recipe.augment:
+        raise ValueError(
+            f"recipe: training ensembles from scratch supports label_smoothing but not mixup or augment (got "
+            f"mixup={recipe.mixup!r}, augment={recipe.augment!r}); fine_tune supports all three"
         )
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    return opt, sched
+    return k
 
 
 def _order_generators(seed: int, k: int) -> list[torch.Generator]:
@@ -92,31 +60,27 @@ def train_ensemble(
     spec: ModelSpec | str,
     train,
     k: int = 8,
-    epochs: int = DEFAULT_RECIPE["epochs"],
-    batch_size: int = DEFAULT_RECIPE["batch_size"],
-    lr: float = DEFAULT_RECIPE["lr"],
-    weight_decay: float = DEFAULT_RECIPE["weight_decay"],
-    seed: int = 0,
+    recipe: Recipe = DEFAULT_RECIPE,
     device: str | torch.device | None = None,
     progress: bool = True,
-    schedule: str = DEFAULT_RECIPE["schedule"],
 ) -> StackedEnsemble:
-    """Train K members of ``spec`` on ``train`` in one stacked model (see the module doc for the recipe).
+    """Train K members of ``spec`` on ``train`` with ``recipe``, in one stacked model (see the module doc).
 
     ``train`` is an :class:`~ensemble_lab.data.ImageDataset` (or an ``(images, labels)`` pair); it is copied to
     ``device`` (default: :func:`~ensemble_lab.device.resolve_device`) for training.  Returns the trained
     :class:`StackedEnsemble` on ``device``, in eval mode.
     """
     spec = get_spec(spec)
-    _check_recipe(k, epochs, batch_size, lr, weight_decay, seed, schedule)
-    images, labels, n_classes = _unpack(train)
+    k = _check(k, recipe)
+    images, labels, n_classes = check_training_set(train)
+    epochs, batch_size, seed, eps = recipe.epochs, recipe.batch_size, recipe.seed, recipe.label_smoothing
     device = resolve_device(device)
     fit_threads_to_cpus()  # oversubscribed threads made each step ~30x slower on a loaded 2-core machine
     n = images.shape[0]
     x_all, y_all = images.to(device), labels.to(device)
     ens = StackedEnsemble(spec, k, tuple(images.shape[1:]), n_classes, seed=seed).to(device)
     steps = math.ceil(n / batch_size)
-    opt, sched = _optimizer(ens.parameters(), lr, weight_decay, epochs * steps, schedule)
+    opt, sched = optimizer(ens.parameters(), recipe, epochs * steps)
     gens = _order_generators(seed, k)
     ens.train()
     bar = tqdm(total=epochs * steps, desc=f"training {k} x {spec.name}", unit="step", disable=not progress)
@@ -128,7 +92,7 @@ def train_ensemble(
                 idx = perms[:, start : start + batch_size]  # (K, B): member i's batch
                 logits = ens(x_all[idx])  # (K, B, C)
                 # mean over K*B, times K == sum over members of each member's mean loss
-                loss = F.cross_entropy(logits.reshape(-1, n_classes), y_all[idx].reshape(-1)) * k
+                loss = F.cross_entropy(logits.reshape(-1, n_classes), y_all[idx].reshape(-1), label_smoothing=eps) * k
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -145,22 +109,18 @@ def train_members_one_by_one(
     spec: ModelSpec | str,
     train,
     k: int = 8,
-    epochs: int = DEFAULT_RECIPE["epochs"],
-    batch_size: int = DEFAULT_RECIPE["batch_size"],
-    lr: float = DEFAULT_RECIPE["lr"],
-    weight_decay: float = DEFAULT_RECIPE["weight_decay"],
-    seed: int = 0,
+    recipe: Recipe = DEFAULT_RECIPE,
     device: str | torch.device | None = None,
     progress: bool = True,
-    schedule: str = DEFAULT_RECIPE["schedule"],
 ) -> list[nn.Module]:
     """The reference engine: the same recipe and seeds as :func:`train_ensemble`, one separate model at a time.
 
     Returns K ``nn.Sequential`` models on ``device`` in eval mode; ``StackedEnsemble.from_members`` stacks them.
     """
     spec = get_spec(spec)
-    _check_recipe(k, epochs, batch_size, lr, weight_decay, seed, schedule)
-    images, labels, n_classes = _unpack(train)
+    k = _check(k, recipe)
+    images, labels, n_classes = check_training_set(train)
+    epochs, batch_size, seed, eps = recipe.epochs, recipe.batch_size, recipe.seed, recipe.label_smoothing
     device = resolve_device(device)
     n = images.shape[0]
     x_all, y_all = images.to(device), labels.to(device)
@@ -172,13 +132,13 @@ def train_members_one_by_one(
     try:
         for i in range(k):
             model = build_model(spec, tuple(images.shape[1:]), n_classes, seed=member_seed(seed, i)).to(device)
-            opt, sched = _optimizer(model.parameters(), lr, weight_decay, epochs * steps, schedule)
+            opt, sched = optimizer(model.parameters(), recipe, epochs * steps)
             model.train()
             for _ in range(epochs):
                 perm = torch.randperm(n, generator=gens[i]).to(device)
                 for start in range(0, n, batch_size):
                     idx = perm[start : start + batch_size]
-                    loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+                    loss = F.cross_entropy(model(x_all[idx]), y_all[idx], label_smoothing=eps)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -1,4 +1,4 @@
-"""A tiny :class:`~ensemble_lab.soup_world.SoupWorld` (built in well under a second) for the soups Lab tests.
+"""A tiny :class:`~ensemble_lab.artefacts.soup_world.SoupWorld` (built in well under a second) for the soups Lab tests.
 
 Same names, splits and alphas as the real world; the model is a linear encoder on 4x4 images, and each
 ingredient is the zero-shot state plus a seeded perturbation (the lr 1e-2 endpoints a large one, so that
@@ -7,8 +7,8 @@ interpolating to them breaks as in the real world).
 
 import torch
 
+from ensemble_lab.artefacts.soup_world import INGREDIENTS, SPLITS, ZERO_SHOT, assemble_world
 from ensemble_lab.models.clip_classifier import ClipClassifier
-from ensemble_lab.soup_world import INGREDIENTS, SPLITS, ZERO_SHOT, assemble_world
 
 C = 10
 

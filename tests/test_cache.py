@@ -7,12 +7,6 @@ from safetensors import safe_open
 from ensemble_lab import cache, combine
 
 
-@pytest.fixture
-def tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ENSEMBLE_LAB_CACHE", str(tmp_path))
-    return tmp_path
-
-
 def test_builds_once_then_loads(tmp_cache):
     calls = []
 

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ensemble_lab import cascades as CS
-from ensemble_lab import metrics as M
+from ensemble_lab import selective as SEL
 
 # ------------------------------------------------------------------------------------------------------------
 # helpers and loop references
@@ -316,7 +316,7 @@ def test_window_sweep_matches_per_half_width_cascade(score, quantile):
     assert cost.shape == risk.shape == cov.shape == (len(hws),)
     for i, hw in enumerate(hws):
         res = CS.window_cascade(z, tau, hw, score, costs, order, weights, val_scores=val)
-        r, cv = CS.selective_risk(res.confidence, res.predictions == y, tau)
+        r, cv = SEL.selective_risk(res.confidence, res.predictions == y, tau)
         assert float(cost[i]) == pytest.approx(res.mean_cost, rel=1e-12)
         assert float(cov[i]) == cv
         assert (math.isnan(r) and math.isnan(float(risk[i]))) or float(risk[i]) == pytest.approx(r, rel=1e-12)
@@ -382,11 +382,11 @@ def test_threshold_for_risk_matches_brute_force(levels, seed):
         ref = _brute_threshold_for_risk(cl, ol, target)
         if ref is None:
             with pytest.raises(ValueError, match="target_risk.*lowest selective risk.*" + re.escape(f"{lowest:.6g}")):
-                CS.threshold_for_risk(conf, ok, target)
+                SEL.threshold_for_risk(conf, ok, target)
             continue
-        t = CS.threshold_for_risk(conf, ok, target)
+        t = SEL.threshold_for_risk(conf, ok, target)
         assert t == ref
-        risk, _ = CS.selective_risk(conf, ok, t)
+        risk, _ = SEL.selective_risk(conf, ok, t)
         assert risk <= target
 
 
@@ -399,7 +399,7 @@ def test_threshold_for_coverage_matches_brute_force(levels, seed):
         # the largest candidate threshold accepting at least cov of the samples
         cands = [t for t in sorted(set(cl)) if sum(1 for c in cl if c >= t) / len(cl) >= cov]
         ref = max(cands) if cov > 0 else math.inf
-        assert CS.threshold_for_coverage(conf, cov) == ref
+        assert SEL.threshold_for_coverage(conf, cov) == ref
 
 
 @pytest.mark.parametrize("levels", [None, 4, 10])
@@ -408,34 +408,34 @@ def test_risk_at_coverage_and_coverage_at_risk_match_brute_force(levels, seed):
     conf, ok = _tied_data(41, seed, levels)
     n = 41
     curve = _brute_curve(conf.tolist(), ok.tolist())
-    np.testing.assert_allclose(M.risk_coverage(conf, ok).risk.numpy(), curve, rtol=1e-12)
+    np.testing.assert_allclose(SEL.risk_coverage(conf, ok).risk.numpy(), curve, rtol=1e-12)
     for cov in (0.01, 0.1, 0.3, 0.5, 0.77, 1.0):
         i = min(i for i in range(1, n + 1) if i / n >= cov)
-        assert CS.risk_at_coverage(conf, ok, cov) == curve[i - 1]
+        assert SEL.risk_at_coverage(conf, ok, cov) == curve[i - 1]
     for target in (0.01, 0.1, 0.2, 0.3, 0.6, 1.0):
         good = [i / n for i in range(1, n + 1) if curve[i - 1] <= target]
-        assert CS.coverage_at_risk(conf, ok, target) == (max(good) if good else 0.0)
+        assert SEL.coverage_at_risk(conf, ok, target) == (max(good) if good else 0.0)
 
 
 def test_coverage_at_risk_agrees_with_threshold_without_ties_and_can_exceed_with_ties():
     conf, ok = _tied_data(50, 3)
     for target in (0.1, 0.2, 0.3):
-        t = CS.threshold_for_risk(conf, ok, target)
-        assert CS.coverage_at_risk(conf, ok, target) == CS.selective_risk(conf, ok, t)[1]
+        t = SEL.threshold_for_risk(conf, ok, target)
+        assert SEL.coverage_at_risk(conf, ok, target) == SEL.selective_risk(conf, ok, t)[1]
     # one tied block of 4 with 2 errors after 2 correct samples: threshold-wise the block is all or nothing
     conf = torch.tensor([0.9, 0.8, 0.5, 0.5, 0.5, 0.5])
     ok = torch.tensor([1, 1, 1, 0, 1, 0])
-    assert CS.threshold_for_risk(conf, ok, 0.2) == pytest.approx(0.8)
+    assert SEL.threshold_for_risk(conf, ok, 0.2) == pytest.approx(0.8)
     # on the curve, the first sample of the block carries 2/4 expected errors: 0.5 / 3 <= 0.2 < 1 / 4
-    assert CS.coverage_at_risk(conf, ok, 0.2) == pytest.approx(3 / 6)
-    assert CS.risk_at_coverage(conf, ok, 4 / 6) == pytest.approx(1.0 / 4)
+    assert SEL.coverage_at_risk(conf, ok, 0.2) == pytest.approx(3 / 6)
+    assert SEL.risk_at_coverage(conf, ok, 4 / 6) == pytest.approx(1.0 / 4)
 
 
 def test_selective_risk_empty_acceptance_is_nan():
-    r, cov = CS.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.5)
+    r, cov = SEL.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.5)
     assert math.isnan(r)
     assert cov == 0.0
-    assert CS.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.3) == (1.0, 0.5)  # float32 0.3 >= 0.3
+    assert SEL.selective_risk(torch.tensor([0.2, 0.3]), torch.tensor([1, 0]), 0.3) == (1.0, 0.5)  # float32 0.3 >= 0.3
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -453,8 +453,8 @@ def test_ood_auroc_matches_sklearn(levels, seed):
     if levels is not None:
         s_in, s_out = np.round(s_in * levels / 4), np.round(s_out * levels / 4)
     ref = roc_auc_score(np.r_[np.ones(53), np.zeros(31)], np.r_[s_in, s_out])
-    assert CS.ood_auroc(torch.tensor(s_in), torch.tensor(s_out)) == pytest.approx(ref, abs=1e-12)
-    assert CS.ood_auroc(s_in.astype(np.float32), s_out) == pytest.approx(ref, abs=1e-7)
+    assert SEL.ood_auroc(torch.tensor(s_in), torch.tensor(s_out)) == pytest.approx(ref, abs=1e-12)
+    assert SEL.ood_auroc(s_in.astype(np.float32), s_out) == pytest.approx(ref, abs=1e-7)
 
 
 @pytest.mark.parametrize("levels", [None, 3, 20])
@@ -468,15 +468,15 @@ def test_fpr_at_tpr_matches_brute_force(levels, seed):
         cands = [t for t in sorted(set(s_in.tolist())) if np.mean(s_in >= t) >= tpr]
         t = max(cands) if tpr > 0 else math.inf
         ref = float(np.mean(s_out >= t))
-        assert CS.fpr_at_tpr(torch.tensor(s_in), torch.tensor(s_out), tpr) == ref
+        assert SEL.fpr_at_tpr(torch.tensor(s_in), torch.tensor(s_out), tpr) == ref
 
 
 def test_ood_extremes():
-    assert CS.ood_auroc([2.0, 3.0], [0.0, 1.0]) == 1.0
-    assert CS.ood_auroc([0.0, 1.0], [2.0, 3.0]) == 0.0
-    assert CS.ood_auroc([1.0, 1.0], [1.0]) == 0.5
-    assert CS.fpr_at_tpr([2.0, 3.0], [0.0, 1.0]) == 0.0
-    assert CS.fpr_at_tpr([2.0, 3.0], [0.0, 2.0], tpr=1.0) == 0.5  # an OOD tie with the threshold is accepted
+    assert SEL.ood_auroc([2.0, 3.0], [0.0, 1.0]) == 1.0
+    assert SEL.ood_auroc([0.0, 1.0], [2.0, 3.0]) == 0.0
+    assert SEL.ood_auroc([1.0, 1.0], [1.0]) == 0.5
+    assert SEL.fpr_at_tpr([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert SEL.fpr_at_tpr([2.0, 3.0], [0.0, 2.0], tpr=1.0) == 0.5  # an OOD tie with the threshold is accepted
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -514,14 +514,14 @@ def test_cost_and_exit_stage_are_monotone_in_half_width(k, n, c, seed, score, qu
 def test_threshold_for_risk_reaches_target_and_is_smallest(n, seed, levels, target):
     conf, ok = _tied_data(n, seed, levels)
     try:
-        t = CS.threshold_for_risk(conf, ok, target)
+        t = SEL.threshold_for_risk(conf, ok, target)
     except ValueError:
         assert _brute_threshold_for_risk(conf.tolist(), ok.tolist(), target) is None
         return
-    assert CS.selective_risk(conf, ok, t)[0] <= target
+    assert SEL.selective_risk(conf, ok, t)[0] <= target
     lower = conf[conf < t]
     if lower.numel():  # the next threshold down no longer reaches the target
-        assert CS.selective_risk(conf, ok, float(lower.max()))[0] > target
+        assert SEL.selective_risk(conf, ok, float(lower.max()))[0] > target
 
 
 @settings(max_examples=30, deadline=None)
@@ -529,7 +529,7 @@ def test_threshold_for_risk_reaches_target_and_is_smallest(n, seed, levels, targ
 def test_auroc_swap_symmetry(n_in, n_out, seed):
     rng = np.random.default_rng(seed)
     a, b = np.round(rng.normal(size=n_in), 1), np.round(rng.normal(size=n_out), 1)
-    assert CS.ood_auroc(a, b) + CS.ood_auroc(b, a) == pytest.approx(1.0, abs=1e-12)
+    assert SEL.ood_auroc(a, b) + SEL.ood_auroc(b, a) == pytest.approx(1.0, abs=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -579,16 +579,16 @@ def test_bad_input_names_the_argument():
         (ValueError, "val_scores.*shape", lambda: CS.window_cascade(z, 0.5, 0.1, val_scores=torch.ones(2, 2))),
         (ValueError, "val_scores.*finite", lambda: CS.window_edges(0.5, 0.1, torch.tensor([0.1, math.nan]))),
         (ValueError, r"labels.*\(10,\)", lambda: CS.window_sweep(z, 0.5, [0.1], labels=y[:5])),
-        (ValueError, r"target_risk.*\(0, 1\]", lambda: CS.threshold_for_risk(conf, ok, 0.0)),
-        (ValueError, r"target_risk.*\(0, 1\]", lambda: CS.coverage_at_risk(conf, ok, 1.5)),
-        (ValueError, "target_risk.*lowest.*0.5", lambda: CS.threshold_for_risk([0.5, 0.5], [1, 0], 0.1)),
-        (ValueError, r"coverage.*\[0, 1\]", lambda: CS.threshold_for_coverage(conf, 1.1)),
-        (ValueError, r"coverage.*\(0, 1\]", lambda: CS.risk_at_coverage(conf, ok, 0.0)),
-        (ValueError, "confidence.*finite", lambda: CS.risk_at_coverage(conf * math.inf, ok, 0.5)),
-        (ValueError, r"correct.*shape \(5,\)", lambda: CS.threshold_for_risk(conf, ok[:3], 0.5)),
-        (ValueError, r"tpr.*\[0, 1\]", lambda: CS.fpr_at_tpr(conf, conf, tpr=1.5)),
-        (ValueError, "scores_out.*shape", lambda: CS.ood_auroc(conf, torch.ones(0))),
-        (ValueError, "scores_in.*finite", lambda: CS.ood_auroc(conf * math.nan, conf)),
+        (ValueError, r"target_risk.*\(0, 1\]", lambda: SEL.threshold_for_risk(conf, ok, 0.0)),
+        (ValueError, r"target_risk.*\(0, 1\]", lambda: SEL.coverage_at_risk(conf, ok, 1.5)),
+        (ValueError, "target_risk.*lowest.*0.5", lambda: SEL.threshold_for_risk([0.5, 0.5], [1, 0], 0.1)),
+        (ValueError, r"coverage.*\[0, 1\]", lambda: SEL.threshold_for_coverage(conf, 1.1)),
+        (ValueError, r"coverage.*\(0, 1\]", lambda: SEL.risk_at_coverage(conf, ok, 0.0)),
+        (ValueError, "confidence.*finite", lambda: SEL.risk_at_coverage(conf * math.inf, ok, 0.5)),
+        (ValueError, r"correct.*shape \(5,\)", lambda: SEL.threshold_for_risk(conf, ok[:3], 0.5)),
+        (ValueError, r"tpr.*\[0, 1\]", lambda: SEL.fpr_at_tpr(conf, conf, tpr=1.5)),
+        (ValueError, "scores_out.*shape", lambda: SEL.ood_auroc(conf, torch.ones(0))),
+        (ValueError, "scores_in.*finite", lambda: SEL.ood_auroc(conf * math.nan, conf)),
         (TypeError, "result", lambda: CS.expected_cost(0.5)),
     ]
     for exc, pattern, call in cases:
@@ -607,7 +607,7 @@ def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
     assert gpu.exit_stage.cpu().tolist() == cpu.exit_stage.tolist()
     sweep = CS.window_sweep(z.cuda(), 0.6, [0.0, 0.2], val_scores=val.cuda(), labels=y.cuda())
     assert sweep[0].device.type == "cuda"
-    assert CS.ood_auroc(val.cuda(), z[0, :, 0].cuda()) == pytest.approx(CS.ood_auroc(val, z[0, :, 0]))
+    assert SEL.ood_auroc(val.cuda(), z[0, :, 0].cuda()) == pytest.approx(SEL.ood_auroc(val, z[0, :, 0]))
 
 
 def test_coverages_at_risks_equals_one_call_per_risk():
@@ -615,6 +615,6 @@ def test_coverages_at_risks_equals_one_call_per_risk():
     conf = torch.rand(500, generator=g)
     ok = torch.rand(500, generator=g) < conf
     risks = [0.01, 0.05, 0.2, 1.0]
-    assert CS.coverages_at_risks(conf, ok, risks) == [CS.coverage_at_risk(conf, ok, r) for r in risks]
+    assert SEL.coverages_at_risks(conf, ok, risks) == [SEL.coverage_at_risk(conf, ok, r) for r in risks]
     with pytest.raises(ValueError, match="target_risk"):
-        CS.coverages_at_risks(conf, ok, [0.1, 0.0])
+        SEL.coverages_at_risks(conf, ok, [0.1, 0.0])

@@ -141,9 +141,9 @@ def test_load_digits_seeded():
 
 
 def test_source_pools_disjoint_and_cover():
-    _, labels = digits_mod._raw_digits()
+    _, labels = digits_mod.raw_digits()
     for seed in (0, 7):
-        pools = digits_mod._source_pools(seed, labels)
+        pools = digits_mod.source_pools(seed, labels)
         sets = {k: set(v.tolist()) for k, v in pools.items()}
         assert not sets["train"] & sets["test"]
         assert not sets["train"] & sets["val"]
@@ -212,8 +212,8 @@ def test_distorted_digits_sources_disjoint():
     assert not src["train"] & src["val"]
     assert not src["val"] & src["test"]
     # sources come from load_digits' pools and carry their labels
-    raw_images, raw_labels = digits_mod._raw_digits()
-    pools = digits_mod._source_pools(0, raw_labels)
+    raw_images, raw_labels = digits_mod.raw_digits()
+    pools = digits_mod.source_pools(0, raw_labels)
     for s in src:
         assert src[s] <= set(pools[s].tolist())
         assert torch.equal(raw_labels[t[f"{s}_source"]], t[f"{s}_labels"])

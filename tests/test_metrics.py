@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ensemble_lab import metrics as M
+from ensemble_lab import selective as SEL
+from ensemble_lab._numerics import uniform_bins
 
 # ------------------------------------------------------------------------------------------------------------
 # helpers
@@ -286,7 +288,7 @@ def test_uniform_binning_is_exact_at_and_around_edges(n_bins, dtype):
     up = torch.nextafter(on, torch.tensor(2.0, dtype=dtype))
     down = torch.nextafter(on, torch.tensor(-1.0, dtype=dtype))
     values = torch.cat([on, up, down, edges.to(dtype)]).clamp(0, 1)
-    bins, scaled = M._uniform_bins(values, n_bins)
+    bins, scaled = uniform_bins(values, n_bins)
     assert scaled.dtype == torch.float64
     assert torch.allclose(scaled / n_bins, values.double(), rtol=1e-15, atol=0)
     idx = bins.to(torch.int64)
@@ -398,31 +400,31 @@ def test_risk_coverage_matches_loop_reference_with_ties():
     g = torch.Generator().manual_seed(2)
     conf = torch.round(torch.rand(200, generator=g) * 10) / 10  # many ties
     correct = torch.rand(200, generator=g) < conf
-    rc = M.risk_coverage(conf, correct)
+    rc = SEL.risk_coverage(conf, correct)
     expected = _loop_risk(conf.tolist(), correct.tolist())
     np.testing.assert_allclose(rc.risk.numpy(), expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(rc.coverage.numpy(), np.arange(1, 201) / 200, rtol=0, atol=1e-15)
     assert (rc.threshold.diff() <= 0).all()
     assert rc.threshold.tolist() == sorted(conf.tolist(), reverse=True)
     assert rc.aurc == pytest.approx(float(np.mean(expected)), abs=1e-12)
-    assert M.aurc(conf, correct) == rc.aurc
+    assert SEL.aurc(conf, correct) == rc.aurc
     # the curve does not depend on the input order
     perm = torch.randperm(200, generator=g)
-    assert torch.allclose(M.risk_coverage(conf[perm], correct[perm]).risk, rc.risk, rtol=0, atol=1e-12)
+    assert torch.allclose(SEL.risk_coverage(conf[perm], correct[perm]).risk, rc.risk, rtol=0, atol=1e-12)
 
 
 def test_risk_coverage_without_ties_is_plain_cumulative_error():
     g = torch.Generator().manual_seed(4)
     conf = torch.rand(500, generator=g, dtype=torch.float64)
     correct = (torch.rand(500, generator=g) < conf.float()).numpy().astype(int)  # 0/1 ints, numpy
-    rc = M.risk_coverage(conf.numpy(), correct)
+    rc = SEL.risk_coverage(conf.numpy(), correct)
     order = np.argsort(-conf.numpy())
     err = 1 - correct[order]
     np.testing.assert_allclose(rc.risk.numpy(), np.cumsum(err) / np.arange(1, 501), rtol=0, atol=1e-12)
     # all correct: zero risk; all wrong: AURC 1; one sample
-    assert M.aurc(conf, torch.ones(500, dtype=torch.bool)) == 0.0
-    assert M.aurc(conf, torch.zeros(500, dtype=torch.bool)) == 1.0
-    assert M.aurc(torch.tensor([0.3]), torch.tensor([False])) == 1.0
+    assert SEL.aurc(conf, torch.ones(500, dtype=torch.bool)) == 0.0
+    assert SEL.aurc(conf, torch.zeros(500, dtype=torch.bool)) == 1.0
+    assert SEL.aurc(torch.tensor([0.3]), torch.tensor([False])) == 1.0
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -536,7 +538,7 @@ def test_outputs_stay_on_input_device():
     rel = M.reliability(p, y)
     assert rel.edges.device == p.device
     assert rel.count.device == p.device
-    rc = M.risk_coverage(p.max(1).values, p.argmax(1) == y)
+    rc = SEL.risk_coverage(p.max(1).values, p.argmax(1) == y)
     assert rc.risk.device == p.device
 
 
@@ -551,7 +553,7 @@ def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
         cw = M.classwise_ece(p, y, strategy=strategy)
         assert M.classwise_ece(pc, yc, strategy=strategy) == pytest.approx(cw, abs=1e-5)
     assert M.diversity(mpc) == pytest.approx(M.diversity(mp), abs=1e-5)
-    assert M.aurc(pc.max(1).values, pc.argmax(1) == yc) == pytest.approx(M.aurc(p.max(1).values, p.argmax(1) == y))
+    assert SEL.aurc(pc.max(1).values, pc.argmax(1) == yc) == pytest.approx(SEL.aurc(p.max(1).values, p.argmax(1) == y))
     with pytest.raises(ValueError, match="labels"):
         M.ece(pc, y)
 
@@ -692,10 +694,10 @@ def test_bad_member_probs_name_the_argument():
 
 def test_bad_risk_coverage_input_names_the_argument():
     with pytest.raises(ValueError, match="confidence.*shape"):
-        M.risk_coverage(torch.ones(2, 2), torch.ones(2))
+        SEL.risk_coverage(torch.ones(2, 2), torch.ones(2))
     with pytest.raises(ValueError, match="confidence.*finite"):
-        M.aurc(torch.tensor([0.5, float("nan")]), torch.tensor([1, 0]))
+        SEL.aurc(torch.tensor([0.5, float("nan")]), torch.tensor([1, 0]))
     with pytest.raises(ValueError, match=r"correct.*shape \(2,\)"):
-        M.aurc(torch.tensor([0.5, 0.2]), torch.tensor([1, 0, 1]))
+        SEL.aurc(torch.tensor([0.5, 0.2]), torch.tensor([1, 0, 1]))
     with pytest.raises(ValueError, match="correct.*0/1"):
-        M.aurc(torch.tensor([0.5, 0.2]), torch.tensor([2, 0]))
+        SEL.aurc(torch.tensor([0.5, 0.2]), torch.tensor([2, 0]))

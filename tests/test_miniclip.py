@@ -54,12 +54,6 @@ def plan():
     return cap._pretraining_plan(0, 40_000)
 
 
-@pytest.fixture
-def tmp_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("ENSEMBLE_LAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 # ----------------------------------------------------------------------------------------------------------
 # prompts
 # ----------------------------------------------------------------------------------------------------------
@@ -128,8 +122,8 @@ def test_captions_name_the_class_of_their_image(plan):
 
 
 def test_sources_are_disjoint(plan):
-    _, raw_labels = cap._raw_digits()
-    pools = cap._source_pools(0, raw_labels)
+    _, raw_labels = cap.raw_digits()
+    pools = cap.source_pools(0, raw_labels)
     train, test = set(pools["train"].tolist()), set(pools["test"].tolist())
     pre = set(plan["sources"].tolist())
     assert pre <= train

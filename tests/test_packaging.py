@@ -126,7 +126,7 @@ def test_binder_postbuild_fails_fast_installs_the_package_then_prebuilds():
     # the repository itself, with --no-deps: environment.yml installed the dependencies, and this step must not
     # fetch anything from PyPI (whose torch is the CUDA build, gigabytes larger)
     install = first(r"^(python3? -m )?pip install\b.*\s--no-deps\b.*\s(-e\s+)?\.$")
-    prebuild = first(r"^python3? -m ensemble_lab\.zoo --prebuild$")
+    prebuild = first(r"^python3? -m ensemble_lab\.artefacts\.prebuild$")
     assert errexit < install < prebuild
     # no `|| true` or pipe hides a failure of the two steps that matter
     assert not any("|" in commands[i] for i in (install, prebuild))

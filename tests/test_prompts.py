@@ -461,8 +461,8 @@ _BAD = [
         r"weights must have shape \(3,\), one entry per "
         r"prompt, got shape \(2,\)",
     ),
-    (lambda: ensemble_prompt_logits(_Z, ["a", "b", "c"]), TypeError, "weights must be a sequence of numbers"),
-    (lambda: ensemble_prompt_logits(_Z, "abc"), TypeError, "weights must be a tensor or sequence"),
+    (lambda: ensemble_prompt_logits(_Z, ["a", "b", "c"]), TypeError, "weights must be a sequence of 3 real numbers"),
+    (lambda: ensemble_prompt_logits(_Z, "abc"), TypeError, "weights must be a sequence or tensor"),
     (lambda: ensemble_prompt_logits(_Z[:, :0], []), ValueError, "logits has an empty prompt pool"),
     (lambda: ensemble_prompt_logits(_Z[0], [1.0]), ValueError, r"logits must have shape \(N, P, C\)"),
     # average_text_embeddings

@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 from soups_fixtures import tiny_world
 
+from ensemble_lab.artefacts.soup_world import ALPHAS, CURVE_SPLITS, SPLITS, ZERO_SHOT, assemble_world, endpoint_name
 from ensemble_lab.data import styled_digits
 from ensemble_lab.data.captions import CLASS_NAMES, STYLES
 from ensemble_lab.models.clip_classifier import ClipClassifier, zero_shot_classifier
 from ensemble_lab.models.miniclip import load_miniclip
 from ensemble_lab.prompts import fill_template
-from ensemble_lab.soup_world import ALPHAS, CURVE_SPLITS, SPLITS, ZERO_SHOT, assemble_world, endpoint_name
 
 
 def test_zero_shot_classifier_equals_clip_zero_shot_with_the_averaged_prompts():
@@ -49,7 +49,34 @@ def test_classifier_rejects_bad_heads():
         zero_shot_classifier(load_miniclip("cpu"), CLASS_NAMES, ["no placeholder"])
 
 
-def test_styled_digits_splits_are_disjoint_and_deterministic():
+def test_styled_digits_splits_draw_on_disjoint_source_digits(tmp_cache, monkeypatch):
+    """Train, val and test styled digits are drawn from disjoint sets of scikit-learn source digits: the raw
+    digits each split renders are recorded and matched back to their source index."""
+    from ensemble_lab.data import captions
+    from ensemble_lab.data.digits import raw_digits
+
+    raw, _ = raw_digits()
+    flat = raw.reshape(raw.shape[0], -1)
+    used = {}
+    render = captions._render
+
+    def recording_render(images, styles, gen):
+        hits = (images.reshape(images.shape[0], 1, -1) == flat.unsqueeze(0)).all(-1)  # (n, n_raw)
+        used[split] = set(hits.float().argmax(1).tolist())
+        assert bool(hits.any(1).all())  # every rendered digit is one of the raw digits
+        return render(images, styles, gen)
+
+    monkeypatch.setattr(captions, "_render", recording_render)
+    for split in ("train", "val", "test"):
+        styled_digits(split, "clean", 300)
+    assert len(used) == 3
+    assert not used["train"] & used["val"]
+    assert not used["train"] & used["test"]
+    assert not used["val"] & used["test"]
+    assert min(len(v) for v in used.values()) > 100
+
+
+def test_styled_digits_are_deterministic_per_split_and_style():
     a = styled_digits("train", "clean", 200)
     b = styled_digits("train", "clean", 200)
     assert torch.equal(a.images, b.images)

@@ -5,9 +5,11 @@ import torch
 
 from ensemble_lab.data import load_digits
 from ensemble_lab.models import StackedEnsemble, build_model, member_seed
+from ensemble_lab.recipe import Recipe
 from ensemble_lab.train import predict_logits, train_ensemble, train_members_one_by_one
 
-RECIPE = dict(epochs=10, batch_size=128, lr=3e-3, weight_decay=1e-4, device="cpu", progress=False)
+RECIPE = Recipe(epochs=10, batch_size=128, lr=3e-3, weight_decay=1e-4)
+CPU = dict(device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def member_accuracy(ens, split) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def both_engines(digits):
-    stacked = train_ensemble("mlp-m", digits["train"], k=3, seed=3, **RECIPE)
-    separate = train_members_one_by_one("mlp-m", digits["train"], k=3, seed=3, **RECIPE)
+    stacked = train_ensemble("mlp-m", digits["train"], k=3, recipe=RECIPE.replace(seed=3), **CPU)
+    separate = train_members_one_by_one("mlp-m", digits["train"], k=3, recipe=RECIPE.replace(seed=3), **CPU)
     return stacked, separate
 
 
@@ -41,7 +43,7 @@ def test_stacked_matches_one_by_one(both_engines, digits):
 
 
 def test_members_start_from_their_own_seeded_init_and_differ(digits):
-    ens = train_ensemble("mlp-s", digits["train"], k=3, seed=5, **(RECIPE | {"epochs": 1}))
+    ens = train_ensemble("mlp-s", digits["train"], k=3, recipe=RECIPE.replace(seed=5, epochs=1), **CPU)
     assert ens.k == 3
     assert not ens.training
     first = ens.state_dict()["1.weight"]  # layer 0 is the Flatten
@@ -54,10 +56,10 @@ def test_members_start_from_their_own_seeded_init_and_differ(digits):
 
 def test_deterministic_on_cpu(digits):
     small = digits["train"].subset(slice(0, 300))
-    kw = RECIPE | {"epochs": 2}
-    a = train_ensemble("cnn-s", small, k=2, seed=7, **kw)
-    b = train_ensemble("cnn-s", small, k=2, seed=7, **kw)
-    c = train_ensemble("cnn-s", small, k=2, seed=8, **kw)
+    r = RECIPE.replace(epochs=2)
+    a = train_ensemble("cnn-s", small, k=2, recipe=r.replace(seed=7), **CPU)
+    b = train_ensemble("cnn-s", small, k=2, recipe=r.replace(seed=7), **CPU)
+    c = train_ensemble("cnn-s", small, k=2, recipe=r.replace(seed=8), **CPU)
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
     assert not torch.equal(a.state_dict()["0.weight"], c.state_dict()["0.weight"])
@@ -66,8 +68,8 @@ def test_deterministic_on_cpu(digits):
 def test_each_stacked_member_follows_its_own_recipe(digits):
     """Member i of the stacked engine equals the reference's member i (its own init and its own data order)."""
     small = digits["train"].subset(slice(0, 256))
-    members = train_members_one_by_one("mlp-s", small, k=2, seed=0, **(RECIPE | {"epochs": 1}))
-    ens = train_ensemble("mlp-s", small, k=2, seed=0, **(RECIPE | {"epochs": 1}))
+    members = train_members_one_by_one("mlp-s", small, k=2, recipe=RECIPE.replace(epochs=1), **CPU)
+    ens = train_ensemble("mlp-s", small, k=2, recipe=RECIPE.replace(epochs=1), **CPU)
     for i, member in enumerate(members):  # reference and stacked see member i's order
         for key, value in member.state_dict().items():
             torch.testing.assert_close(value, ens.state_dict()[key][i], atol=1e-5, rtol=1e-4)
@@ -89,11 +91,11 @@ def test_predict_logits(both_engines, digits):
 
 def test_progress_bar_can_be_silenced(digits, capsys):
     small = digits["train"].subset(slice(0, 64))
-    train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": False}))
+    train_ensemble("mlp-xs", small, k=2, recipe=RECIPE.replace(epochs=1), device="cpu", progress=False)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
-    train_ensemble("mlp-xs", small, k=2, **(RECIPE | {"epochs": 1, "progress": True}))
+    train_ensemble("mlp-xs", small, k=2, recipe=RECIPE.replace(epochs=1), device="cpu", progress=True)
     assert "training 2 x mlp-xs" in capsys.readouterr().err
 
 
@@ -101,11 +103,10 @@ def test_progress_bar_can_be_silenced(digits, capsys):
     ("kwargs", "error", "match"),
     [
         (dict(k=0), ValueError, "k must"),
-        (dict(epochs=0), ValueError, "epochs must"),
-        (dict(batch_size=0), ValueError, "batch_size must"),
-        (dict(lr=-1.0), ValueError, "lr must"),
-        (dict(weight_decay=-0.1), ValueError, "weight_decay must"),
-        (dict(schedule="linear"), ValueError, "schedule must"),
+        (dict(k=True), TypeError, "k must"),
+        (dict(recipe={"epochs": 1}), TypeError, "recipe must"),
+        (dict(recipe=Recipe(mixup=0.4)), ValueError, "recipe: .*mixup"),
+        (dict(recipe=Recipe(augment=True)), ValueError, "recipe: .*augment"),
         (dict(spec="resnet"), ValueError, "spec must"),
         (dict(train="digits"), TypeError, "train must"),
         (dict(train=(torch.rand(5, 64), torch.zeros(5, dtype=torch.long))), ValueError, "train.images"),
@@ -116,6 +117,18 @@ def test_bad_arguments(digits, kwargs, error, match):
     spec, train = args.pop("spec"), args.pop("train")
     with pytest.raises(error, match=match):
         train_ensemble(spec, train, progress=False, device="cpu", **args)
+
+
+def test_label_smoothing_makes_members_less_confident(digits):
+    small = digits["train"].subset(slice(0, 256))
+    r = RECIPE.replace(epochs=40, batch_size=64, lr=1e-2)
+    sharp = train_ensemble("mlp-s", small, k=2, recipe=r, **CPU)
+    smooth = train_ensemble("mlp-s", small, k=2, recipe=r.replace(label_smoothing=0.3), **CPU)
+
+    def confidence(ens):
+        return float(predict_logits(ens, small.images).softmax(-1).amax(-1).mean())
+
+    assert confidence(smooth) < confidence(sharp) - 0.05
 
 
 def test_predict_logits_bad_input(both_engines):

@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from ensemble_lab import cache, zoo
+from ensemble_lab import cache
+from ensemble_lab.artefacts import zoo
 from ensemble_lab.models import StackedEnsemble, macs
 from ensemble_lab.train import predict_logits
 
@@ -88,10 +89,21 @@ def test_config_change_gives_a_different_artefact(first_and_second):
     assert len(_artefacts("zoo_predictions") - after) == 1
 
 
-def test_default_epochs_table():
-    for (dataset, arch), epochs in zoo.DEFAULT_EPOCHS.items():
-        assert zoo.default_epochs(dataset, arch) == epochs
-    assert zoo.ensemble_predictions.__defaults__ is not None
+def test_every_family_member_has_its_own_epochs_and_others_fall_back():
+    from dataclasses import replace
+
+    from ensemble_lab.models.family import FAMILY
+
+    for dataset in zoo.DATASETS:
+        tuned = {arch for (d, arch) in zoo.DEFAULT_EPOCHS if d == dataset}
+        assert tuned == set(FAMILY), f"{dataset}: a family member without tuned epochs would silently fall back"
+        for arch in FAMILY:
+            assert zoo.default_epochs(dataset, arch) == zoo.DEFAULT_EPOCHS[(dataset, arch)]
+    custom = replace(FAMILY["mlp-s"], name="mlp-custom")
+    assert zoo.default_epochs("digits", custom) == zoo.FALLBACK_EPOCHS["digits"]
+    assert zoo.default_epochs("distorted", custom) == zoo.FALLBACK_EPOCHS["distorted"]
+    with pytest.raises(ValueError, match="dataset"):
+        zoo.default_epochs("cifar", "mlp-s")
 
 
 @pytest.mark.parametrize(

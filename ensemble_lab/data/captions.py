@@ -87,7 +87,7 @@ import torch.nn.functional as F
 from .._validation import check_int
 from ..device import make_generator
 from ._dataset import ImageDataset
-from .digits import DIGIT_CLASSES, _distort, _raw_digits, _source_pools, _sub_seed
+from .digits import DIGIT_CLASSES, distort, raw_digits, source_pools, sub_seed
 
 __all__ = [
     "STYLES",
@@ -304,7 +304,7 @@ def _render(source: torch.Tensor, styles: torch.Tensor, gen: torch.Generator) ->
     styles drawn (every random number is drawn for every image)."""
     n = source.shape[0]
     p = _STYLE_PARAMS
-    base = _distort(source, 16, gen)
+    base = distort(source, 16, gen)
     sigma = _u(gen, n, *p["blur_sigma"])
     noise = _u(gen, n, *p["noise_std"]).view(n, 1, 1, 1) * torch.randn(n, 1, 16, 16, generator=gen)
     contrast = _u(gen, n, *p["faint_contrast"]).view(n, 1, 1, 1)
@@ -432,10 +432,10 @@ def _check_seed(seed) -> int:
 
 def _pretraining_plan(seed: int, n: int) -> dict:
     """Cheap part of :func:`pretraining_pairs`: source digit, label, style and caption of each pair."""
-    _, labels = _raw_digits()
-    pool = _source_pools(seed, labels)["train"]
+    _, labels = raw_digits()
+    pool = source_pools(seed, labels)["train"]
     pool_labels = labels[pool].numpy()
-    rng = np.random.default_rng(_sub_seed(seed, 20))
+    rng = np.random.default_rng(sub_seed(seed, 20))
     y = rng.choice(len(CLASS_NAMES), size=n, p=np.asarray(CLASS_FREQUENCIES) / sum(CLASS_FREQUENCIES))
     s = rng.choice(len(STYLES), size=n, p=np.asarray(STYLE_FREQUENCIES) / sum(STYLE_FREQUENCIES))
     sources = np.empty(n, dtype=np.int64)
@@ -476,8 +476,8 @@ def pretraining_pairs(seed: int = 0, n: int = 40_000) -> PretrainingPairs:
     plan = _pretraining_plan(seed, n)
 
     def build() -> torch.Tensor:
-        images, _ = _raw_digits()
-        return _render(images[plan["sources"]], plan["styles"], make_generator(_sub_seed(seed, 21)))
+        images, _ = raw_digits()
+        return _render(images[plan["sources"]], plan["styles"], make_generator(sub_seed(seed, 21)))
 
     images = _cached_images("caption_pretraining", dict(seed=seed, n=n), build)
     return PretrainingPairs(images, plan["captions"], plan["labels"], plan["styles"])
@@ -494,15 +494,15 @@ def pretraining_sample(n: int = 1000, seed: int = 0, n_pairs: int = 40_000) -> t
     n_pairs = check_int(n_pairs, "n_pairs", minimum=1, maximum=1_000_000)
     n = check_int(n, "n", minimum=1, maximum=n_pairs)
     images = pretraining_pairs(seed, n_pairs).images
-    index = torch.randperm(n_pairs, generator=make_generator(_sub_seed(seed, 22)))[:n]
+    index = torch.randperm(n_pairs, generator=make_generator(sub_seed(seed, 22)))[:n]
     return images[index.sort().values]
 
 
 def _domain_plan(seed: int, n_per_domain: int, k: int) -> torch.Tensor:
     """Source digits (indices into the 1797) of domain ``STYLES[k]``: every test source used equally often."""
-    _, labels = _raw_digits()
-    pool = _source_pools(seed, labels)["test"]
-    gen = make_generator(_sub_seed(seed, 23, k))
+    _, labels = raw_digits()
+    pool = source_pools(seed, labels)["test"]
+    gen = make_generator(sub_seed(seed, 23, k))
     reps = -(-n_per_domain // len(pool))
     return torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n_per_domain]
 
@@ -517,14 +517,14 @@ def zero_shot_domains(seed: int = 0, n_per_domain: int = 1000) -> dict[str, Imag
     """
     seed = _check_seed(seed)
     n_per_domain = check_int(n_per_domain, "n_per_domain", minimum=1, maximum=100_000)
-    raw, labels = _raw_digits()
+    raw, labels = raw_digits()
 
     def build() -> torch.Tensor:
         parts = []
         for k in range(len(STYLES)):
             sources = _domain_plan(seed, n_per_domain, k)
             styles = torch.full((n_per_domain,), k, dtype=torch.int64)
-            parts.append(_render(raw[sources], styles, make_generator(_sub_seed(seed, 24, k))))
+            parts.append(_render(raw[sources], styles, make_generator(sub_seed(seed, 24, k))))
         return torch.cat(parts)
 
     images = _cached_images("caption_domains", dict(seed=seed, n_per_domain=n_per_domain), build)
@@ -556,9 +556,9 @@ def styled_digits(split: str, style: str = "clean", n: int = 1000, seed: int = 0
     style = check_choice(style, "style", STYLES)
     seed = _check_seed(seed)
     n = check_int(n, "n", minimum=1, maximum=1_000_000)
-    raw, labels = _raw_digits()
-    pool = _source_pools(seed, labels)[split]
-    gen = make_generator(_sub_seed(seed, _SPLIT_KEYS[split], STYLES.index(style)))
+    raw, labels = raw_digits()
+    pool = source_pools(seed, labels)[split]
+    gen = make_generator(sub_seed(seed, _SPLIT_KEYS[split], STYLES.index(style)))
     reps = -(-n // len(pool))
     sources = torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n]
 

@@ -31,12 +31,12 @@ def _check_seed(seed) -> int:
     return check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
 
 
-def _sub_seed(seed: int, *keys: int) -> int:
+def sub_seed(seed: int, *keys: int) -> int:
     """A seed for one independent stream (a split, a kind of noise) derived from the user's seed."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _raw_digits() -> tuple[torch.Tensor, torch.Tensor]:
+def raw_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1797 bundled digits: images ``(1797, 1, 8, 8)`` float32 in [0, 1] (raw 0..16 divided by 16),
     labels ``(1797,)`` int64."""
     from sklearn.datasets import load_digits as _sk_load_digits  # bundled with scikit-learn, no download
@@ -47,13 +47,13 @@ def _raw_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def _source_pools(seed: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+def source_pools(seed: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Disjoint index pools ``{"train", "val", "test"}`` into the 1797 digits: 60/20/20, stratified by label.
 
     Within each class the images are shuffled with ``seed`` and cut at the 60% and 80% marks, so every pool
     holds every class in (almost) the original proportions.  Indices come back sorted, int64.
     """
-    rng = np.random.default_rng(_sub_seed(seed, 0))
+    rng = np.random.default_rng(sub_seed(seed, 0))
     y = labels.numpy()
     pools: dict[str, list[np.ndarray]] = {s: [] for s in _SPLITS}
     for c in np.unique(y):
@@ -73,8 +73,8 @@ def load_digits(seed: int = 0) -> dict[str, ImageDataset]:
     (1078/359/360 images), stratified by class and fixed by ``seed``.  Nothing is downloaded.
     """
     seed = _check_seed(seed)
-    images, labels = _raw_digits()
-    pools = _source_pools(seed, labels)
+    images, labels = raw_digits()
+    pools = source_pools(seed, labels)
     return {s: ImageDataset(images[pools[s]], labels[pools[s]], DIGIT_CLASSES, f"digits/{s}") for s in _SPLITS}
 
 
@@ -119,7 +119,7 @@ def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
-def _distort(source: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+def distort(source: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     """Distort ``source`` ``(N, 1, 8, 8)`` in [0, 1] into ``(N, 1, size, size)`` in [0, 1].
 
     Vectorised: one ``affine_grid`` + elastic displacement + ``grid_sample`` for the geometry, max-pool for the
@@ -172,16 +172,16 @@ def _distort(source: torch.Tensor, size: int, gen: torch.Generator) -> torch.Ten
 def _build_distorted(seed: int, n_train: int, n_val: int, n_test: int, size: int) -> dict[str, torch.Tensor]:
     """The raw tensors behind :func:`load_distorted_digits`, including ``<split>_source``: the index (into the
     1797 bundled digits) of the source digit of each image."""
-    images, labels = _raw_digits()
-    pools = _source_pools(seed, labels)
+    images, labels = raw_digits()
+    pools = source_pools(seed, labels)
     out: dict[str, torch.Tensor] = {}
     for k, (split, n) in enumerate(zip(_SPLITS, (n_train, n_val, n_test), strict=False)):
-        gen = make_generator(_sub_seed(seed, 1, k))
+        gen = make_generator(sub_seed(seed, 1, k))
         pool = pools[split]
         # every source digit of the pool used equally often (up to one), in a random order
         reps = -(-n // len(pool))
         order = torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n]
-        out[f"{split}_images"] = _distort(images[order], size, gen)
+        out[f"{split}_images"] = distort(images[order], size, gen)
         out[f"{split}_labels"] = labels[order]
         out[f"{split}_source"] = order
     return out

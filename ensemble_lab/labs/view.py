@@ -59,14 +59,14 @@ def table_html(
     header: Sequence[str], rows: dict[str, Sequence[str]], css_class: str = "el-table", bold: Sequence[str] = ()
 ) -> str:
     """A small HTML table: ``header`` names the columns after the row names; ``rows`` maps a row name to its
-    (already formatted) cells.  Row names in ``bold`` are bold.  Everything is HTML-escaped."""
+    (already formatted) cells.  Rows named in ``bold`` are bold (class ``el-bold``).  Everything is HTML-escaped."""
     cell = "padding:2px 8px"
     head = "".join(f"<th style='{cell}'>{html.escape(h)}</th>" for h in ("", *header))
     body = []
     for name, cells in rows.items():
-        style = "font-weight:bold" if name in bold else ""
+        mark = " class='el-bold' style='font-weight:bold'" if name in bold else ""
         body.append(
-            f"<tr style='{style}'><td style='{cell}'>{html.escape(name)}</td>"
+            f"<tr{mark}><td style='{cell}'>{html.escape(name)}</td>"
             + "".join(f"<td style='{cell};text-align:right'>{html.escape(c)}</td>" for c in cells)
             + "</tr>"
         )

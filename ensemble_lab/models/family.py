@@ -97,7 +97,7 @@ def get_spec(spec_or_name: ModelSpec | str) -> ModelSpec:
     raise TypeError(f"spec must be a ModelSpec or a family name (str), got {type(spec_or_name).__name__}")
 
 
-def _check_shape(input_shape, n_classes) -> tuple[tuple[int, int, int], int]:
+def check_input_shape(input_shape, n_classes) -> tuple[tuple[int, int, int], int]:
     if not isinstance(input_shape, Sequence) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
     shape = tuple(check_int(v, "input_shape", minimum=1) for v in input_shape)
@@ -112,7 +112,7 @@ def layer_plan(spec: ModelSpec | str, input_shape=(1, 16, 16), n_classes: int = 
     ``("flatten",)``, ``("linear", d_in, d_out)``.
     """
     spec = get_spec(spec)
-    (c, h, w), n_classes = _check_shape(input_shape, n_classes)
+    (c, h, w), n_classes = check_input_shape(input_shape, n_classes)
     plan: list[tuple] = []
     if spec.kind == "cnn":
         for width in spec.widths:
@@ -183,7 +183,7 @@ def build_model(
     The model carries ``.spec``, ``.input_shape`` and ``.n_classes`` attributes.
     """
     spec = get_spec(spec_or_name)
-    input_shape, n_classes = _check_shape(input_shape, n_classes)
+    input_shape, n_classes = check_input_shape(input_shape, n_classes)
     plan = layer_plan(spec, input_shape, n_classes)
     if seed is None:
         model = nn.Sequential(*_make_layers(plan))

@@ -8,7 +8,7 @@ which reproduces the shipped weights).
 
 Zero-shot classification as in CLIP: fill each prompt template with each class name, embed, normalise, and
 score an image by ``logit_scale * cos(image, text)`` (:mod:`ensemble_lab.prompts` and
-:class:`ensemble_lab.zeroshot.ZeroShotData` do this for any model with MiniCLIP's interface: ``encode_image``,
+:class:`ensemble_lab.artefacts.zeroshot.ZeroShotData` do this for any model with MiniCLIP's interface: ``encode_image``,
 ``encode_text``, ``unknown_words``, ``logit_scale``, ``embed_dim``).
 
 Words the tokenizer has never seen are skipped when encoding but reported by :meth:`MiniCLIP.unknown_words`;

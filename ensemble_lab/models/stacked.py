@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_int
-from .family import ModelSpec, _check_shape, build_model, get_spec, layer_plan, macs, member_seed
+from .family import ModelSpec, build_model, check_input_shape, get_spec, layer_plan, macs, member_seed
 
 __all__ = ["StackedEnsemble", "StackedLinear", "StackedConv2d"]
 
@@ -100,7 +100,7 @@ class StackedEnsemble(nn.Module):
         super().__init__()
         self.spec = get_spec(spec)
         self.k = check_int(k, "k", minimum=1)
-        self.input_shape, self.n_classes = _check_shape(input_shape, n_classes)
+        self.input_shape, self.n_classes = check_input_shape(input_shape, n_classes)
         self.seed = check_int(seed, "seed", minimum=0)
         self._plan = layer_plan(self.spec, self.input_shape, self.n_classes)
         for i, layer in enumerate(self._plan):

@@ -1,6 +1,7 @@
 """Fixtures shared by the Lab tests: small synthetic predictions and the tiny soups world (tests/soups_fixtures)."""
 
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,3 +37,32 @@ def assert_refused(lab, changes: dict, fragment: str) -> None:
 def predictions():
     """Four members on val, test and a shifted split (400 samples, 5 classes)."""
     return synthetic_predictions()
+
+
+class _TableParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows: list[tuple[set[str], list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append((set((dict(attrs).get("class") or "").split()), []))
+        elif tag in ("td", "th") and self.rows:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1][1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_table_rows(markup: str) -> list[tuple[set[str], list[str]]]:
+    """The rows of the HTML tables in ``markup``: each row's classes and its cells' text (parsed, not matched)."""
+    parser = _TableParser()
+    parser.feed(markup)
+    return parser.rows

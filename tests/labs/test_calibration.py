@@ -8,7 +8,7 @@ import pytest
 import torch
 import traitlets
 
-from ensemble_lab import calibration, estimators, metrics
+from ensemble_lab import calibration, calibration_error, metrics
 from ensemble_lab.combine import combine
 from ensemble_lab.labs import CalibrationLab, CalibrationState
 
@@ -44,7 +44,7 @@ def test_initial_result_before_equals_after_and_matches_the_routines(lab):
     assert r.member_temperatures == (1.0,) * 4
     assert r.before["nll"] == pytest.approx(metrics.nll(p, y), rel=1e-6)
     assert r.before["ece"] == pytest.approx(metrics.ece(p, y), abs=1e-6)
-    est, low, high = estimators.bootstrap_ece(p, y, n_boot=100, level=0.9, seed=0)
+    est, low, high = calibration_error.bootstrap_ece(p, y, n_boot=100, level=0.9, seed=0)
     assert (r.before["error"], r.before["error_low"], r.before["error_high"]) == pytest.approx(
         (est, low, high), abs=1e-6
     )
@@ -102,7 +102,7 @@ def test_each_estimator_with_its_interval(lab, estimator):
     assert lab.set(estimator=estimator, temperature=2.0, n_bins=10, strategy="quantile")
     p = calibration.PooledCalibrator("prob", 2.0, torch.ones(4)).apply(lab.predictions.logits["test"])
     y = lab.predictions.labels["test"]
-    est, low, high = estimators.bootstrap_ece(p, y, estimator, n_bins=10, strategy="quantile", n_boot=100)
+    est, low, high = calibration_error.bootstrap_ece(p, y, estimator, n_bins=10, strategy="quantile", n_boot=100)
     a = lab.result.after
     if estimator == "debiased":  # shown as the rooted l2 error
         est, low, high = (max(v, 0.0) ** 0.5 for v in (est, low, high))

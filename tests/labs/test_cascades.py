@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ensemble_lab import cascades, metrics
+from ensemble_lab import cascades, selective
 from ensemble_lab.labs import CascadesLab, CascadesState
 from ensemble_lab.labs.cascades.lab import SWEEP
 
@@ -43,16 +43,16 @@ def test_result_matches_the_routines(lab):
     z, y = lab._data.split("val")
     full_val_conf = cascades.stage_scores(z)[-1]
     full_val_ok = cascades.stage_probs(z)[-1].argmax(-1) == y
-    tau = cascades.threshold_for_risk(full_val_conf, full_val_ok, 0.05)
+    tau = selective.threshold_for_risk(full_val_conf, full_val_ok, 0.05)
     r = lab.result
     assert r.tau == pytest.approx(tau)
     zt, yt = lab._data.split("test")
     want = cascades.window_cascade(zt, tau, 0.1, costs=COSTS, val_scores=cascades.stage_scores(z)[0])
     ok = want.predictions == yt
     assert r.cascade["macs"] == pytest.approx(float(want.cost.mean()))
-    assert r.cascade["aurc"] == pytest.approx(metrics.aurc(want.confidence, ok))
+    assert r.cascade["aurc"] == pytest.approx(selective.aurc(want.confidence, ok))
     assert (r.cascade["risk"], r.cascade["coverage"]) == pytest.approx(
-        cascades.selective_risk(want.confidence, ok, tau)
+        selective.selective_risk(want.confidence, ok, tau)
     )
     torch.testing.assert_close(r.exit_share, torch.bincount(want.exit_stage, minlength=K).double() / N)
     assert r.ensemble["macs"] == pytest.approx(30.0)
@@ -142,12 +142,12 @@ def test_ood_detection_on_a_shifted_split(lab):
     ood = lab.result.ood
     z_in, z_out = lab._data.split("test")[0], lab._data.split("noise-3")[0]
     full_in, full_out = cascades.stage_scores(z_in)[-1], cascades.stage_scores(z_out)[-1]
-    assert ood["full ensemble"]["auroc"] == pytest.approx(cascades.ood_auroc(full_in, full_out))
-    assert ood["full ensemble"]["fpr95"] == pytest.approx(cascades.fpr_at_tpr(full_in, full_out, 0.95))
+    assert ood["full ensemble"]["auroc"] == pytest.approx(selective.ood_auroc(full_in, full_out))
+    assert ood["full ensemble"]["fpr95"] == pytest.approx(selective.fpr_at_tpr(full_in, full_out, 0.95))
     z_val = lab._data.split("val")[0]
     tau, val0 = lab.result.tau, cascades.stage_scores(z_val)[0]
     conf = [cascades.window_cascade(z, tau, 0.1, costs=COSTS, val_scores=val0).confidence for z in (z_in, z_out)]
-    assert ood["cascade"]["auroc"] == pytest.approx(cascades.ood_auroc(*conf))
+    assert ood["cascade"]["auroc"] == pytest.approx(selective.ood_auroc(*conf))
     lo_cov, hi_cov = lab.result.window_coverage
     assert 0.0 <= lo_cov <= hi_cov <= 1.0
 
@@ -173,7 +173,7 @@ def test_frontier_reads_each_half_widths_curve_at_the_target(lab):
     for i in (0, 5, len(SWEEP) - 1):
         r = cascades.window_cascade(zt, tau, SWEEP[i], costs=COSTS, val_scores=val0)
         assert float(macs[i]) == pytest.approx(float(r.cost.mean()))
-        assert float(quality[i]) == pytest.approx(cascades.coverage_at_risk(r.confidence, r.predictions == yt, 0.05))
+        assert float(quality[i]) == pytest.approx(selective.coverage_at_risk(r.confidence, r.predictions == yt, 0.05))
     assert lab.set(target_kind="coverage", target=0.8)
     r = cascades.window_cascade(zt, lab.result.tau, 0.1, costs=COSTS, val_scores=val0)
-    assert lab.result.quality == pytest.approx(cascades.risk_at_coverage(r.confidence, r.predictions == yt, 0.8))
+    assert lab.result.quality == pytest.approx(selective.risk_at_coverage(r.confidence, r.predictions == yt, 0.8))

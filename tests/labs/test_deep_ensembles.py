@@ -66,7 +66,7 @@ def test_direct_state_assignment_is_rolled_back_when_invalid(lab):
     lab.state.weights = [1.0, 1.0, 1.0]
     assert lab.state.weights == [1.0] * 4
     assert lab.result is result
-    assert "one entry per member (4)" in lab.status
+    assert "shape (4,), one entry per member" in lab.status
     lab.state.split = "noise-3"
     assert lab.result.split == "noise-3"
     assert lab.status == ""

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ensemble_lab import metrics, prompts
+from ensemble_lab.artefacts.zeroshot import ZeroShotData
 from ensemble_lab.combine import learn_weights
 from ensemble_lab.labs.prompts import TABLE_COLUMNS, PromptsLab, PromptsState
-from ensemble_lab.zeroshot import ZeroShotData
 
 from .conftest import assert_refused
 

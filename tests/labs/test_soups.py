@@ -9,8 +9,8 @@ import traitlets
 from soups_fixtures import tiny_world
 
 from ensemble_lab import combine, metrics, soups
+from ensemble_lab.artefacts.soup_world import ALPHAS, SHIFTED, ZERO_SHOT, endpoint_name
 from ensemble_lab.labs.soups import ALL_SHIFTED, SoupsLab, SoupsState
-from ensemble_lab.soup_world import ALPHAS, SHIFTED, ZERO_SHOT, endpoint_name
 
 from .conftest import assert_refused
 
@@ -122,7 +122,7 @@ def test_split_and_line(lab, world):
         (dict(lr=5e-3), "lr"),
         (dict(head_scale=0.0), "head_scale"),
         (dict(split="sepia"), "split"),
-        (dict(recipe="soup of the day"), "recipe"),
+        (dict(soup="soup of the day"), "soup"),
         (dict(ingredients=[]), "ingredients"),
         (dict(ingredients=["lr 9"]), "ingredients"),
         (dict(line_a="lr 9"), "line_a"),
@@ -142,7 +142,7 @@ def test_bad_settings_leave_state_and_result_unchanged(lab, change, match):
 
 
 def test_settings_round_trip_and_switching_endpoints(lab):
-    assert lab.set(bang=True, lr=3e-3, alpha=0.0, split=ALL_SHIFTED, recipe="learned")
+    assert lab.set(bang=True, lr=3e-3, alpha=0.0, split=ALL_SHIFTED, soup="learned")
     assert lab.result.endpoint == endpoint_name(3e-3, True)
     assert lab.result.current == "learned soup"
     # alpha 0 is the zero-shot model whatever the endpoint

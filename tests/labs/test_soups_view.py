@@ -4,8 +4,10 @@ to the status line with the controls put back, and the plots and the table follo
 import pytest
 from soups_fixtures import tiny_world
 
+from ensemble_lab.artefacts.soup_world import ENDPOINT_LRS, endpoint_name
 from ensemble_lab.labs.soups import SoupsLab
-from ensemble_lab.soup_world import ENDPOINT_LRS, endpoint_name
+
+from .conftest import html_table_rows
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,7 @@ def lab(world):
 
 
 def _bold_rows(table: str) -> list[str]:
-    rows = table.split("<tr style='font-weight:bold'><td style='padding:2px 8px'>")[1:]
-    return [row.split("</td>")[0] for row in rows]
+    return [cells[0] for classes, cells in html_table_rows(table) if "el-bold" in classes]
 
 
 def test_the_view_shows_the_result(lab):
@@ -76,17 +77,17 @@ def test_unchecking_the_last_ingredient_is_refused(lab):
     assert [c.value for c in v.checks] == [name == first for name in lab.names]  # the box is ticked again
 
 
-def test_recipe_bolds_its_row_and_moves_the_soup_lines(lab):
+def test_the_chosen_soup_bolds_its_row_and_moves_the_soup_lines(lab):
     v = lab.view
     assert set(_bold_rows(v.table.value)) == {"greedy soup", "WiSE-FT (alpha 0.5)"}
-    v.recipe.value = "learned"
-    assert lab.state.recipe == "learned"
+    v.soup.value = "learned"
+    assert lab.state.soup == "learned"
     assert lab.result.current == "learned soup"
     assert set(_bold_rows(v.table.value)) == {"learned soup", "WiSE-FT (alpha 0.5)"}
     row = lab.result.table["learned soup"]
     assert list(v.wise_plot.soup["shift"].get_ydata()) == pytest.approx([row["acc_shift"]] * 2)
     assert [t.get_text() for t in v.wise_plot._soup_texts] == ["learned soup, ID", "learned soup, shifted"]
-    v.recipe.value = "output ensemble"
+    v.soup.value = "output ensemble"
     assert "output ensemble" in _bold_rows(v.table.value)
     assert "×" in v.table.value
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ... import calibration, estimators, metrics
+from ... import calibration, calibration_error, metrics
 from ..base import FIT_SPLIT, PredictionsLab, cached
 from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
@@ -57,7 +57,7 @@ class CalibrationState(LabState):
         "n_cal": Setting(int, 0, "calibration samples drawn from val for 'fit'; 0 means all of val", low=0),
         "n_bins": N_BINS,
         "strategy": STRATEGY,
-        "estimator": Setting(str, "binned", "calibration-error estimator", choices=estimators.ECE_ESTIMATORS),
+        "estimator": Setting(str, "binned", "calibration-error estimator", choices=calibration_error.ECE_ESTIMATORS),
         "split": SPLIT,
     }
 
@@ -134,8 +134,8 @@ class CalibrationLab(PredictionsLab):
         p = self._probs(split, rule, temperature, member_temperatures)
         row = metrics.summary(p, y, n_bins=n_bins, strategy=strategy, validate=False)
         row["confidence"] = float(p.max(dim=1).values.double().mean())
-        bandwidth = estimators.smooth_ece_bandwidth(p, y) if estimator == "smooth" else None  # solved once
-        est, low, high = estimators.bootstrap_ece(
+        bandwidth = calibration_error.smooth_ece_bandwidth(p, y) if estimator == "smooth" else None  # solved once
+        est, low, high = calibration_error.bootstrap_ece(
             p,
             y,
             estimator,
@@ -150,7 +150,7 @@ class CalibrationLab(PredictionsLab):
             est, low, high = (math.sqrt(max(v, 0.0)) for v in (est, low, high))
         row.update(error=est, error_low=low, error_high=high)
         rel = metrics.reliability(p, y, n_bins=n_bins, strategy=strategy, validate=False)
-        curve = estimators.smooth_reliability(p, y, bandwidth, grid=101) if estimator == "smooth" else None
+        curve = calibration_error.smooth_reliability(p, y, bandwidth, grid=101) if estimator == "smooth" else None
         return row, rel, curve
 
     @cached(maxsize=64)

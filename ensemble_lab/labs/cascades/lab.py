@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ... import cascades, metrics
+from ... import cascades, metrics, selective
 from ..base import FIT_SPLIT, PredictionsLab, cached
 from ..state import N_BINS, SPLIT, LabState, Setting
 
@@ -122,8 +122,8 @@ class CascadesLab(PredictionsLab):
 
     def _threshold(self, conf, correct, kind: str, target: float) -> float:
         if kind == "risk":
-            return cascades.threshold_for_risk(conf, correct, target)
-        return cascades.threshold_for_coverage(conf, target)
+            return selective.threshold_for_risk(conf, correct, target)
+        return selective.threshold_for_coverage(conf, target)
 
     @cached(maxsize=64)
     def _tau(self, order, score, kind, target):
@@ -142,16 +142,16 @@ class CascadesLab(PredictionsLab):
             tau = self._threshold(cascades.confidence_score(zv, score), zv.argmax(-1) == yv, kind, target)
             z, y = logits[split][0], self._data.labels[split]
             conf, ok = cascades.confidence_score(z, score), z.argmax(-1) == y
-            risk, cov = cascades.selective_risk(conf, ok, tau)
+            risk, cov = selective.selective_risk(conf, ok, tau)
             out[name] = {
                 "macs": macs,
-                "accuracy": float(ok.double().mean()),
+                "accuracy": metrics.top1_accuracy(z, y),
                 "risk": risk,
                 "coverage": cov,
                 "quality": _quality(conf, ok, kind, target),
-                "aurc": metrics.aurc(conf, ok),
-                "_curve": metrics.risk_coverage(conf, ok),
-                "coverage_at_risk": dict(zip(RISKS, cascades.coverages_at_risks(conf, ok, RISKS), strict=False)),
+                "aurc": selective.aurc(conf, ok),
+                "_curve": selective.risk_coverage(conf, ok),
+                "coverage_at_risk": dict(zip(RISKS, selective.coverages_at_risks(conf, ok, RISKS), strict=False)),
             }
         return out
 
@@ -170,7 +170,7 @@ class CascadesLab(PredictionsLab):
         full_in = cascades.stage_scores(z_in, score, order=list(order))[-1]
         full_out = cascades.stage_scores(self._data.split(split)[0], score, order=list(order))[-1]
         return {
-            name: {"auroc": cascades.ood_auroc(a, b), "fpr95": cascades.fpr_at_tpr(a, b, 0.95)}
+            name: {"auroc": selective.ood_auroc(a, b), "fpr95": selective.fpr_at_tpr(a, b, 0.95)}
             for name, (a, b) in (("cascade", (conf_in, confidence)), ("full ensemble", (full_in, full_out)))
         }
 
@@ -199,21 +199,21 @@ class CascadesLab(PredictionsLab):
             quality.append(_quality(r.confidence, r.predictions == y, kind, target))
         return (
             self._row(full, y, tau, n_bins),
-            _curve(metrics.risk_coverage(full.confidence, full.predictions == y)),
+            _curve(selective.risk_coverage(full.confidence, full.predictions == y)),
             (torch.tensor(macs), torch.tensor(quality)),
         )
 
     def _row(self, result, y, tau, n_bins) -> dict[str, float]:
         ok = result.predictions == y
-        risk, cov = cascades.selective_risk(result.confidence, ok, tau)
+        risk, cov = selective.selective_risk(result.confidence, ok, tau)
         return {
-            "accuracy": float(ok.double().mean()),
+            "accuracy": metrics.accuracy(result.probs, y),
             "ece": metrics.ece(result.probs, y, n_bins=n_bins),
-            "aurc": metrics.aurc(result.confidence, ok),
+            "aurc": selective.aurc(result.confidence, ok),
             "risk": risk,
             "coverage": cov,
             "coverage_at_risk": dict(
-                zip(RISKS, cascades.coverages_at_risks(result.confidence, ok, RISKS), strict=False)
+                zip(RISKS, selective.coverages_at_risks(result.confidence, ok, RISKS), strict=False)
             ),
             "macs": float(result.cost.double().mean()),
         }
@@ -236,7 +236,7 @@ class CascadesLab(PredictionsLab):
         )
         singles = self._singles(state.split, state.score, state.target_kind, state.target, state.n_bins)
         curves = {
-            "cascade": _curve(metrics.risk_coverage(result.confidence, result.predictions == y)),
+            "cascade": _curve(selective.risk_coverage(result.confidence, result.predictions == y)),
             "full ensemble": full_curve,
         }
         curves.update({name: _curve(s["_curve"]) for name, s in singles.items()})
@@ -265,8 +265,8 @@ def _quality(confidence, correct, kind: str, target: float) -> float:
     """The frontier's quality axis, read off the evaluated risk-coverage curve: coverage at the target risk, or
     (for a coverage target) the risk at the target coverage."""
     if kind == "risk":
-        return cascades.coverage_at_risk(confidence, correct, target)
-    return cascades.risk_at_coverage(confidence, correct, target)
+        return selective.coverage_at_risk(confidence, correct, target)
+    return selective.risk_at_coverage(confidence, correct, target)
 
 
 def _curve(rc, points: int = 200) -> tuple[torch.Tensor, torch.Tensor]:

@@ -88,7 +88,7 @@ class PromptsLab(Lab):
     """Interactive zero-shot prompt ensembling on cached embeddings.
 
     Args:
-        data: a :class:`~ensemble_lab.zeroshot.ZeroShotData`.
+        data: a :class:`~ensemble_lab.artefacts.zeroshot.ZeroShotData`.
         pool: the starting templates (all ticked).
         hand_crafted: a hand-picked set of templates for the table's "hand-crafted" column (must be encodable).
         plain: the single template of the table's "plain prompt" column (CLIP's ``"a photo of a {}."``).
@@ -147,7 +147,7 @@ class PromptsLab(Lab):
         """Accuracy of the equal-average classifier of ``templates`` on ``domain``."""
         cls = prompts.average_text_embeddings(self.data.text_embeddings(templates))
         z = prompts.zero_shot_logits(self.data.images[domain], cls, self.data.logit_scale)
-        return float((z.argmax(1) == self.data.labels[domain]).double().mean())
+        return metrics.top1_accuracy(z, self.data.labels[domain])
 
     # -- the classifier for one weighting -------------------------------------------------------------
     def _classifier(self, state, domain: str, weighting: str):
@@ -226,7 +226,7 @@ class PromptsLab(Lab):
             def acc(weighting, domain=domain, y=y, n_images=n_images):
                 shadow = _Shadow(state, n_images=n_images)
                 z = self._classifier(shadow, domain, weighting)[0]
-                return float((z.argmax(1) == y).double().mean())
+                return metrics.top1_accuracy(z, y)
 
             table[domain] = {
                 "class name": self._fixed_row(domain, (CLASS_NAME_ONLY,)),

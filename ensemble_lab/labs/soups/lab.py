@@ -5,9 +5,9 @@ Headless use::
     lab = SoupsLab(soup_world())
     lab.set(alpha=0.3, lr=1e-3, bang=True);  lab.result.point, lab.result.table["greedy soup"]
 
-Everything comes from a :class:`~ensemble_lab.soup_world.SoupWorld`: the zero-shot model, the fine-tuned
+Everything comes from a :class:`~ensemble_lab.artefacts.soup_world.SoupWorld`: the zero-shot model, the fine-tuned
 ingredients, their cached logits, and the cached WiSE-FT curves between the zero-shot model and each
-endpoint (fine-tuned at one of :data:`~ensemble_lab.soup_world.ENDPOINT_LRS`, standard or BANG).
+endpoint (fine-tuned at one of :data:`~ensemble_lab.artefacts.soup_world.ENDPOINT_LRS`, standard or BANG).
 
 * **WiSE-FT curve** (alpha, lr, bang, head scale, split): accuracy and ECE on the in-distribution test split
   and on the shifted split(s) at every cached alpha.  A move of any of these controls only recombines cached
@@ -28,13 +28,13 @@ import torch
 
 from ... import combine as combine_module
 from ... import metrics, soups
-from ...soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
+from ...artefacts.soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
 from ..base import FIT_SPLIT, Lab, cached
 from ..state import N_BINS, LabState, Setting
 
-__all__ = ["SoupsState", "SoupsResult", "SoupsLab", "RECIPES", "SHIFT_CHOICES", "ALL_SHIFTED"]
+__all__ = ["SoupsState", "SoupsResult", "SoupsLab", "SOUPS", "SHIFT_CHOICES", "ALL_SHIFTED"]
 
-RECIPES = ("uniform", "greedy", "learned", "output ensemble")
+SOUPS = ("uniform", "greedy", "learned", "output ensemble")
 ALL_SHIFTED = "all shifted"
 SHIFT_CHOICES = (ALL_SHIFTED, *SHIFTED)
 ID_SPLIT = "test"
@@ -46,7 +46,7 @@ class SoupsState(LabState):
 
     SETTINGS = {
         "ingredients": Setting(list, (), "checked ingredients (names)", item=str),
-        "recipe": Setting(str, "greedy", "the highlighted soup", choices=RECIPES),
+        "soup": Setting(str, "greedy", "the highlighted soup", choices=SOUPS),
         "alpha": Setting(
             float, 0.5, "WiSE-FT mixing: 0 = zero-shot, 1 = fine-tuned (the cached 0.1 grid)", choices=ALPHAS
         ),
@@ -71,7 +71,7 @@ class SoupsResult:
     the current alpha.
     ``table``: row -> ``{"acc_id", "acc_shift", "ece_id", "ece_shift", "nll_id", "nll_shift", "passes",
     "macs"}`` for zero-shot, the endpoint, WiSE-FT at alpha, the best checked ingredient (by val accuracy), the
-    uniform, greedy and learned soups and the output ensemble; ``current``: the row of the chosen recipe.
+    uniform, greedy and learned soups and the output ensemble; ``current``: the row of the chosen soup.
     ``greedy_kept``: the ingredients the greedy soup kept, in the order added; ``learned``: the learned soup's
     ``(n, G)`` coefficients and group names; ``line``: ``"loss", "acc"`` -> ``(A,)`` val loss (nats) and
     accuracy between ``line_a`` and ``line_b``; ``shift_name``: what "shifted" means here.
@@ -105,7 +105,7 @@ def _metrics_row(logits_id, y_id, logits_shift, y_shift, n_bins, passes, macs) -
 
 
 class SoupsLab(Lab):
-    """Interactive model soups and WiSE-FT over a :class:`~ensemble_lab.soup_world.SoupWorld`.
+    """Interactive model soups and WiSE-FT over a :class:`~ensemble_lab.artefacts.soup_world.SoupWorld`.
 
     Args:
         world: the cached world (``soup_world()``).
@@ -117,13 +117,13 @@ class SoupsLab(Lab):
     def __init__(self, world: SoupWorld, state: SoupsState | None = None):
         if not isinstance(world, SoupWorld):
             raise TypeError(
-                f"world must be a SoupWorld (from ensemble_lab.soup_world.soup_world), got {type(world).__name__}"
+                f"world must be a SoupWorld (from ensemble_lab.artefacts.soup_world), got {type(world).__name__}"
             )
         self.world = world
         self.names = world.ingredients
         self.macs = world.model.macs(tuple(world.images[ID_SPLIT].shape[1:]))
         self._val_acc = {
-            n: float((world.logits[n][FIT_SPLIT].argmax(-1) == world.labels[FIT_SPLIT]).double().mean())
+            n: metrics.top1_accuracy(world.logits[n][FIT_SPLIT], world.labels[FIT_SPLIT])
             for n in (ZERO_SHOT, *self.names)
         }
         super().__init__(state)
@@ -153,7 +153,7 @@ class SoupsLab(Lab):
             logits = soups.combine_head_terms(self._logits(terms, splits), ALPHAS, head_scale).double()  # (A, N, C)
             y = self._labels(splits)
             probs = logits.softmax(-1)
-            out[f"{tag}_acc"] = (logits.argmax(-1) == y).double().mean(-1)
+            out[f"{tag}_acc"] = metrics.top1_accuracy(logits, y)
             out[f"{tag}_ece"] = torch.tensor([metrics.ece(p, y, n_bins=n_bins, validate=False) for p in probs])
             out[f"{tag}_logits"] = logits
         return out
@@ -260,7 +260,7 @@ class SoupsLab(Lab):
             if name.startswith("fine-tuned"):
                 table[f"WiSE-FT (alpha {ALPHAS[i]:g})"] = wise
         _, kept, learned = self._soups(checked)
-        current = "output ensemble" if state.recipe == "output ensemble" else f"{state.recipe} soup"
+        current = "output ensemble" if state.soup == "output ensemble" else f"{state.soup} soup"
         return SoupsResult(
             alphas=torch.tensor(ALPHAS, dtype=torch.float64),
             alpha=ALPHAS[i],

@@ -12,14 +12,14 @@ import html
 
 import ipywidgets as w
 
+from ...artefacts.soup_world import ENDPOINT_LRS, ZERO_SHOT
 from ...plots import LossLinePlot, WiseCurvePlot
-from ...soup_world import ENDPOINT_LRS, ZERO_SHOT
 from ..figure import LabFigure
 from ..view import LabView, pct, table_html
-from .lab import RECIPES, SHIFT_CHOICES, SoupsLab
+from .lab import SHIFT_CHOICES, SOUPS, SoupsLab
 
 _COLUMNS = ("acc ID", "acc shifted", "ECE ID", "ECE shifted", "NLL ID", "NLL shifted", "passes", "MMACs")
-_RECIPE_LABELS = {"uniform": "uniform", "greedy": "greedy", "learned": "learned", "output ensemble": "ensemble"}
+_SOUP_LABELS = {"uniform": "uniform", "greedy": "greedy", "learned": "learned", "output ensemble": "ensemble"}
 
 
 def lr_label(lr: float) -> str:
@@ -29,7 +29,7 @@ def lr_label(lr: float) -> str:
 
 
 def soups_table_html(result) -> str:
-    """The table of every row of ``result.table``; the chosen recipe's row and the WiSE-FT row in bold."""
+    """The table of every row of ``result.table``; the chosen soup's row and the WiSE-FT row in bold."""
     rows = {
         name: (
             pct(m["acc_id"]),
@@ -82,13 +82,11 @@ class SoupsView(LabView, lab=SoupsLab):
         )
         self.pending = self.html("pending")
         self._shown_ingredients = tuple(lab.state.ingredients)
-        self.recipe = self.bind(
-            "recipe",
+        self.soup = self.bind(
+            "soup",
             w.ToggleButtons(
-                options=[(_RECIPE_LABELS.get(r, r), r) for r in RECIPES],
-                tooltips=[
-                    f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in RECIPES
-                ],
+                options=[(_SOUP_LABELS.get(r, r), r) for r in SOUPS],
+                tooltips=[f"highlight the {r}" if r == "output ensemble" else f"highlight the {r} soup" for r in SOUPS],
                 style={"button_width": "78px"},
             ),
         )
@@ -123,8 +121,8 @@ class SoupsView(LabView, lab=SoupsLab):
             self.checklist,
             w.HBox([self.all_button, self.apply_button]),
             self.pending,
-            w.HTML("<b>Recipe</b> (marked in the plot, bold in the table)"),
-            self.recipe,
+            w.HTML("<b>Soup</b> (marked in the plot, bold in the table)"),
+            self.soup,
             w.HTML("<b>WiSE-FT</b>: zero-shot ↔ fine-tuned endpoint"),
             self.alpha,
             self.lr,

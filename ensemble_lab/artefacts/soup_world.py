@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from . import cache
-from ._validation import check_int
-from .device import resolve_device
-from .finetune import FineTuneRecipe, fine_tune
+from .. import cache
+from .._validation import check_int
+from ..device import resolve_device
+from ..finetune import FINE_TUNE, fine_tune
+from ..recipe import Recipe
 
 __all__ = [
     "SoupWorld",
@@ -68,7 +69,7 @@ ZERO_SHOT_PROMPTS: tuple[str, ...] = (
 ENDPOINT_LRS: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
 #: interpolation coefficients of the cached WiSE-FT curves (0 = zero-shot, 1 = fine-tuned)
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
-STANDARD = FineTuneRecipe(lr=1e-3, weight_decay=0.1, epochs=5, batch_size=128)
+STANDARD = FINE_TUNE
 BANG_CHANGES = dict(label_smoothing=0.1, mixup=0.4)
 N_TRAIN, N_VAL, N_TEST, N_SHIFTED = 3000, 1000, 1000, 500
 
@@ -80,7 +81,7 @@ def endpoint_name(lr: float, bang: bool = False) -> str:
 
 _rep = dataclasses.replace
 #: name -> recipe of every fine-tune (the soup ingredients), in checklist order
-INGREDIENTS: dict[str, FineTuneRecipe] = {
+INGREDIENTS: dict[str, Recipe] = {
     **{endpoint_name(lr): _rep(STANDARD, lr=lr) for lr in ENDPOINT_LRS},
     **{endpoint_name(lr, True): _rep(STANDARD, lr=lr, **BANG_CHANGES) for lr in ENDPOINT_LRS},
     "LS 0.1": _rep(STANDARD, label_smoothing=0.1, seed=1),
@@ -93,7 +94,7 @@ INGREDIENTS: dict[str, FineTuneRecipe] = {
 
 
 def _shifted_styles() -> tuple[str, ...]:
-    from .data.captions import STYLES
+    from ..data.captions import STYLES
 
     return tuple(s for s in STYLES if s != TARGET_STYLE)
 
@@ -112,7 +113,7 @@ class SoupWorld:
     model: the zero-shot :class:`~ensemble_lab.models.clip_classifier.ClipClassifier` (eval mode): the
         architecture every state dict below loads into.
     states: name -> state dict, :data:`ZERO_SHOT` first, then :data:`INGREDIENTS` in order.
-    recipes: name -> :class:`~ensemble_lab.finetune.FineTuneRecipe` of each ingredient.
+    recipes: name -> :class:`~ensemble_lab.recipe.Recipe` of each ingredient.
     images, labels: split -> ``(N_s, 1, 16, 16)`` images and ``(N_s,)`` labels, splits :data:`SPLITS`.
     logits: name -> split -> ``(N_s, C)`` logits of that model.
     curve_terms: endpoint name -> split -> ``(A, 2, N_s, C)`` WiSE-FT head terms at :data:`ALPHAS` between the
@@ -122,7 +123,7 @@ class SoupWorld:
 
     model: torch.nn.Module
     states: dict[str, dict[str, torch.Tensor]]
-    recipes: dict[str, FineTuneRecipe]
+    recipes: dict[str, Recipe]
     images: dict[str, torch.Tensor]
     labels: dict[str, torch.Tensor]
     logits: dict[str, dict[str, torch.Tensor]]
@@ -142,16 +143,16 @@ class SoupWorld:
 
 
 def _modules():
-    from . import finetune, soups, train
+    from .. import finetune, recipe, soups
+    from ..data import captions, digits, shifts
+    from ..models import clip_classifier, miniclip
     from . import soup_world as this
-    from .data import captions, digits, shifts
-    from .models import clip_classifier, miniclip
 
-    return (this, finetune, train, soups, captions, digits, shifts, clip_classifier, miniclip)
+    return (this, finetune, recipe, soups, captions, digits, shifts, clip_classifier, miniclip)
 
 
 def _data(seed: int):
-    from .data import shift, styled_digits, zero_shot_domains
+    from ..data import shift, styled_digits, zero_shot_domains
 
     kind, severity = TARGET_CORRUPTION
     domains = zero_shot_domains(seed, N_TEST)
@@ -168,9 +169,9 @@ def _data(seed: int):
 
 
 def _zero_shot_model(device):
-    from .data.captions import CLASS_NAMES
-    from .models.clip_classifier import zero_shot_classifier
-    from .models.miniclip import load_miniclip
+    from ..data.captions import CLASS_NAMES
+    from ..models.clip_classifier import zero_shot_classifier
+    from ..models.miniclip import load_miniclip
 
     return zero_shot_classifier(load_miniclip(device), CLASS_NAMES, ZERO_SHOT_PROMPTS).eval()
 
@@ -196,7 +197,7 @@ def _evaluate(
     ``(A, 2, N', C)`` from :data:`ZERO_SHOT` to every endpoint on those of :data:`CURVE_SPLITS`."""
     x = torch.cat([images[s] for s in SPLITS]).to(device)
     curve_x = torch.cat([images[s] for s in CURVE_SPLITS]).to(device)
-    from .soups import interpolation_head_terms
+    from ..soups import interpolation_head_terms
 
     logits, curves = {}, {}
     for name, sd in states.items():
@@ -222,7 +223,7 @@ def assemble_world(model, states, recipes, images, labels) -> SoupWorld:
     Args:
         model: the zero-shot classifier (its architecture is used; its weights end as ``states[ZERO_SHOT]``).
         states: name -> state dict, with :data:`ZERO_SHOT` among them.
-        recipes: ingredient name -> :class:`~ensemble_lab.finetune.FineTuneRecipe` (every state but zero-shot).
+        recipes: ingredient name -> :class:`~ensemble_lab.recipe.Recipe` (every state but zero-shot).
         images, labels: split -> ``(N_s, ...)`` images and ``(N_s,)`` labels, for every split of :data:`SPLITS`.
     """
     if ZERO_SHOT not in states or set(states) != {ZERO_SHOT, *recipes}:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import prompts
+from .. import prompts
 
 __all__ = ["ZeroShotData"]
 

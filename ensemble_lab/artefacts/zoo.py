@@ -5,10 +5,10 @@ validation split, the test split and every shifted copy of the test split, so a 
 re-combines cached tensors.
 
 Both artefacts go through :func:`ensemble_lab.cache.load_or_build`, keyed by the full config (dataset, data
-seed, architecture, K, seed, training recipe) *and* the source code of the modules that produce them (model
-family, stacking, training, data generation, this module), so editing any of them retrains instead of serving
-stale results.  Training happens on ``device`` (default: cuda, then mps, then cpu); the cache key does not
-include the device, and tensors always come back on the cpu.
+seed, architecture, K and the training :class:`~ensemble_lab.recipe.Recipe`, seed included) *and* the source code
+of the modules that produce them (model family, stacking, recipe, training, data generation, this module), so
+editing any of them retrains instead of serving stale results.  Training happens on ``device`` (default: cuda,
+then mps, then cpu); the cache key does not include the device, and tensors always come back on the cpu.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from types import ModuleType
 
 import torch
 
-from . import cache
-from ._validation import check_choice, check_int
-from .cache import clear_cache
-from .device import resolve_device
-from .models import family as _family_module
-from .models import stacked as _stacked_module
-from .models.family import ModelSpec, get_spec
-from .models.stacked import StackedEnsemble
+from .. import cache
+from .._validation import check_choice, check_int
+from ..cache import clear_cache
+from ..device import resolve_device
+from ..models import family as _family_module
+from ..models import stacked as _stacked_module
+from ..models.family import ModelSpec, get_spec
+from ..models.stacked import StackedEnsemble
+from ..recipe import Recipe
 
 __all__ = [
     "EnsemblePredictions",
@@ -64,19 +65,19 @@ DEFAULT_EPOCHS: dict[tuple[str, str], int] = {
     ("distorted", "cnn-m"): 5,
     ("distorted", "cnn-l"): 4,
 }
-_FALLBACK_EPOCHS = {"digits": 30, "distorted": 10}
+FALLBACK_EPOCHS = {"digits": 30, "distorted": 10}
 
-# The rest of the recipe per dataset (see ensemble_lab.train); part of every cache key.
-RECIPES: dict[str, dict] = {
-    "digits": {"batch_size": 128, "lr": 3e-3, "weight_decay": 1e-4, "schedule": "cosine"},
-    "distorted": {"batch_size": 256, "lr": 6e-3, "weight_decay": 1e-4, "schedule": "cosine"},
+#: the training recipe per dataset; its epochs come from :func:`default_epochs` and its seed from the call
+RECIPES: dict[str, Recipe] = {
+    "digits": Recipe(batch_size=128, lr=3e-3, weight_decay=1e-4, schedule="cosine"),
+    "distorted": Recipe(batch_size=256, lr=6e-3, weight_decay=1e-4, schedule="cosine"),
 }
 
 
 def default_epochs(dataset: str, arch: ModelSpec | str) -> int:
     """The zoo's number of training epochs for ``arch`` on ``dataset``."""
     check_choice(dataset, "dataset", DATASETS)
-    return DEFAULT_EPOCHS.get((dataset, get_spec(arch).name), _FALLBACK_EPOCHS[dataset])
+    return DEFAULT_EPOCHS.get((dataset, get_spec(arch).name), FALLBACK_EPOCHS[dataset])
 
 
 @dataclass(frozen=True)
@@ -149,15 +150,16 @@ def _has_source(module: ModuleType) -> bool:
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from . import train as train_module
+    from .. import recipe as recipe_module
+    from .. import train as train_module
     from . import zoo as zoo_module
 
-    return (train_module, _family_module, _stacked_module, zoo_module, *_data_modules())
+    return (train_module, recipe_module, _family_module, _stacked_module, zoo_module, *_data_modules())
 
 
 def _load_splits(dataset: str, data_seed: int):
     """(train, {"val", "test", shifted...} -> ImageDataset) for ``dataset``."""
-    from . import data
+    from .. import data
 
     sets = data.load_digits(seed=data_seed) if dataset == "digits" else data.load_distorted_digits(seed=data_seed)
     evaluation = {"val": sets["val"], "test": sets["test"]}
@@ -175,36 +177,24 @@ def _config(dataset, arch, k, seed, epochs, data_seed) -> tuple[dict, ModelSpec]
     seed = check_int(seed, "seed", minimum=0)
     data_seed = check_int(data_seed, "data_seed", minimum=0)
     epochs = default_epochs(dataset, spec) if epochs is None else check_int(epochs, "epochs", minimum=1)
+    recipe = RECIPES[dataset].replace(epochs=epochs, seed=seed)
     config = {
         "dataset": dataset,
         "data_seed": data_seed,
         "arch": spec.name,
         "spec": dataclasses.asdict(spec),
         "k": k,
-        "seed": seed,
-        "epochs": epochs,
-        **RECIPES[dataset],
+        **recipe.to_dict(),
     }
     return config, spec
 
 
 def _train(config: dict, spec: ModelSpec, device, progress: bool) -> StackedEnsemble:
-    from .train import train_ensemble
+    from ..train import train_ensemble
 
     train_set, _ = _load_splits(config["dataset"], config["data_seed"])
-    return train_ensemble(
-        spec,
-        train_set,
-        k=config["k"],
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        lr=config["lr"],
-        weight_decay=config["weight_decay"],
-        seed=config["seed"],
-        device=device,
-        progress=progress,
-        schedule=config["schedule"],
-    )
+    fields = {f: config[f] for f in Recipe.__dataclass_fields__}
+    return train_ensemble(spec, train_set, k=config["k"], recipe=Recipe(**fields), device=device, progress=progress)
 
 
 def _weights(config: dict, spec: ModelSpec, device, progress: bool) -> dict[str, torch.Tensor]:
@@ -266,7 +256,7 @@ def ensemble_predictions(
     config, spec = _config(dataset, arch, k, seed, epochs, data_seed)
 
     def build():
-        from .train import predict_logits
+        from ..train import predict_logits
 
         ens = _ensemble_from_weights(_weights(config, spec, device, progress), spec, config["k"], device)
         train_set, evaluation = _load_splits(config["dataset"], config["data_seed"])
@@ -289,37 +279,3 @@ def ensemble_predictions(
         member_macs=int(tensors["__meta__.member_macs"]),
         config=dict(config),
     )
-
-
-# The artefacts the notebooks load; `python -m ensemble_lab.zoo --prebuild` builds them (Binder's postBuild does).
-NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
-    {"dataset": "distorted", "arch": "mlp-m", "k": 8},  # 01_deep_ensembles
-    {"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40},  # 02_calibration: trained long, over-confident
-    {"dataset": "distorted", "arch": "mlp-s", "k": 2},  # 04_early_exit_cascades: the family's small ...
-    {"dataset": "distorted", "arch": "mlp-l", "k": 2},  # ... and large members (mlp-m: the 01 ensemble)
-)
-
-
-def prebuild(progress: bool = True) -> None:
-    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, the image-caption world of
-    03_prompt_ensembling (its zero-shot domains and pre-training sample) and the fine-tuned ingredients of
-    05_model_soups_wise_ft."""
-    from .data.captions import pretraining_sample, zero_shot_domains
-    from .soup_world import soup_world
-
-    for config in NOTEBOOK_ARTEFACTS:
-        ensemble_predictions(**config, progress=progress)
-    zero_shot_domains()
-    pretraining_sample()
-    soup_world(progress=progress)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m ensemble_lab.zoo", description=__doc__.splitlines()[0])
-    parser.add_argument("--prebuild", action="store_true", help="build the artefacts the notebooks use")
-    if parser.parse_args().prebuild:
-        prebuild()
-    else:
-        parser.print_help()

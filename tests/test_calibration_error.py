@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ensemble_lab import metrics
-from ensemble_lab.estimators import (
+from ensemble_lab.calibration_error import (
     bootstrap_ci,
     bootstrap_ece,
     debiased_ece,

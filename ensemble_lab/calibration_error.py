@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from ._numerics import acc_dtype, top_label, uniform_bins
 from ._validation import check_choice, check_int, check_labels_for, check_positive, check_probs
 
 __all__ = [
@@ -43,17 +44,13 @@ _CELLS_PER_SIGMA = 8  # ... and at least 8 per bandwidth
 _TAIL = 6.0  # kernel truncated at 6 bandwidths (relative mass left out < 2e-9)
 
 
-def _acc_dtype(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def _top_label(probs, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked ``(confidence, correct)``, both ``(N,)`` in the accumulation dtype."""
     p = check_probs(probs).detach()
     y = check_labels_for(labels, p)
-    conf, pred = p.max(dim=1)  # ties -> lowest index
-    acc = _acc_dtype(p.device)
-    return conf.to(acc), (pred == y).to(acc)
+    conf, correct = top_label(p, y)  # ties -> lowest index
+    acc = acc_dtype(p.device)
+    return conf.to(acc), correct.to(acc)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -240,7 +237,7 @@ def _binned_sums(conf: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor, n_
     m, n = counts.shape
     acc = counts.dtype
     if strategy == "uniform":  # one bin per sample: the sums are counts @ (one-hot bins, scaled by 1, conf, hit)
-        bins = metrics._uniform_bins(conf, n_bins)[0].to(torch.int64)  # (N,)
+        bins = uniform_bins(conf, n_bins)[0].to(torch.int64)  # (N,)
         rows = torch.arange(n, device=conf.device)
         table = torch.zeros(n, 3, n_bins, dtype=acc, device=conf.device)
         for k, v in enumerate((1.0, conf.to(acc), hit)):
@@ -315,7 +312,7 @@ def bootstrap_ece(
     p = check_probs(probs).detach()
     y = check_labels_for(labels, p)
     conf_p, pred = p.max(dim=1)  # in the probs' dtype: quantile edges are order statistics of these
-    acc = _acc_dtype(p.device)
+    acc = acc_dtype(p.device)
     hit = (pred == y).to(acc)
     if est == "smooth":
         conf = conf_p.to(acc)

@@ -1,0 +1,37 @@
+"""Everything the notebooks load, built in advance: ``python -m ensemble_lab.artefacts.prebuild`` (Binder's
+``postBuild`` runs it, so a learner's first run only reads the cache)."""
+
+from __future__ import annotations
+
+# The artefacts the notebooks load; `python -m ensemble_lab.artefacts.prebuild` builds them (Binder's postBuild does).
+NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
+    {"dataset": "distorted", "arch": "mlp-m", "k": 8},  # 01_deep_ensembles
+    {"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40},  # 02_calibration: trained long, over-confident
+    {"dataset": "distorted", "arch": "mlp-s", "k": 2},  # 04_early_exit_cascades: the family's small ...
+    {"dataset": "distorted", "arch": "mlp-l", "k": 2},  # ... and large members (mlp-m: the 01 ensemble)
+)
+
+
+def prebuild(progress: bool = True) -> None:
+    """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, the image-caption world of
+    03_prompt_ensembling (its zero-shot domains and pre-training sample) and the fine-tuned ingredients of
+    05_model_soups_wise_ft."""
+    from ..data.captions import pretraining_sample, zero_shot_domains
+    from .soup_world import soup_world
+    from .zoo import ensemble_predictions
+
+    for config in NOTEBOOK_ARTEFACTS:
+        ensemble_predictions(**config, progress=progress)
+    zero_shot_domains()
+    pretraining_sample()
+    soup_world(progress=progress)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ensemble_lab.artefacts.prebuild", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    prebuild(progress=not parser.parse_args().quiet)
