@@ -63,6 +63,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "CLASS_NAME_ONLY",
     "DEBIAS_MODES",
     "prompt_logits",
     "zpe_scores",
@@ -76,6 +77,9 @@ __all__ = [
     "fill_template",
     "fill_templates",
 ]
+
+#: the bare class name as a template: the baseline every prompt is compared with
+CLASS_NAME_ONLY = "{}"
 
 DEBIAS_MODES = ("both", "pretrain", "test", "none")
 

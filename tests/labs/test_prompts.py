@@ -12,6 +12,7 @@ import torch
 from ensemble_lab import metrics, prompts
 from ensemble_lab.artefacts.zeroshot import ZeroShotData
 from ensemble_lab.combine import learn_weights
+from ensemble_lab.data.captions import PLAIN_PROMPT
 from ensemble_lab.labs.prompts import TABLE_COLUMNS, PromptsLab, PromptsState
 
 from .conftest import assert_refused
@@ -174,7 +175,7 @@ def test_table_has_the_papers_columns(lab, data):
     t = lab.result.table
     assert set(t) == {"clean", "noisy"}
     assert tuple(t["clean"]) == TABLE_COLUMNS
-    cls = prompts.average_text_embeddings(data.text_embeddings(["a photo of a {}."]))
+    cls = prompts.average_text_embeddings(data.text_embeddings([PLAIN_PROMPT]))
     z = prompts.zero_shot_logits(data.images["noisy"], cls, data.logit_scale)
     assert t["noisy"]["plain prompt"] == pytest.approx(_accuracy(z, data.labels["noisy"]))
     lab.set(weighting="equal")

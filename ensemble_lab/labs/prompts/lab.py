@@ -26,6 +26,7 @@ import torch
 
 from ... import metrics, prompts
 from ...combine import learn_weights
+from ...data.captions import PLAIN_PROMPT
 from ..base import Lab, cached, lab_work
 from ..state import N_BINS, TEMPERATURE, LabState, Setting
 
@@ -41,8 +42,6 @@ _DEBIAS = {
     "equal": "both",
     "oracle": "both",
 }  # the scores shown for each weighting
-CLASS_NAME_ONLY = "{}"
-PLAIN = "a photo of a {}."
 TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
 
 
@@ -91,7 +90,8 @@ class PromptsLab(Lab):
         data: a :class:`~ensemble_lab.artefacts.zeroshot.ZeroShotData`.
         pool: the starting templates (all ticked).
         hand_crafted: a hand-picked set of templates for the table's "hand-crafted" column (must be encodable).
-        plain: the single template of the table's "plain prompt" column (CLIP's ``"a photo of a {}."``).
+        plain: the single template of the table's "plain prompt" column (default: the caption world's
+            :data:`~ensemble_lab.data.captions.PLAIN_PROMPT`; CLIP's own is ``"a photo of a {}."``).
         state: initial settings (default: the whole pool, ZPE with both debiasings, the first domain).
     """
 
@@ -99,7 +99,7 @@ class PromptsLab(Lab):
     weightings = WEIGHTINGS
     table_columns = TABLE_COLUMNS
 
-    def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN, state: PromptsState | None = None):
+    def __init__(self, data, pool, hand_crafted=(), plain: str = PLAIN_PROMPT, state: PromptsState | None = None):
         self.data = data
         pool = [prompts.check_template(t, "pool") for t in pool]
         if not pool:
@@ -229,7 +229,7 @@ class PromptsLab(Lab):
                 return metrics.top1_accuracy(z, y)
 
             table[domain] = {
-                "class name": self._fixed_row(domain, (CLASS_NAME_ONLY,)),
+                "class name": self._fixed_row(domain, (prompts.CLASS_NAME_ONLY,)),
                 "plain prompt": self._fixed_row(domain, (self.plain,)),
                 "hand-crafted": self._fixed_row(domain, self.hand_crafted),
                 "pool average": acc("equal"),

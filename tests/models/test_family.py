@@ -1,14 +1,12 @@
-"""Model family (MAC counts against a hand count and a hook counter) and the stacked ensemble."""
+"""The model family: names, cost order, multiply-accumulate counts, seeding and spec checks."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ensemble_lab.models import (
     FAMILY,
     ModelSpec,
-    StackedEnsemble,
     build_model,
     get_spec,
     macs,
@@ -123,70 +121,3 @@ def test_bad_names_and_shapes():
         build_model("mlp-s", (16, 16))
     with pytest.raises(ValueError, match="n_classes"):
         macs("mlp-s", (1, 8, 8), 1)
-
-
-# ----------------------------------------------------------------------------- stacked
-@pytest.mark.parametrize("name", ["mlp-s", "mlp-l", "cnn-s", "cnn-l"])
-@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 12, 10)])
-def test_stacked_forward_equals_separate_members(name, shape):
-    k = 3
-    ens = StackedEnsemble(name, k, shape, 10, seed=4)
-    separate = [build_model(name, shape, 10, seed=member_seed(4, i)) for i in range(k)]
-    x = torch.rand(5, *shape)
-    xs = torch.rand(k, 5, *shape)
-    with torch.no_grad():
-        out = ens(x)
-        out_per_member = ens(xs)
-        ref = torch.stack([m(x) for m in separate])
-        ref_per_member = torch.stack([m(xi) for m, xi in zip(separate, xs, strict=False)])
-    assert out.shape == (k, 5, 10)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out_per_member, ref_per_member, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["mlp-m", "cnn-s"])
-def test_stacked_gradients_equal_separate_gradients(name):
-    k, shape = 3, (1, 8, 8)
-    ens = StackedEnsemble(name, k, shape, 10, seed=1)
-    separate = ens.members()
-    xs, ys = torch.rand(k, 6, *shape), torch.randint(0, 10, (k, 6))
-    loss = F.cross_entropy(ens(xs).reshape(-1, 10), ys.reshape(-1)) * k
-    loss.backward()
-    for i, (m, x, y) in enumerate(zip(separate, xs, ys, strict=False)):
-        F.cross_entropy(m(x), y).backward()
-        for (key, p), (_, stacked) in zip(m.named_parameters(), ens.named_parameters(), strict=False):
-            torch.testing.assert_close(stacked.grad[i], p.grad, atol=1e-5, rtol=1e-4, msg=key)
-
-
-def test_members_round_trip_and_subset():
-    ens = StackedEnsemble("cnn-s", 4, (1, 8, 8), 10, seed=2)
-    members = ens.members()
-    assert len(members) == 4
-    assert all(isinstance(m, nn.Sequential) for m in members)
-    again = StackedEnsemble.from_members(members)
-    assert again.k == 4
-    assert again.spec == ens.spec
-    assert again.input_shape == (1, 8, 8)
-    for (key, a), (_, b) in zip(ens.state_dict().items(), again.state_dict().items(), strict=False):
-        assert torch.equal(a, b), key
-    x = torch.rand(7, 1, 8, 8)
-    with torch.no_grad():
-        sub = ens.subset([3, 1])
-        torch.testing.assert_close(sub(x), ens(x)[[3, 1]])
-    # state-dict keys are those of one member, with a leading K axis
-    assert list(ens.state_dict()) == list(members[0].state_dict())
-    assert ens.macs_per_member == macs("cnn-s", (1, 8, 8), 10)
-
-
-def test_stacked_rejects_bad_input():
-    ens = StackedEnsemble("mlp-s", 2, (1, 8, 8), 10)
-    with pytest.raises(ValueError, match=r"\(N, 1, 8, 8\) or \(2, N, 1, 8, 8\)"):
-        ens(torch.rand(4, 1, 16, 16))
-    with pytest.raises(ValueError, match="x must have shape"):
-        ens(torch.rand(3, 4, 1, 8, 8))
-    with pytest.raises(ValueError, match="k must be"):
-        StackedEnsemble("mlp-s", 0)
-    with pytest.raises(ValueError, match="members"):
-        StackedEnsemble.from_members([])
-    with pytest.raises(ValueError, match="members must have"):
-        StackedEnsemble.from_members([build_model("mlp-s", (1, 8, 8))], "mlp-s", (1, 16, 16), 10)

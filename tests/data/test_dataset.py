@@ -1,0 +1,84 @@
+"""ImageDataset, the container every split comes in."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ensemble_lab.data import (
+    ImageDataset,
+)
+
+# ----------------------------------------------------------------------------------------------------------
+# ImageDataset
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _toy(n=12, c=1, h=8, w=8, n_classes=3, seed=0, name="toy") -> ImageDataset:
+    g = torch.Generator().manual_seed(seed)
+    return ImageDataset(
+        torch.rand(n, c, h, w, generator=g),
+        torch.arange(n) % n_classes,
+        tuple(f"c{i}" for i in range(n_classes)),
+        name,
+    )
+
+
+def test_image_dataset_basics():
+    ds = _toy()
+    assert len(ds) == 12
+    assert ds.n_classes == 3
+    assert ds.image_shape == (1, 8, 8)
+    assert ds.images.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64
+    assert "toy" in repr(ds)
+    assert "n=12" in repr(ds)
+    sub = ds.subset(torch.tensor([0, 2, 4]))
+    assert len(sub) == 3
+    assert torch.equal(sub.images, ds.images[[0, 2, 4]])
+    assert sub.name == "toy"
+    assert len(ds.subset(slice(0, 5))) == 5
+    assert len(ds.subset(ds.labels == 1)) == 4
+    assert len(ds.subset(3)) == 1
+    assert len(ds.subset(np.array([1, 2]), name="x")) == 2
+    moved = ds.to("cpu")
+    assert torch.equal(moved.images, ds.images)
+    assert moved.classes == ds.classes
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.images = None  # frozen
+
+
+def test_image_dataset_converts_numpy_and_lists():
+    ds = ImageDataset(np.zeros((2, 1, 4, 4)), [0, 1], ["a", "b"], "np")
+    assert ds.images.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64
+    assert ds.classes == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "classes", "match"),
+    [
+        (torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.long), ("a",), "images"),
+        (torch.full((2, 1, 4, 4), 1.5), torch.zeros(2, dtype=torch.long), ("a",), "images"),
+        (torch.full((2, 1, 4, 4), -0.1), torch.zeros(2, dtype=torch.long), ("a",), "images"),
+        (torch.zeros(2, 1, 4, 4), torch.zeros(3, dtype=torch.long), ("a",), "labels"),
+        (torch.zeros(2, 1, 4, 4), torch.tensor([0, 2]), ("a", "b"), "labels"),
+        (torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), (), "classes"),
+    ],
+)
+def test_image_dataset_rejects_bad_input(images, labels, classes, match):
+    with pytest.raises(ValueError, match=match):
+        ImageDataset(images, labels, classes, "bad")
+
+
+def test_image_dataset_refuses_integer_images():
+    with pytest.raises(TypeError, match="images"):
+        ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ("a",), "x")
+
+
+def test_subset_rejects_bad_mask():
+    with pytest.raises(ValueError, match="index"):
+        _toy().subset(torch.ones(3, dtype=torch.bool))
