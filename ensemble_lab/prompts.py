@@ -128,6 +128,14 @@ def _check_embeddings(x, name: str, shape: str, ndim: int) -> torch.Tensor:
     return t
 
 
+def _prompt_weights(weights, t: torch.Tensor) -> torch.Tensor:
+    """``(P,)`` prompt weights summing to one for text embeddings ``t`` ``(P, C, D)``; ``None`` means uniform."""
+    p = t.shape[0]
+    if weights is None:
+        return torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
+    return check_weights(weights, p, like=t, per="prompt")
+
+
 def _normalise(t: torch.Tensor) -> torch.Tensor:
     """``t`` divided by its L2 norm along the last dim (callers have refused zero vectors)."""
     return t / t.norm(dim=-1, keepdim=True)
@@ -191,12 +199,7 @@ def average_text_embeddings(text_embeddings, weights=None) -> torch.Tensor:
         ``(C, D)`` unit-norm class embeddings on the input's device and in its dtype.
     """
     t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
-    p = t.shape[0]
-    w = (
-        torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
-        if weights is None
-        else check_weights(weights, p, like=t, per="prompt")
-    )
+    w = _prompt_weights(weights, t)
     mean = torch.einsum("p,pcd->cd", w, t)
     norm = mean.norm(dim=-1, keepdim=True)
     if bool((norm == 0).any()):
@@ -250,12 +253,7 @@ def equal_average_logits(logits, text_embeddings, weights=None, *, validate: boo
         ``(N, C)`` logits in the logits' dtype.
     """
     t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
-    p = t.shape[0]
-    w = (
-        torch.full((p,), 1.0 / p, dtype=t.dtype, device=t.device)
-        if weights is None
-        else check_weights(weights, p, like=t, per="prompt")
-    )
+    w = _prompt_weights(weights, t)
     z = ensemble_prompt_logits(logits, w, validate=validate)
     if z.shape[1] != t.shape[1]:
         raise ValueError(
