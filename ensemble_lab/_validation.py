@@ -33,6 +33,14 @@ __all__ = [
     "check_int",
     "check_choice",
     "check_training_set",
+    "check_seed",
+    "check_bool",
+    "check_sequence",
+    "check_strings",
+    "check_finite_result",
+    "check_module",
+    "MAX_SEED",
+    "MAX_COUNT",
 ]
 
 
@@ -331,10 +339,83 @@ def check_int(x, name: str, *, minimum: int | None = None, maximum: int | None =
     return v
 
 
+#: the largest seed torch accepts (``torch.Generator.manual_seed`` takes a signed 64-bit integer)
+MAX_SEED = 2**63 - 1
+#: a ceiling for counts that size an allocation (bins, grid cells, resamples, steps): far above any sensible
+#: value, low enough that the allocation fails with our message instead of deep inside torch
+MAX_COUNT = 10**7
+
+
+def check_seed(x, name: str = "seed") -> int:
+    """A seed: an int in ``[0, 2**63 - 1]`` (bools refused).
+
+    >>> check_seed(3)
+    3
+    """
+    return check_int(x, name, minimum=0, maximum=MAX_SEED)
+
+
+def check_bool(x, name: str) -> bool:
+    """A flag: ``True`` or ``False`` (numpy bools too); ``"no"``, ``0``, ``None`` and the like are refused.
+
+    >>> check_bool(False, "validate")
+    False
+    """
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    raise TypeError(f"{name} must be True or False, got {_describe(x)}")
+
+
+def check_sequence(x, name: str, *, what: str = "items", allow_empty: bool = False) -> list:
+    """A list or tuple (or 1-D numpy array) as a list; a bare string, a dict, a set or a generator is refused
+    (a generator would be used up by the first pass over it).
+
+    >>> check_sequence((1, 2), "order")
+    [1, 2]
+    """
+    if isinstance(x, np.ndarray) and x.ndim == 1:
+        x = x.tolist()
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"{name} must be a list or tuple of {what}, got {type(x).__name__}")
+    if not x and not allow_empty:
+        raise ValueError(f"{name} must hold at least one of its {what}, got an empty {type(x).__name__}")
+    return list(x)
+
+
+def check_strings(x, name: str, *, allow_empty: bool = False) -> list[str]:
+    """A list or tuple of non-empty strings; a bare string is refused (it is not a list of its letters).
+
+    >>> check_strings(["zero", "one"], "class_names")
+    ['zero', 'one']
+    """
+    if isinstance(x, str):
+        raise TypeError(f"{name} must be a list of strings, got the single string {x!r}; wrap it in a list")
+    items = check_sequence(x, name, what="strings", allow_empty=allow_empty)
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise TypeError(f"{name}[{i}] must be a non-empty string, got {_describe(item)}")
+    return items
+
+
+def check_finite_result(t: torch.Tensor, what: str) -> torch.Tensor:
+    """Refuse a non-finite RESULT of arithmetic on checked, finite arguments (an overflow or a 0/0), naming
+    what overflowed: ``what`` reads like ``"logits / temperature (temperature=1e-320)"``."""
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} is not finite in float{torch.finfo(t.dtype).bits}: the arithmetic overflows")
+    return t
+
+
+def check_module(x, name: str):
+    """A ``torch.nn.Module``."""
+    if not isinstance(x, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {_describe(x)}")
+    return x
+
+
 def check_choice(x, name: str, choices: Sequence[str]) -> str:
     """One of ``choices``."""
-    if x not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {x!r}")
+    if not isinstance(x, str) or x not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {_describe(x)}")
     return x
 
 

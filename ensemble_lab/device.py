@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._validation import check_seed
+
 __all__ = ["default_device", "resolve_device", "seed_everything", "make_generator", "cpu_quota", "fit_threads_to_cpus"]
 
 _ENV_VAR = "ENSEMBLE_LAB_DEVICE"
@@ -23,7 +25,7 @@ def default_device() -> torch.device:
     """The device new tensors go to: ``$ENSEMBLE_LAB_DEVICE`` if set, else cuda, then mps, then cpu."""
     forced = os.environ.get(_ENV_VAR)
     if forced:
-        return resolve_device(forced)
+        return resolve_device(forced, name=_ENV_VAR)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -32,30 +34,58 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> :func:`default_device`; a name or device -> that device, validated."""
+def _available(dev: torch.device) -> str | None:
+    """Why ``dev`` cannot be used on this machine, or None when it can."""
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA device is available on this machine"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        return None
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return None if mps is not None and mps.is_available() else "MPS is not available on this machine"
+    return "only 'cpu', 'cuda', 'cuda:N' and 'mps' are supported"
+
+
+def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:
+    """``None`` -> :func:`default_device`; a name or device -> that device, checked to exist on this machine.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     if device is None:
         return default_device()
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda:0', or a torch.device, got {device!r}")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc
+    why = _available(dev)
+    if why is not None:
+        raise ValueError(f"{name} {str(device)!r} cannot be used: {why}")
+    return dev
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    """Seed python, numpy and torch (all devices); ``seed`` an int in ``[0, 2**63 - 1]``."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch.Generator seeded with ``seed`` on ``device``."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    gen = torch.Generator(device=torch.device(device))
+    """A torch.Generator seeded with ``seed`` (an int in ``[0, 2**63 - 1]``) on ``device``.
+
+    >>> make_generator(0).initial_seed()
+    0
+    """
+    seed = check_seed(seed)
+    gen = torch.Generator(device=resolve_device(device))
     gen.manual_seed(seed)
     return gen
 
