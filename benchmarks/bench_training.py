@@ -29,6 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ensemble_lab.models import StackedEnsemble, build_model  # noqa: E402
+from ensemble_lab.recipe import Recipe  # noqa: E402
 from ensemble_lab.train import predict_logits, train_ensemble, train_members_one_by_one  # noqa: E402
 
 ARCH = "mlp-m"
@@ -76,17 +77,16 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def _engines(train, test, device: torch.device, k: int, epochs: int = EPOCHS):
     x, y = train
     shape, n_classes = tuple(x.shape[1:]), int(y.max()) + 1
-    common = dict(
-        k=k, epochs=epochs, batch_size=BATCH, lr=LR, weight_decay=WD, device=device, progress=False, schedule="constant"
-    )
+    recipe = Recipe(epochs=epochs, batch_size=BATCH, lr=LR, weight_decay=WD, schedule="constant", seed=0)
+    common = dict(k=k, recipe=recipe, device=device, progress=False)
     results = {}
 
     def stacked():
-        ens = train_ensemble(ARCH, train, seed=0, **common)
+        ens = train_ensemble(ARCH, train, **common)
         results["stacked"] = _accuracy(predict_logits(ens, test[0]), test[1])
 
     def loop():
-        members = train_members_one_by_one(ARCH, train, seed=0, **common)
+        members = train_members_one_by_one(ARCH, train, **common)
         results["python loop"] = _accuracy(predict_logits(StackedEnsemble.from_members(members), test[0]), test[1])
 
     def voting():
