@@ -41,6 +41,8 @@ __all__ = [
     "check_module",
     "MAX_SEED",
     "MAX_COUNT",
+    "check_training_data",
+    "check_finite_parameters",
 ]
 
 
@@ -441,3 +443,43 @@ def check_training_set(train, name: str = "train") -> tuple[torch.Tensor, torch.
     if n_classes is None:
         n_classes = max(int(labels.max()) + 1, 2)
     return images, labels.to(torch.int64), int(n_classes)
+
+
+def check_training_data(train, name: str = "train") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`check_training_set` for a training run: an ``(images, labels)`` pair may hold numpy arrays (images
+    converted where they are, labels placed on the images' device; a labels tensor on another device is refused),
+    the images must be finite, the labels integer class indices in ``[0, n_classes)`` (at most ``MAX_COUNT``
+    classes).  Returns ``(images, labels as int64, n_classes)``.
+
+    >>> images, labels, c = check_training_data((np.zeros((2, 1, 2, 2), np.float32), np.array([0, 1])))
+    >>> tuple(images.shape), labels.tolist(), c
+    ((2, 1, 2, 2), [0, 1], 2)
+    """
+    if isinstance(train, (tuple, list)) and len(train) == 2 and not hasattr(train, "images"):
+        images, labels = train
+        if isinstance(images, (np.ndarray, torch.Tensor)):
+            images = as_tensor(images, f"{name}.images", floating=False)  # numpy converted, complex refused
+            labels = on_device_of(labels, f"{name}.labels", images, f"{name}.images")
+            if isinstance(labels, torch.Tensor):
+                labels = as_tensor(labels, f"{name}.labels", floating=False)
+                if images.ndim == 4 and labels.shape == images.shape[:1]:  # (else check_training_set says so)
+                    integer = not (torch.is_floating_point(labels) or labels.dtype == torch.bool)
+                    if integer and labels.numel() and int(labels.min()) < 0:
+                        raise ValueError(f"{name}.labels must be class indices >= 0, got {int(labels.min())}")
+                    labels = check_labels(labels, images.shape[0], MAX_COUNT, name=f"{name}.labels")
+        images, labels, n_classes = check_training_set((images, labels), name)
+    else:
+        images, _, n_classes = check_training_set(train, name)
+        labels = check_labels(train.labels, images.shape[0], n_classes, name=f"{name}.labels")
+    check_finite_tensor(images, f"{name}.images")
+    return images, labels, n_classes
+
+
+def check_finite_parameters(tensors, what: str) -> None:
+    """Refuse NaN/inf among ``tensors`` (a model's parameters after a training step, a state dict's values),
+    naming what made them: ``what`` reads like ``"recipe.lr=1e+308 (the first step)"`` and should name the
+    argument to blame.  One reduction per floating tensor; integer tensors are skipped."""
+    floating = [t.detach() for t in tensors if isinstance(t, torch.Tensor) and torch.is_floating_point(t)]
+    if not all(bool(torch.isfinite(t).all()) for t in floating):
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in floating)
+        raise ValueError(f"{what} made {bad} weight(s) NaN/inf: the arithmetic overflows")

@@ -67,8 +67,11 @@ import torch.nn.functional as F
 
 from ._numerics import acc_dtype, bin_index, quantile_edges
 from ._validation import (
+    MAX_COUNT,
     as_tensor,
     check_choice,
+    check_finite_result,
+    check_finite_tensor,
     check_int,
     check_labels_for,
     check_logits,
@@ -76,6 +79,7 @@ from ._validation import (
     check_positive,
     check_probs,
     check_weights,
+    on_device_of,
 )
 
 __all__ = [
@@ -150,8 +154,12 @@ def _lbfgs(params, closure, max_iter: int) -> None:
         opt.step(closure)
 
 
-def _fit_log_temperatures(z: torch.Tensor, y: torch.Tensor, max_iter: int) -> torch.Tensor:
+def _fit_log_temperatures(z: torch.Tensor, y: torch.Tensor, max_iter: int, name: str) -> torch.Tensor:
     """``log T_k`` minimising ``sum_k mean_n NLL(softmax(z_k / T_k))`` for ``z`` ``(K, N, C)`` in the fit dtype.
+
+    ``name`` is the argument the caller wrote (for messages).  Logits whose rows span so wide a range that the
+    NLL or its derivative could overflow at the smallest searched temperature are refused (a bound on
+    ``max - min`` of a row, ``N`` and ``1 / T``), as is a fit that ends non-finite.
 
     The NLL and its derivative are computed in closed form (no autograd graph): with ``d = z - max_c z``
     (``<= 0``) and ``beta = 1 / T``, ``NLL = mean_n [log sum_c exp(beta d_nc) - beta d_ny]`` and
@@ -159,7 +167,8 @@ def _fit_log_temperatures(z: torch.Tensor, y: torch.Tensor, max_iter: int) -> to
     row sums as matrix-vector products; about 3x faster than autograd through ``cross_entropy`` on CPU.
     """
     k, n, c = z.shape
-    d = z - z.amax(dim=-1, keepdim=True)  # (K, N, C), <= 0: exp(beta d) never overflows
+    d = (z - z.amax(dim=-1, keepdim=True)).contiguous()  # (K, N, C), <= 0: exp(beta d) never overflows
+    _check_span(d, n, name)
     d_y = d.gather(2, y.view(1, n, 1).expand(k, n, 1)).squeeze(2)  # (K, N)
     sum_dy = d_y.sum(dim=1)  # (K,)
     ones = torch.ones(c, dtype=z.dtype, device=z.device)
@@ -182,6 +191,8 @@ def _fit_log_temperatures(z: torch.Tensor, y: torch.Tensor, max_iter: int) -> to
 
     _lbfgs([u], closure, max_iter)
     log_t = _log_t(u.detach())
+    if not bool(torch.isfinite(log_t).all()):  # pragma: no cover - the span check keeps the NLL finite
+        raise ValueError(f"{name}: temperature scaling diverged (non-finite temperature); rescale the logits")
     # every sample's label is the unique argmax: the NLL falls towards 0 as T -> 0, there is no finite optimum
     separable = ((d_y == 0) & ((d == 0).sum(dim=2) == 1)).all(dim=1)
     edge = log_t.abs() > _LOG_T_MAX - 0.05
@@ -196,6 +207,25 @@ def _fit_log_temperatures(z: torch.Tensor, y: torch.Tensor, max_iter: int) -> to
             stacklevel=3,
         )
     return log_t
+
+
+def _check_span(d: torch.Tensor, n: int, name: str) -> None:
+    """Refuse logits whose widest row ``max - min`` (``-d.min()``, ``d = z - max z``) times ``2 N e^10`` (N samples,
+    ``1 / T`` up to ``e^10``) is not finite in ``d``'s dtype: the NLL (``beta * sum_n d_ny``) and its derivative
+    could then overflow during the search."""
+    span = float(-d.amin())
+    bound = span * 2 * n * math.exp(_LOG_T_MAX)
+    if not bound < torch.finfo(d.dtype).max:
+        raise ValueError(
+            f"{name} span too wide a range for temperature scaling: a row's max - min is {span:.3g}, and the NLL "
+            f"at the smallest searched temperature ({math.exp(-_LOG_T_MAX):.3g}) over N={n} samples overflows "
+            f"{d.dtype}; rescale the logits"
+        )
+
+
+def _fit_temperature(z: torch.Tensor, y: torch.Tensor, max_iter: int, name: str) -> float:
+    zf = z.detach().to(acc_dtype(z.device))
+    return float(torch.exp(_fit_log_temperatures(zf.unsqueeze(0), y, max_iter, name))[0])
 
 
 def fit_temperature(logits, labels, max_iter: int = 100) -> float:
@@ -215,8 +245,7 @@ def fit_temperature(logits, labels, max_iter: int = 100) -> float:
     y = check_labels_for(labels, z)
     _check_split(z.shape[0], z.shape[1], "logits")
     it = check_int(max_iter, "max_iter", minimum=1)
-    zf = z.detach().to(acc_dtype(z.device))
-    return float(torch.exp(_fit_log_temperatures(zf.unsqueeze(0), y, it))[0])
+    return _fit_temperature(z, y, it, "logits")
 
 
 def fit_member_temperatures(member_logits, labels, max_iter: int = 100) -> torch.Tensor:
@@ -241,22 +270,25 @@ def fit_member_temperatures(member_logits, labels, max_iter: int = 100) -> torch
     y = check_labels_for(labels, z)
     _check_split(z.shape[1], z.shape[2], "member_logits")
     it = check_int(max_iter, "max_iter", minimum=1)
-    log_t = _fit_log_temperatures(z.detach().to(acc_dtype(z.device)), y, it)
+    log_t = _fit_log_temperatures(z.detach().to(acc_dtype(z.device)), y, it, "member_logits")
     return torch.exp(log_t).to(z.dtype)
 
 
 def apply_temperature(logits, temperature: float) -> torch.Tensor:
     """``softmax(logits / temperature)``: ``(N, C)`` (or any ``(..., C)``) logits to probabilities.
 
-    ``temperature`` must be a finite number > 0.  Output on the logits' device and in their dtype.
+    ``temperature`` must be a finite number > 0; one so small that ``logits / temperature`` overflows the logits'
+    dtype is refused (naming it).  Output on the logits' device and in their dtype.
     """
     t = check_positive(temperature, "temperature")
     z = as_tensor(logits, "logits")
     if z.ndim < 1 or z.shape[-1] < 2:
         raise ValueError(f"logits must have shape (..., C) with C >= 2, got shape {tuple(z.shape)}")
-    if not bool(torch.isfinite(z).all()):
-        raise ValueError(f"logits must be finite, got {int((~torch.isfinite(z)).sum())} NaN/inf value(s)")
-    return torch.softmax(z / t, dim=-1)
+    check_finite_tensor(z, "logits")
+    scaled = z / t
+    if t < 1:  # dividing by T >= 1 cannot overflow
+        check_finite_result(scaled, f"logits / temperature (temperature={temperature!r})")
+    return torch.softmax(scaled, dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -343,11 +375,58 @@ class HistogramBinning:
         values: ``(C, B)`` calibrated probability per bin: the fraction of calibration samples in the bin whose
             label is the class; NaN for a bin that held no calibration sample.
         count: ``(C, B)`` int64 calibration samples per bin.
+
+    Built by hand, the three are checked (tensors or numpy arrays; ``values`` and ``count`` go to ``edges``'
+    device, a tensor on another device is refused): ``edges`` finite, in [0, 1], non-decreasing along each row,
+    C >= 2 and B >= 1; ``values`` in [0, 1] or NaN; ``count`` non-negative integers.
     """
 
     edges: torch.Tensor
     values: torch.Tensor
     count: torch.Tensor
+
+    def __post_init__(self):
+        edges = as_tensor(self.edges, "edges").detach()
+        if edges.ndim != 2 or edges.shape[0] < 2 or edges.shape[1] < 2:
+            raise ValueError(
+                f"edges must have shape (C, B+1) with C >= 2 classes and B >= 1 bins, got shape {tuple(edges.shape)}"
+            )
+        check_finite_tensor(edges, "edges")
+        lo, hi = torch.aminmax(edges)
+        if bool((lo < 0) | (hi > 1)):
+            raise ValueError(f"edges must lie in [0, 1] (they cut probabilities), got values in [{lo:.4g}, {hi:.4g}]")
+        if bool((edges[:, 1:] < edges[:, :-1]).any()):
+            raise ValueError("edges must be non-decreasing along each row (bins (lo, hi]), got a row that decreases")
+        c, b = edges.shape[0], edges.shape[1] - 1
+        values = as_tensor(on_device_of(self.values, "values", edges, "edges"), "values").detach()
+        if tuple(values.shape) != (c, b):
+            raise ValueError(
+                f"values must have shape (C, B) = ({c}, {b}) to match edges of shape {tuple(edges.shape)} "
+                f"(C, B+1), got shape {tuple(values.shape)}"
+            )
+        if bool(torch.isinf(values).any()):
+            raise ValueError("values must be probabilities in [0, 1] or NaN (an empty bin), got inf")
+        if bool(((values < 0) | (values > 1)).any()):
+            seen = values[~torch.isnan(values)]
+            raise ValueError(
+                "values must be probabilities in [0, 1] or NaN (an empty bin), got values in "
+                f"[{float(seen.min()):.4g}, {float(seen.max()):.4g}]"
+            )
+        count = as_tensor(on_device_of(self.count, "count", edges, "edges"), "count", floating=False).detach()
+        if count.dtype == torch.bool or (
+            torch.is_floating_point(count) and not bool((torch.isfinite(count) & (count == count.round())).all())
+        ):
+            raise ValueError(f"count must hold integer counts, got dtype {count.dtype}")
+        if tuple(count.shape) != (c, b):
+            raise ValueError(
+                f"count must have shape (C, B) = ({c}, {b}) to match edges of shape {tuple(edges.shape)} "
+                f"(C, B+1), got shape {tuple(count.shape)}"
+            )
+        if bool((count < 0).any()):
+            raise ValueError(f"count must be non-negative, got a minimum of {int(count.min())}")
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "count", count.to(torch.int64))
 
     def apply(self, probs) -> torch.Tensor:
         """Calibrated probabilities ``(N, C)``, rows on the simplex.
@@ -389,7 +468,7 @@ def fit_histogram_binning(probs, labels, n_bins: int = 15, strategy: str = "quan
     Args:
         probs: ``(N, C)`` probabilities of a calibration split, ``N >= C``.
         labels: ``(N,)`` int labels.
-        n_bins: bins per class, >= 1.
+        n_bins: bins per class, an int in ``[1, 10**7]`` (``MAX_COUNT``).
         strategy: ``"quantile"`` (default; equal-mass bins per class, the edges of
             ``metrics.ece(strategy="quantile")``, so that the many near-zero entries of non-top classes are spread
             over bins) or ``"uniform"`` (edges ``k / B``).
@@ -398,7 +477,7 @@ def fit_histogram_binning(probs, labels, n_bins: int = 15, strategy: str = "quan
     y = check_labels_for(labels, p)
     n, c = p.shape
     _check_split(n, c, "probs")
-    b = check_int(n_bins, "n_bins", minimum=1)
+    b = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_COUNT)
     check_choice(strategy, "strategy", _STRATEGIES)
     acc = acc_dtype(p.device)
     pt = p.detach().t().contiguous().to(acc)  # (C, N)
@@ -439,6 +518,17 @@ def _pool(z: torch.Tensor, w: torch.Tensor | None, rule: str) -> torch.Tensor:
     if rule == "logit":
         return torch.log_softmax((wk * z).sum(dim=0), dim=-1)
     return torch.log_softmax((wk * torch.log_softmax(z, dim=-1)).sum(dim=0), dim=-1)
+
+
+def _check_pooled(pooled: torch.Tensor, rule: str) -> torch.Tensor:
+    """Refuse pooled log-probabilities that are not finite (the logits of a row span more than the dtype holds,
+    so a log-softmax reaches -inf), naming the caller's ``member_logits``."""
+    if not bool(torch.isfinite(pooled).all()):
+        raise ValueError(
+            f"member_logits: the pooled log-probabilities (rule={rule!r}) are not finite in {pooled.dtype}: the "
+            "logits of a row span more than the dtype can hold; rescale the logits"
+        )
+    return pooled
 
 
 def pooled_logits(member_logits, weights=None, rule: str = "prob") -> torch.Tensor:
@@ -494,8 +584,22 @@ class PooledCalibrator:
             raise ValueError(f"member_logits must have K={self.k} members (as fitted), got shape {tuple(z.shape)}")
         mt = self.member_temperatures.to(z.device, z.dtype).view(-1, 1, 1)
         w = None if self.weights is None else self.weights.to(z.device, z.dtype)
-        pooled = _pool(z / mt, w, self.rule)
-        return torch.log_softmax(pooled / self.temperature, dim=-1)
+        scaled = z / mt
+        pooled = _pool(scaled, w, self.rule)
+        out = torch.log_softmax(pooled / self.temperature, dim=-1)
+        if not bool(torch.isfinite(out).all()):  # one check of the result; find the overflowing step only then
+            self._refuse_overflow(scaled, mt, pooled, out)
+        return out
+
+    def _refuse_overflow(self, scaled, mt, pooled, out) -> None:
+        smallest = float(self.member_temperatures.min())
+        check_finite_result(
+            scaled,
+            f"member_logits / member_temperatures (member_temperatures down to {smallest:.3g}, "
+            f"{float(mt.min()):.3g} in {scaled.dtype})",
+        )
+        _check_pooled(pooled, self.rule)
+        check_finite_result(out, f"the pooled log-probabilities / temperature (temperature={self.temperature!r})")
 
     def apply(self, member_logits) -> torch.Tensor:
         """``(N, C)`` calibrated ensemble probabilities for member logits ``(K, N, C)``, on their device and in
@@ -517,7 +621,9 @@ def pool_then_calibrate(
     y = check_labels_for(labels, z)
     _check_split(z.shape[1], z.shape[2], "member_logits")
     w = None if weights is None else check_weights(weights, z.shape[0], like=z)
-    t = fit_temperature(_pool(z, w, r), y, max_iter=max_iter)
+    it = check_int(max_iter, "max_iter", minimum=1)
+    pooled = _check_pooled(_pool(z, w, r), r)
+    t = _fit_temperature(pooled, y, it, "member_logits")
     return PooledCalibrator(
         rule=r,
         temperature=t,

@@ -25,7 +25,16 @@ import torch
 
 from . import metrics
 from ._numerics import acc_dtype, top_label, uniform_bins
-from ._validation import check_choice, check_int, check_labels_for, check_positive, check_probs
+from ._validation import (
+    MAX_COUNT,
+    check_bool,
+    check_choice,
+    check_int,
+    check_labels_for,
+    check_positive,
+    check_probs,
+    check_seed,
+)
 
 __all__ = [
     "debiased_ece",
@@ -79,9 +88,8 @@ def debiased_ece(probs, labels, n_bins: int = 15, strategy: str = "quantile", sq
         ``squared=False``: ``sqrt(max(debiased, 0))``, the rooted l2 error as in the paper's code
         (``unbiased_l2_ce``); the clip at 0 is part of that definition and makes it biased again near 0.
     """
-    if not isinstance(squared, bool):
-        raise TypeError(f"squared must be a bool, got {type(squared).__name__}")
-    b = check_int(n_bins, "n_bins", minimum=1)
+    squared = check_bool(squared, "squared")
+    b = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_COUNT)
     check_choice(strategy, "strategy", ("uniform", "quantile"))
     p = check_probs(probs)
     y = check_labels_for(labels, p)
@@ -124,9 +132,10 @@ def bootstrap_ci(
     Args:
         metric: any function of ``(probs, labels, **kwargs)`` returning a number, e.g. ``metrics.ece``.
         probs: ``(N, C)`` probabilities; labels: ``(N,)`` int labels.
-        n_boot: bootstrap replicates, >= 2.
+        n_boot: bootstrap replicates, an int in ``[2, 10**7]`` (``MAX_COUNT``).
         level: coverage of the interval, in (0, 1).
-        seed: seeds a ``torch.Generator`` on the probs' device; same seed, same device, same interval.
+        seed: an int in ``[0, 2**63 - 1]``; seeds a ``torch.Generator`` on the probs' device; same seed, same
+            device, same interval.
         **kwargs: passed to ``metric`` (e.g. ``n_bins=10``).
 
     Returns:
@@ -165,11 +174,11 @@ def bootstrap_ci(
 
 
 def _check_boot(n_boot, level, seed) -> tuple[int, float, int]:
-    b = check_int(n_boot, "n_boot", minimum=2)
+    b = check_int(n_boot, "n_boot", minimum=2, maximum=MAX_COUNT)
     lv = check_positive(level, "level")
     if not 0 < lv < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return b, lv, check_int(seed, "seed")
+    return b, lv, check_seed(seed)
 
 
 def _resamples(n: int, c: int, n_boot: int, seed: int, device: torch.device):
@@ -180,12 +189,17 @@ def _resamples(n: int, c: int, n_boot: int, seed: int, device: torch.device):
     the same resamples.
     """
     gen = torch.Generator(device=device).manual_seed(seed)
-    chunk = max(1, min(n_boot, (1 << 22) // max(1, n * c)))
+    chunk = _chunk(n, c, n_boot)
     done = 0
     while done < n_boot:
         m = min(chunk, n_boot - done)
         yield torch.randint(0, n, (m, n), generator=gen, device=device)
         done += m
+
+
+def _chunk(n: int, c: int, n_boot: int) -> int:
+    """Resamples per batch of :func:`_resamples`: at most ~4M gathered ``(n, c)`` entries."""
+    return max(1, min(n_boot, (1 << 22) // max(1, n * c)))
 
 
 def _percentile_interval(values, level: float) -> tuple[float, float]:
@@ -257,6 +271,20 @@ def _binned_sums(conf: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor, n_
     return out.unbind(0)
 
 
+_MAX_TABLE = 1 << 30  # entries of the per-batch bin tables of bootstrap_ece (8 GB in float64)
+
+
+def _check_table_size(n: int, c: int, n_bins: int, n_boot: int, strategy: str) -> None:
+    """Refuse ``n_bins`` whose bin tables in :func:`_binned_sums` would not fit: ``(3, m, B)`` sums per batch of m
+    resamples, plus the ``(N, 3, B)`` one-hot table of uniform bins."""
+    entries = 3 * _chunk(n, c, n_boot) * n_bins + (3 * n * n_bins if strategy == "uniform" else 0)
+    if entries > _MAX_TABLE:
+        raise ValueError(
+            f"n_bins={n_bins} is too many bins for bootstrap_ece on N={n} samples: its bin tables would hold "
+            f"{entries:.3g} entries (at most {_MAX_TABLE:.3g}); use fewer bins"
+        )
+
+
 def _binned_batch(conf, hit, counts, n_bins: int, strategy: str) -> torch.Tensor:
     """l1 binned ECE of each resample ``(m,)``."""
     _, s_conf, s_hit = _binned_sums(conf, hit, counts, n_bins, strategy)
@@ -299,24 +327,33 @@ def bootstrap_ece(
         bandwidth: for ``"smooth"``: the kernel width; ``None`` picks the automatic (fixed-point) bandwidth of
             the full sample and holds it for every resample, so the interval shows the sampling variability of
             the estimate at that resolution.  (``bootstrap_ci(smooth_ece, ...)`` re-solves the fixed point on
-            every resample instead.)
+            every resample instead.)  Refused with the other estimators, which have no bandwidth.
+        n_bins: bins, an int in ``[1, 10**7]``; refused when the bin tables of all resamples would exceed
+            ``2**30`` entries (e.g. millions of bins on a large sample).
         n_boot, level, seed: as in :func:`bootstrap_ci`.
 
     Returns:
         ``(estimate, low, high)`` python floats, ``estimate`` on the full sample.
     """
     est = check_choice(estimator, "estimator", ECE_ESTIMATORS)
-    nb = check_int(n_bins, "n_bins", minimum=1)
+    nb = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_COUNT)
     check_choice(strategy, "strategy", ("uniform", "quantile"))
+    sigma = _bandwidth(bandwidth)
+    if sigma is not None and est != "smooth":
+        raise ValueError(
+            f"bandwidth applies only to estimator='smooth', got bandwidth={bandwidth!r} with estimator={est!r}; "
+            "leave bandwidth None"
+        )
     b, lv, s = _check_boot(n_boot, level, seed)
     p = check_probs(probs).detach()
     y = check_labels_for(labels, p)
+    if est != "smooth":
+        _check_table_size(p.shape[0], p.shape[1], nb, b, strategy)
     conf_p, pred = p.max(dim=1)  # in the probs' dtype: quantile edges are order statistics of these
     acc = acc_dtype(p.device)
     hit = (pred == y).to(acc)
     if est == "smooth":
         conf = conf_p.to(acc)
-        sigma = _bandwidth(bandwidth)
         if sigma is None:
             sigma = _fixed_point(conf, hit - conf)
 
@@ -501,7 +538,7 @@ def smooth_reliability(
     Both tensors are float64 (float32 on MPS) on the probs' device.
     """
     s = _bandwidth(bandwidth)
-    m = check_int(grid, "grid", minimum=2)
+    m = check_int(grid, "grid", minimum=2, maximum=MAX_COUNT)
     conf, correct = _top_label(probs, labels)
     resid = correct - conf
     if s is None:

@@ -47,6 +47,7 @@ from ._validation import (
     as_tensor,
     check_choice,
     check_finite,
+    check_finite_result,
     check_labels_for,
     check_member_logits,
     check_vector,
@@ -75,7 +76,11 @@ def _costs(costs, z: torch.Tensor) -> torch.Tensor:
     k, acc = z.shape[0], acc_dtype(z.device)
     if costs is None:
         return torch.ones(k, dtype=acc, device=z.device)
-    return check_weights(costs, k, "costs", normalise=False, like=z, dtype=acc, need_positive_sum=False)
+    c = check_weights(costs, k, "costs", normalise=False, like=z, dtype=acc, need_positive_sum=False)
+    # every cost reported (per sample, and summed over the N samples for a mean) is at most N times the sum over
+    # the members: check that bound once, so that no sum of costs can overflow later
+    check_finite_result(c.sum() * z.shape[1], f"the sum of costs over the members, times N = {z.shape[1]} samples,")
+    return c
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -263,13 +268,22 @@ def threshold_cascade(
 def _half_widths(half_width, quantile: bool, name: str) -> torch.Tensor:
     """Half-widths as a float64 CPU tensor ``(W,)`` after the range checks of the mode."""
     if isinstance(half_width, torch.Tensor):
+        if half_width.dtype == torch.bool or torch.is_complex(half_width):
+            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {half_width.dtype}")
         arr = half_width.detach().cpu().to(torch.float64).reshape(-1).numpy()
         if half_width.ndim > 1:
             raise ValueError(f"{name} must be a number or a 1-D sequence, got shape {tuple(half_width.shape)}")
     else:
+        # np.asarray(..., dtype=float64) would read False as 0 and "0.5" as 0.5: refuse bools and strings first
+        items = half_width if isinstance(half_width, (list, tuple)) else [half_width]
+        if any(isinstance(v, (bool, np.bool_, str, bytes)) for v in items):
+            raise TypeError(f"{name} must be a number or a sequence of numbers, got {half_width!r}")
         try:
-            arr = np.asarray(half_width, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+            arr = np.asarray(half_width)
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"dtype {arr.dtype}")
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} must be a number or a sequence of numbers, got {half_width!r}") from exc
         if arr.ndim > 1:
             raise ValueError(f"{name} must be a number or a 1-D sequence, got shape {arr.shape}")

@@ -21,12 +21,29 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_choice, check_int, check_labels, check_member_logits, check_positive, check_weights
+from ._validation import (
+    check_choice,
+    check_finite_result,
+    check_int,
+    check_labels_for,
+    check_member_logits,
+    check_positive,
+    check_weights,
+)
 
 __all__ = ["RULES", "Combiner", "combine", "learn_weights", "best_member"]
 
 RULES = ("prob", "logit", "geo", "vote")
 _DIFFERENTIABLE = ("prob", "logit", "geo")
+
+
+def _scaled(z: torch.Tensor, t: float, temperature) -> torch.Tensor:
+    """``z / t`` for checked logits ``z`` and temperature ``t > 0``, refusing a quotient that overflows (only a
+    temperature below 1 can make it overflow)."""
+    out = z / t
+    if t < 1:
+        check_finite_result(out, f"member_logits / temperature (temperature={temperature!r})")
+    return out
 
 
 def _combine_log(z: torch.Tensor, w: torch.Tensor, rule: str) -> torch.Tensor:
@@ -54,12 +71,13 @@ class Combiner:
 
     Args:
         member_logits: ``(K, N, C)`` logits, finite.
-        temperature: ``T > 0`` dividing every member's logits.
+        temperature: ``T > 0`` dividing every member's logits; a ``T`` so small that ``member_logits / T``
+            overflows their dtype is refused.
     """
 
     def __init__(self, member_logits, temperature: float = 1.0):
         self.temperature = check_positive(temperature, "temperature")
-        self.logits = check_member_logits(member_logits) / self.temperature  # (K, N, C), scaled
+        self.logits = _scaled(check_member_logits(member_logits), self.temperature, temperature)  # (K, N, C)
         self.k, self.n, self.n_classes = self.logits.shape
         self._prepared: dict[str, torch.Tensor] = {}
 
@@ -72,6 +90,12 @@ class Combiner:
                 out = torch.softmax(z, dim=-1)
             elif rule == "geo":
                 out = torch.log_softmax(z, dim=-1)
+                if not bool(torch.isfinite(out).all()):  # once per Combiner: -inf would make 0 * -inf = NaN
+                    raise ValueError(
+                        "member_logits: log_softmax of the members' logits (over temperature "
+                        f"{self.temperature!r}) is not finite in {z.dtype}: the logits of a row span more than "
+                        "the dtype can hold, so rule='geo' cannot weight them; rescale the logits"
+                    )
             elif rule == "logit":
                 out = z
             else:
@@ -155,7 +179,7 @@ def learn_weights(
     """
     z = check_member_logits(member_logits)
     k, n, c = z.shape
-    y = check_labels(labels, n, c).to(z.device)
+    y = check_labels_for(labels, z)
     if rule == "vote":
         raise ValueError(
             "rule='vote' has no gradient with respect to the weights; learn weights with rule 'prob', 'logit' or 'geo'"
@@ -163,7 +187,7 @@ def learn_weights(
     check_choice(rule, "rule", _DIFFERENTIABLE)
     t = check_positive(temperature, "temperature")
     check_int(max_iter, "max_iter", minimum=1)
-    zt = (z / t).detach()
+    zt = _scaled(z, t, temperature).detach()
     if k == 1:
         return torch.ones(1, dtype=z.dtype, device=z.device)
     theta = torch.zeros(k, dtype=z.dtype, device=z.device, requires_grad=True)
@@ -180,7 +204,13 @@ def learn_weights(
 
     with torch.enable_grad():
         opt.step(closure)
-    return torch.softmax(theta.detach(), dim=0)
+    w = torch.softmax(theta.detach(), dim=0)
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError(
+            f"member_logits: the weight fit diverged (non-finite weights) with rule={rule!r}; the NLL of the "
+            "combined logits overflows (rescale the logits)"
+        )
+    return w
 
 
 def best_member(member_logits, labels, by: str = "accuracy") -> int:
@@ -190,7 +220,7 @@ def best_member(member_logits, labels, by: str = "accuracy") -> int:
     """
     z = check_member_logits(member_logits)
     k, n, c = z.shape
-    y = check_labels(labels, n, c).to(z.device)
+    y = check_labels_for(labels, z)
     check_choice(by, "by", ("accuracy", "nll"))
     log_p = torch.log_softmax(z, dim=-1)  # (K, N, C)
     nll = -log_p.gather(-1, y.view(1, n, 1).expand(k, n, 1)).squeeze(-1).mean(dim=1)  # (K,)

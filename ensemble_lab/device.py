@@ -79,12 +79,15 @@ def seed_everything(seed: int) -> None:
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch.Generator seeded with ``seed`` (an int in ``[0, 2**63 - 1]``) on ``device``.
+    """A torch.Generator seeded with ``seed`` (an int in ``[0, 2**63 - 1]``, numpy ints too) on ``device``
+    (a name or a torch.device that exists on this machine; not None).
 
     >>> make_generator(0).initial_seed()
     0
     """
     seed = check_seed(seed)
+    if device is None:  # resolve_device(None) would pick the default device; a generator's device is explicit
+        raise TypeError("device must be a device name such as 'cpu' or 'cuda:0', or a torch.device, got None")
     gen = torch.Generator(device=resolve_device(device))
     gen.manual_seed(seed)
     return gen

@@ -25,7 +25,9 @@ Conventions (see each docstring for the details)
 - ``validate=True`` (every public routine) checks the inputs: shapes, finiteness, rows on the simplex (one
   ``aminmax`` plus one matrix-vector row-sum pass), labels in range.  Internal callers (Labs) that already
   validated the same tensors may pass ``validate=False``; shapes and dtypes are still checked (cheap), values
-  are not, and garbage in then gives garbage out.
+  are not, and garbage in then gives garbage out.  ``validate`` itself must be ``True`` or ``False``.
+- ``n_bins`` is an int in ``[1, MAX_COUNT]`` (``MAX_COUNT = 10**7``, the shared ceiling for counts that size
+  an allocation).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ import torch
 
 from ._numerics import acc_dtype, bin_index, order_view, quantile_edges, top_label, uniform_bins, uniform_edges, xlogx
 from ._validation import (
+    MAX_COUNT,
     as_tensor,
+    check_bool,
     check_choice,
     check_finite_tensor,
     check_int,
@@ -131,7 +135,7 @@ def _labels(x, probs: torch.Tensor, validate: bool = True, name: str = "labels")
 
 
 def _bins(n_bins, strategy: str) -> int:
-    b = check_int(n_bins, "n_bins", minimum=1)
+    b = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_COUNT)
     check_choice(strategy, "strategy", _STRATEGIES)
     return b
 
@@ -217,6 +221,7 @@ def accuracy(probs, labels, *, validate: bool = True) -> float:
         >>> accuracy(p, torch.tensor([0, 1, 1]))
         0.6666666666666666
     """
+    validate = check_bool(validate, "validate")
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
     return float(torch.count_nonzero(top_label(p, y)[1])) / p.shape[0]
@@ -256,6 +261,7 @@ def nll(probs, labels, *, validate: bool = True) -> float:
         >>> round(nll(p, torch.tensor([0, 1])), 4)
         0.3081
     """
+    validate = check_bool(validate, "validate")
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
     return float(_nll_brier(p, y)[0])
@@ -273,6 +279,7 @@ def brier(probs, labels, *, validate: bool = True) -> float:
         >>> round(brier(p, torch.tensor([0, 1])), 4)
         0.17
     """
+    validate = check_bool(validate, "validate")
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
     return float(_nll_brier(p, y)[1])
@@ -305,6 +312,7 @@ def ece(
         >>> round(ece(p, torch.tensor([0, 1, 0]), n_bins=2), 4)
         0.1
     """
+    validate = check_bool(validate, "validate")
     b = _bins(n_bins, strategy)
     check_choice(norm, "norm", _NORMS)
     p = _probs(probs, validate=validate)
@@ -330,6 +338,7 @@ def classwise_ece(probs, labels, n_bins: int = 15, strategy: str = "uniform", *,
         >>> round(classwise_ece(p, torch.tensor([0, 1, 0]), n_bins=2), 4)
         0.1
     """
+    validate = check_bool(validate, "validate")
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
@@ -382,6 +391,7 @@ def reliability(probs, labels, n_bins: int = 15, strategy: str = "uniform", *, v
         >>> r.count.tolist(), r.accuracy.tolist(), round(r.ece, 4)
         ([0, 3], [nan, 0.6666666666666666], 0.1)
     """
+    validate = check_bool(validate, "validate")
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)
@@ -420,6 +430,7 @@ def entropy(probs, *, validate: bool = True) -> torch.Tensor:
 
     probs ``(N, C)`` -> ``(N,)``; member probabilities ``(K, N, C)`` -> ``(K, N)``.  Range [0, log C].
     """
+    validate = check_bool(validate, "validate")
     t = as_tensor(probs, "probs")
     t = _member_probs(t, "probs", validate) if t.ndim == 3 else _probs(t, "probs", validate)
     return _entropy(t)
@@ -461,6 +472,7 @@ def disagreement(member_probs, *, validate: bool = True) -> float:
         >>> disagreement(members)
         0.5
     """
+    validate = check_bool(validate, "validate")
     return float(_disagreement(_member_probs(member_probs, validate=validate)))
 
 
@@ -476,6 +488,7 @@ def kl_to_ensemble(member_probs, *, validate: bool = True) -> float:
     ``mean_k KL(p_k || pbar) = H(pbar) - mean_k H(p_k)``: this is the same number as
     :func:`mutual_information` (up to rounding), computed here from its own formula.
     """
+    validate = check_bool(validate, "validate")
     mp = _member_probs(member_probs, validate=validate)
     tiny = torch.finfo(mp.dtype).tiny
     log_bar = torch.log(mp.mean(dim=0).clamp(min=tiny))
@@ -495,6 +508,7 @@ def mutual_information(member_probs, *, validate: bool = True) -> float:
         >>> round(mutual_information(members), 4)
         0.3681
     """
+    validate = check_bool(validate, "validate")
     return float(_mutual_information(_member_probs(member_probs, validate=validate)))
 
 
@@ -505,6 +519,7 @@ def diversity(member_probs, *, validate: bool = True) -> dict[str, float]:
     ``kl_to_ensemble`` is reported through the identity ``mean_k KL(p_k || pbar) = H(pbar) - mean_k H(p_k)``,
     so here it is exactly ``mutual_information``.
     """
+    validate = check_bool(validate, "validate")
     mp = _member_probs(member_probs, validate=validate)
     mi = _mutual_information(mp)
     vals = torch.stack([_disagreement(mp), mi.to(acc_dtype(mp.device))]).tolist()
@@ -520,6 +535,7 @@ def summary(probs, labels, n_bins: int = 15, strategy: str = "uniform", *, valid
     """``{"accuracy", "nll", "brier", "ece"}`` for probs ``(N, C)`` and labels ``(N,)`` with one validation and one
     row-max pass shared by all four.  Definitions as in :func:`accuracy`, :func:`nll`, :func:`brier` and
     :func:`ece` (l1 norm)."""
+    validate = check_bool(validate, "validate")
     b = _bins(n_bins, strategy)
     p = _probs(probs, validate=validate)
     y = _labels(labels, p, validate)

@@ -54,12 +54,14 @@ import torch
 from ._numerics import acc_dtype
 from ._validation import (
     as_tensor,
+    check_bool,
     check_choice,
     check_finite,
+    check_finite_result,
     check_finite_tensor,
     check_positive,
-    check_same_device,
     check_weights,
+    on_device_of,
 )
 
 __all__ = [
@@ -169,9 +171,9 @@ def prompt_logits(image_embeddings, text_embeddings, logit_scale) -> torch.Tenso
         ``(N, P, C)`` logits on the inputs' device, in their promoted floating dtype; one einsum.
     """
     x = _check_embeddings(image_embeddings, "image_embeddings", "(N, D)", 2)
-    t = _check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3)
+    t = on_device_of(text_embeddings, "text_embeddings", x, "image_embeddings")  # before any scan of its values
+    t = _check_embeddings(t, "text_embeddings", "(P, C, D)", 3)
     s = check_positive(logit_scale, "logit_scale")
-    check_same_device(x, "image_embeddings", t, "text_embeddings")
     if x.shape[-1] != t.shape[-1]:
         raise ValueError(
             f"image_embeddings and text_embeddings must have the same embedding size D, got shapes "
@@ -180,7 +182,8 @@ def prompt_logits(image_embeddings, text_embeddings, logit_scale) -> torch.Tenso
     if t.shape[1] < 2:
         raise ValueError(f"text_embeddings needs C >= 2 classes, got shape {tuple(t.shape)}")
     dtype = torch.promote_types(x.dtype, t.dtype)
-    return s * torch.einsum("nd,pcd->npc", _normalise(x.to(dtype)), _normalise(t.to(dtype)))
+    out = s * torch.einsum("nd,pcd->npc", _normalise(x.to(dtype)), _normalise(t.to(dtype)))
+    return check_finite_result(out, f"logit_scale * <image, text> (logit_scale={logit_scale!r})")
 
 
 def average_text_embeddings(text_embeddings, weights=None) -> torch.Tensor:
@@ -223,16 +226,17 @@ def zero_shot_logits(image_embeddings, class_embeddings, logit_scale) -> torch.T
         ``(N, C)`` logits on the inputs' device, in their promoted floating dtype.
     """
     x = _check_embeddings(image_embeddings, "image_embeddings", "(N, D)", 2)
-    e = _check_embeddings(class_embeddings, "class_embeddings", "(C, D)", 2)
+    e = on_device_of(class_embeddings, "class_embeddings", x, "image_embeddings")  # before any scan of its values
+    e = _check_embeddings(e, "class_embeddings", "(C, D)", 2)
     s = check_positive(logit_scale, "logit_scale")
-    check_same_device(x, "image_embeddings", e, "class_embeddings")
     if x.shape[1] != e.shape[1] or e.shape[0] < 2:
         raise ValueError(
             f"image_embeddings (N, D) and class_embeddings (C, D) must have the same D and C >= 2, "
             f"got shapes {tuple(x.shape)} and {tuple(e.shape)}"
         )
     dtype = torch.promote_types(x.dtype, e.dtype)
-    return s * _normalise(x.to(dtype)) @ _normalise(e.to(dtype)).T
+    out = s * _normalise(x.to(dtype)) @ _normalise(e.to(dtype)).T
+    return check_finite_result(out, f"logit_scale * <image, class> (logit_scale={logit_scale!r})")
 
 
 def equal_average_logits(logits, text_embeddings, weights=None, *, validate: bool = True) -> torch.Tensor:
@@ -252,13 +256,16 @@ def equal_average_logits(logits, text_embeddings, weights=None, *, validate: boo
     Returns:
         ``(N, C)`` logits in the logits' dtype.
     """
-    t = _normalise(_check_embeddings(text_embeddings, "text_embeddings", "(P, C, D)", 3))
+    validate = check_bool(validate, "validate")
+    z_in = as_tensor(logits, "logits")
+    t = on_device_of(text_embeddings, "text_embeddings", z_in, "logits")  # before any scan of its values
+    t = _normalise(_check_embeddings(t, "text_embeddings", "(P, C, D)", 3))
     w = _prompt_weights(weights, t)
-    z = ensemble_prompt_logits(logits, w, validate=validate)
+    z = ensemble_prompt_logits(z_in, w, validate=validate)
     if z.shape[1] != t.shape[1]:
         raise ValueError(
             f"logits (N, P, C) and text_embeddings (P, C, D) must agree on P and C, got shapes "
-            f"{tuple(as_tensor(logits, 'logits').shape)} and {tuple(t.shape)}"
+            f"{tuple(z_in.shape)} and {tuple(t.shape)}"
         )
     norm = torch.einsum("p,pcd->cd", w, t).norm(dim=-1)
     if bool((norm == 0).any()):
@@ -266,7 +273,8 @@ def equal_average_logits(logits, text_embeddings, weights=None, *, validate: boo
             "text_embeddings: the weighted mean of the prompts' embeddings is the zero vector for "
             f"{int((norm == 0).sum())} class(es), it cannot be normalised"
         )
-    return z / norm.to(z.dtype)
+    # |mean embedding| <= 1, so the division can overflow logits near the largest float
+    return check_finite_result(z / norm.to(z.dtype), "logits / |weighted mean of text_embeddings|")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -299,8 +307,8 @@ def zpe_scores(logits, pretrain_logits=None, debias: str = "both") -> torch.Tens
     z = _check_prompt_logits(logits, "logits")
     pre = None
     if pretrain_logits is not None:
-        pre = _check_prompt_logits(pretrain_logits, "pretrain_logits")
-        check_same_device(z, "logits", pre, "pretrain_logits")
+        pre = on_device_of(pretrain_logits, "pretrain_logits", z, "logits")  # before any scan of its values
+        pre = _check_prompt_logits(pre, "pretrain_logits")
         if pre.shape[1:] != z.shape[1:]:
             raise ValueError(
                 f"logits (N, P, C) and pretrain_logits (M, P, C) must have the same P and C, got "
@@ -323,7 +331,9 @@ def zpe_scores(logits, pretrain_logits=None, debias: str = "both") -> torch.Tens
         bias = mu_test
     else:
         bias = torch.zeros_like(mu_test)
-    return (za - bias).amax(dim=2).mean(dim=0).to(z.dtype)
+    scores = (za - bias).amax(dim=2).mean(dim=0)
+    check_finite_result(scores, f"the scores mean_n max_c (logits - bias) with debias={debias!r}")
+    return check_finite_result(scores.to(z.dtype), f"the scores of logits (debias={debias!r}) in {z.dtype}")
 
 
 def zpe_weights(scores, temperature: float = 1.0) -> torch.Tensor:
@@ -344,7 +354,13 @@ def zpe_weights(scores, temperature: float = 1.0) -> torch.Tensor:
     """
     t = check_positive(temperature, "temperature")
     s = _check_scores(scores)
-    return torch.softmax(s.to(acc_dtype(s.device)) / t, dim=0).to(s.dtype)
+    x = s.to(acc_dtype(s.device))
+    scaled = x / t
+    if not bool(torch.isfinite(scaled).all()):
+        # scores / temperature overflows (a tiny temperature): shift by the best score first, which leaves the
+        # softmax unchanged and keeps every entry <= 0 (the best at exactly 0): the limit, the best prompt(s)
+        scaled = (x - x.max()) / t
+    return torch.softmax(scaled, dim=0).to(s.dtype)
 
 
 def zpe_select(scores, tau: float) -> torch.Tensor:
@@ -404,7 +420,7 @@ def ensemble_prompt_logits(logits, weights, *, validate: bool = True) -> torch.T
         ``(N, C)`` ensemble logits on the logits' device and in their dtype.  Fastest (no copy, one GEMV) when
         ``logits`` is a prompt-major view, ``logits_pnc.transpose(0, 1)`` of a contiguous ``(P, N, C)``.
     """
-    if validate:
+    if check_bool(validate, "validate"):
         z = _check_prompt_logits(logits, "logits")
     else:
         z = as_tensor(logits, "logits")

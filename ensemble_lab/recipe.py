@@ -25,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 
-from ._validation import check_choice, check_int, check_positive
+from ._validation import MAX_COUNT, check_bool, check_choice, check_int, check_positive
 
 __all__ = ["Recipe", "SCHEDULES", "optimizer"]
 
@@ -42,6 +43,9 @@ class Recipe:
     weight_decay: AdamW's decoupled decay.  schedule: ``"cosine"`` or ``"constant"``.
     label_smoothing: ``eps`` in [0, 1).  mixup: Beta parameter, 0 = off.  augment: +-1 pixel shifts.
     seed: everything random in the run.
+
+    numpy scalars (``np.int64(5)``, ``np.float64(1e-3)``, ``np.bool_(True)``, ``np.str_``) are accepted and
+    stored as the python values they hold, so that :meth:`to_dict` is the same cache key either way.
     """
 
     epochs: int = 10
@@ -55,6 +59,10 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, f.name, value.item())
         check_int(self.epochs, "epochs", minimum=1)
         check_int(self.batch_size, "batch_size", minimum=1)
         check_positive(self.lr, "lr")
@@ -64,8 +72,7 @@ class Recipe:
         if eps >= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         check_positive(self.mixup, "mixup", allow_zero=True)
-        if not isinstance(self.augment, bool):
-            raise TypeError(f"augment must be a bool, got {type(self.augment).__name__}")
+        check_bool(self.augment, "augment")
         check_int(self.seed, "seed", minimum=0, maximum=2**63 - 1)
 
     def to_dict(self) -> dict:
@@ -75,6 +82,22 @@ class Recipe:
     def replace(self, **changes) -> Recipe:
         """A copy with ``changes`` (checked again)."""
         return dataclasses.replace(self, **changes)
+
+    def total_steps(self, n: int) -> int:
+        """Optimiser steps of a run over ``n`` samples: ``epochs * ceil(n / batch_size)``, at most ``MAX_COUNT``
+        (more would run for days; a huge ``epochs`` would hang).
+
+        >>> Recipe(epochs=2, batch_size=128).total_steps(300)
+        6
+        """
+        n = check_int(n, "n", minimum=1)
+        steps = self.epochs * ((n + self.batch_size - 1) // self.batch_size)
+        if steps > MAX_COUNT:
+            raise ValueError(
+                f"recipe.epochs={self.epochs} with recipe.batch_size={self.batch_size} on {n} samples makes {steps} "
+                f"optimiser steps, more than {MAX_COUNT}"
+            )
+        return steps
 
     @property
     def bang(self) -> bool:

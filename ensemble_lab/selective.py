@@ -27,7 +27,14 @@ from dataclasses import dataclass
 import torch
 
 from ._numerics import acc_dtype, tied_blocks, tied_risk_curve
-from ._validation import check_confidence_correct, check_finite, check_in_range, check_vector
+from ._validation import (
+    check_bool,
+    check_confidence_correct,
+    check_finite,
+    check_in_range,
+    check_sequence,
+    check_vector,
+)
 
 __all__ = [
     "RiskCoverage",
@@ -79,7 +86,7 @@ def risk_coverage(confidence, correct, *, validate: bool = True) -> RiskCoverage
         >>> [round(r, 4) for r in rc.risk.tolist()], rc.coverage.tolist()
         ([0.0, 0.5, 0.3333], [0.3333333333333333, 0.6666666666666666, 1.0])
     """
-    conf, ok = check_confidence_correct(confidence, correct, validate=validate)
+    conf, ok = check_confidence_correct(confidence, correct, validate=check_bool(validate, "validate"))
     n = conf.shape[0]
     risk, srt = tied_risk_curve(conf, ok)
     i = torch.arange(1, n + 1, dtype=risk.dtype, device=conf.device)
@@ -177,13 +184,26 @@ def coverage_at_risk(confidence, correct, target_risk) -> float:
     exceed the coverage of :func:`threshold_for_risk` when a tied block straddles the target; without ties the
     two agree.
     """
-    return coverages_at_risks(confidence, correct, [target_risk])[0]
+    conf, ok = check_confidence_correct(confidence, correct)
+    target = check_in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
+    return _coverages(conf, ok, [target])[0]
 
 
 def coverages_at_risks(confidence, correct, target_risks) -> list[float]:
-    """:func:`coverage_at_risk` for several target risks, building the risk-coverage curve once."""
+    """:func:`coverage_at_risk` for several target risks, building the risk-coverage curve once.
+
+    ``target_risks``: a list or tuple (or 1-D numpy array or tensor) of numbers in ``(0, 1]``; one coverage is
+    returned per target, in order (an empty list gives an empty list).
+    """
     conf, ok = check_confidence_correct(confidence, correct)
-    targets = [check_in_range(t, "target_risk", 0.0, 1.0, lo_open=True) for t in target_risks]
+    if isinstance(target_risks, torch.Tensor) and target_risks.ndim == 1:
+        target_risks = list(target_risks.unbind(0))  # 0-d tensors: each checked as a number below
+    items = check_sequence(target_risks, "target_risks", what="target risks", allow_empty=True)
+    targets = [check_in_range(t, f"target_risks[{i}]", 0.0, 1.0, lo_open=True) for i, t in enumerate(items)]
+    return _coverages(conf, ok, targets)
+
+
+def _coverages(conf: torch.Tensor, ok: torch.Tensor, targets: list[float]) -> list[float]:
     curve = tied_risk_curve(conf, ok)[0]
     out = []
     for target in targets:

@@ -26,12 +26,27 @@ on data if it matters).  Results are new tensors on the inputs' devices; inputs 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._validation import as_tensor, check_finite, check_int, check_labels_for, check_positive
+from ._validation import (
+    MAX_COUNT,
+    as_tensor,
+    check_bool,
+    check_finite,
+    check_finite_result,
+    check_finite_tensor,
+    check_int,
+    check_labels_for,
+    check_module,
+    check_positive,
+    check_sequence,
+    on_device_of,
+)
 
 __all__ = [
     "interpolate",
@@ -48,34 +63,82 @@ __all__ = [
 ]
 
 
-def _check_states(states, name: str = "states") -> list[Mapping[str, torch.Tensor]]:
-    if isinstance(states, Mapping) or not isinstance(states, Sequence):
+def _state_list(states, name: str = "states") -> list:
+    """``states`` as a list: a list or tuple (any sequence but a str) of at least one item; a single state dict, a
+    generator (used up by the first pass) or a str is refused."""
+    if isinstance(states, (Mapping, str, bytes)) or not isinstance(states, Sequence):
         raise TypeError(f"{name} must be a list of state dicts, got {type(states).__name__}")
     states = list(states)
     if not states:
         raise ValueError(f"{name} must hold at least one state dict, got an empty list")
+    return states
+
+
+def _check_states(states, name: str = "states", *, names: Sequence[str] | None = None) -> list:
+    """State dicts with the same keys (in any order: tensors are matched by name, as the model-soups authors do),
+    shapes and dtypes, every floating tensor finite.  ``names`` are how messages call each state dict (default
+    ``states[i]``)."""
+    states = _state_list(states, name)
+    label = list(names) if names is not None else [f"{name}[{i}]" for i in range(len(states))]
     first = states[0]
     for i, sd in enumerate(states):
         if not isinstance(sd, Mapping):
-            raise TypeError(f"{name}[{i}] must be a state dict (a mapping name -> tensor), got {type(sd).__name__}")
-        if list(sd.keys()) != list(first.keys()):
-            missing = [k for k in first if k not in sd] + [k for k in sd if k not in first]
-            key = missing[0] if missing else next(k for k, j in zip(first, sd, strict=False) if k != j)
-            raise ValueError(f"{name}[{i}] has different keys from {name}[0]: first difference at {key!r}")
+            raise TypeError(f"{label[i]} must be a state dict (a mapping name -> tensor), got {type(sd).__name__}")
+        if i and set(sd.keys()) != set(first.keys()):
+            missing = [k for k in first if k not in sd]
+            extra = [k for k in sd if k not in first]
+            key, how = (missing[0], f"missing from {label[i]}") if missing else (extra[0], f"not in {label[0]}")
+            raise ValueError(f"{label[i]} has different keys from {label[0]}: first difference at {key!r} ({how})")
         for key, t in sd.items():
             if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{name}[{i}][{key!r}] must be a tensor, got {type(t).__name__}")
+                raise TypeError(f"{label[i]}[{key!r}] must be a tensor, got {type(t).__name__}")
             ref = first[key]
             if t.shape != ref.shape or t.dtype != ref.dtype:
                 raise ValueError(
-                    f"{name}[{i}][{key!r}] has shape {tuple(t.shape)} and dtype {t.dtype}, but "
-                    f"{name}[0][{key!r}] has shape {tuple(ref.shape)} and dtype {ref.dtype}"
+                    f"{label[i]}[{key!r}] has shape {tuple(t.shape)} and dtype {t.dtype}, but "
+                    f"{label[0]}[{key!r}] has shape {tuple(ref.shape)} and dtype {ref.dtype}"
                 )
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise ValueError(
-                    f"{name}[{i}][{key!r}] must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)"
+                    f"{label[i]}[{key!r}] must be finite, got {int((~torch.isfinite(t)).sum())} NaN/inf value(s)"
                 )
     return states
+
+
+def _reals(x, name: str, *, allow_scalar: bool = False) -> list[float]:
+    """Finite real numbers as python floats, from a list, tuple, 1-D numpy array or 1-D tensor (and, with
+    ``allow_scalar``, one number).  Strings, generators, dicts, nested lists, bools and complex numbers are
+    refused, naming the entry (``alphas[1]``)."""
+    if allow_scalar and (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)):
+        return [check_finite(x, name)]
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        real = (
+            not (x.dtype == torch.bool or torch.is_complex(x)) if isinstance(x, torch.Tensor) else x.dtype.kind in "iuf"
+        )
+        if not real:
+            raise TypeError(f"{name} must hold real numbers, got a {type(x).__name__} of dtype {x.dtype}")
+        if x.ndim == 0 and allow_scalar:
+            return [check_finite(x, name)]
+        if x.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence of numbers, got shape {tuple(x.shape)}")
+        x = x.detach().cpu().tolist() if isinstance(x, torch.Tensor) else x.tolist()
+    items = check_sequence(x, name, what="numbers", allow_empty=True)
+    return [check_finite(v, f"{name}[{i}]") for i, v in enumerate(items)]
+
+
+def _check_inputs(inputs, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """A batch ``(N, ...)``, N >= 1, for a model with the weights ``state``: numpy placed on the weights' device (a
+    tensor on another device refused), complex refused, floating values finite and cast to the weights' floating
+    dtype (float64 inputs for a float32 model)."""
+    ref = next((v for v in state.values() if v.is_floating_point()), next(iter(state.values())))
+    x = as_tensor(on_device_of(inputs, "inputs", ref, "the state dicts"), "inputs", floating=False)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"inputs must be a tensor (N, ...) with N >= 1, got shape {tuple(x.shape)}")
+    if torch.is_floating_point(x):
+        check_finite_tensor(x, "inputs")
+        if ref.is_floating_point() and x.dtype != ref.dtype:
+            x = x.to(ref.dtype)
+    return x
 
 
 def _combine(states: list[Mapping[str, torch.Tensor]], coefficients: Sequence[float]) -> dict[str, torch.Tensor]:
@@ -94,6 +157,13 @@ def _combine(states: list[Mapping[str, torch.Tensor]], coefficients: Sequence[fl
     return out
 
 
+def _check_result(out: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse a combination whose floating tensors overflowed, naming the key."""
+    for key, v in out.items():
+        if v.is_floating_point():
+            check_finite_result(v, f"{what} at {key!r}")
+
+
 def interpolate(
     a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], alpha: float, extrapolate: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -107,15 +177,19 @@ def interpolate(
         >>> interpolate(a, b, 0.25)["w"].tolist()
         [0.25, 0.25]
     """
-    states = _check_states([a, b], "states (a, b)")
+    states = _check_states([a, b], names=("a", "b"))
     t = check_finite(alpha, "alpha")
+    extrapolate = check_bool(extrapolate, "extrapolate")
     if not extrapolate and not 0.0 <= t <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (pass extrapolate=True to go beyond), got {alpha!r}")
     if t == 0.0:
         return {k: v.clone() for k, v in a.items()}
     if t == 1.0:
-        return {k: (v.clone() if v.is_floating_point() else a[k].clone()) for k, v in b.items()}
-    return _combine(states, [1.0 - t, t])
+        return {k: (b[k].clone() if v.is_floating_point() else v.clone()) for k, v in a.items()}
+    out = _combine(states, [1.0 - t, t])
+    if extrapolate and not 0.0 <= t <= 1.0:  # a convex combination cannot overflow; an extrapolation can
+        _check_result(out, f"(1 - alpha) * a + alpha * b (alpha={alpha!r})")
+    return out
 
 
 def uniform_soup(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -137,11 +211,17 @@ def task_arithmetic(
     With one state and ``lambdas=[alpha]`` this is :func:`interpolate`; with ``lambdas = [1/T] * T`` it is the
     uniform soup of ``states``.  Non-floating tensors come from ``base``.
     """
-    all_states = _check_states([base, *states], "states (base, *states)")
-    lam = [check_finite(v, f"lambdas[{i}]") for i, v in enumerate(lambdas)]
-    if len(lam) != len(all_states) - 1:
-        raise ValueError(f"lambdas must have one entry per state ({len(all_states) - 1}), got {len(lam)}")
-    return _combine(all_states, [1.0 - sum(lam), *lam])
+    states = _state_list(states)
+    all_states = _check_states([base, *states], names=("base", *(f"states[{i}]" for i in range(len(states)))))
+    lam = _reals(lambdas, "lambdas")
+    if len(lam) != len(states):
+        raise ValueError(f"lambdas must have one entry per state ({len(states)}), got {len(lam)}")
+    first = 1.0 - sum(lam)
+    if not math.isfinite(first):
+        raise ValueError(f"lambdas must have a finite sum (1 - sum(lambdas) weighs base), got {lam}")
+    out = _combine(all_states, [first, *lam])
+    _check_result(out, "base + sum_t lambdas[t] * (states[t] - base)")
+    return out
 
 
 class GreedySoup(dict):
@@ -150,6 +230,18 @@ class GreedySoup(dict):
 
     kept: list[int]
     scores: list[float]
+
+
+def _score(evaluate, state: Mapping, what: str) -> float:
+    """``evaluate(state)`` as a finite python float, or an error naming ``evaluate`` and what it was given."""
+    value = evaluate(state)
+    try:
+        return check_finite(value, "evaluate")
+    except (TypeError, ValueError) as exc:
+        shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"
+        raise type(exc)(
+            f"evaluate must return a finite number (the held-out score, higher is better), got {shown} for {what}"
+        ) from exc
 
 
 def greedy_soup(
@@ -178,7 +270,10 @@ def greedy_soup(
     states = _check_states(states)
     if not callable(evaluate):
         raise TypeError(f"evaluate must be a callable state_dict -> float, got {type(evaluate).__name__}")
-    own = [float(evaluate(sd)) for sd in states] if scores is None else [check_finite(v, "scores") for v in scores]
+    if scores is None:
+        own = [_score(evaluate, sd, f"states[{i}]") for i, sd in enumerate(states)]
+    else:
+        own = _reals(scores, "scores")
     if len(own) != len(states):
         raise ValueError(f"scores must have one entry per state ({len(states)}), got {len(own)}")
     order = sorted(range(len(states)), key=lambda i: -own[i])
@@ -187,7 +282,7 @@ def greedy_soup(
     history = [best]
     for i in order[1:]:
         candidate = uniform_soup([states[j] for j in (*kept, i)])
-        score = float(evaluate(candidate))
+        score = _score(evaluate, candidate, f"the soup of states {[*kept, i]}")
         if score > best:
             kept.append(i)
             best = score
@@ -198,13 +293,13 @@ def greedy_soup(
 
 
 def _check_alphas(alphas, extrapolate: bool) -> torch.Tensor:
-    al = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
-    if al.numel() == 0:
-        raise ValueError("alphas must hold at least one coefficient")
-    values = [check_finite(v, "alphas") for v in al.tolist()]
-    if not extrapolate and any(not 0.0 <= v <= 1.0 for v in values):
+    """``(A,)`` float64 CPU coefficients: a sequence, array or tensor of finite numbers (or one number)."""
+    values = _reals(alphas, "alphas", allow_scalar=True)
+    if not values:
+        raise ValueError("alphas must hold at least one coefficient, got an empty sequence")
+    if not check_bool(extrapolate, "extrapolate") and any(not 0.0 <= v <= 1.0 for v in values):
         raise ValueError(f"alphas must be in [0, 1] (pass extrapolate=True to go beyond), got {values}")
-    return al
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def _check_model_keys(model: torch.nn.Module, keys) -> None:
@@ -226,14 +321,26 @@ def _over_alphas(
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     if not isinstance(vectorise, bool):
         raise TypeError(f"vectorise must be a bool, got {type(vectorise).__name__}")
-    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1 or inputs.shape[0] == 0:
-        raise ValueError(f"inputs must be a tensor (N, ...) with N >= 1, got {getattr(inputs, 'shape', inputs)}")
     chunks = [inputs[i : i + batch_size] for i in range(0, inputs.shape[0], batch_size)]
-    with torch.no_grad():
-        if vectorise:
-            parts = [torch.func.vmap(lambda a, chunk=chunk: run(a, chunk))(alphas) for chunk in chunks]
-            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim + 1)
-        return torch.stack([torch.cat([run(a, chunk) for chunk in chunks], dim=dim) for a in alphas])
+    try:
+        with torch.no_grad():
+            if vectorise:
+                parts = [torch.func.vmap(lambda a, chunk=chunk: run(a, chunk))(alphas) for chunk in chunks]
+                out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim + 1)
+            else:
+                out = torch.stack([torch.cat([run(a, chunk) for chunk in chunks], dim=dim) for a in alphas])
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, TypeError, ValueError) as exc:  # inputs the architecture cannot take, however it says so
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(
+            f"model cannot run on inputs of shape {tuple(inputs.shape)} and dtype {inputs.dtype}: {exc}"
+        ) from exc
+    if not bool(torch.isfinite(out).all()):  # inputs and weights are finite: the forward pass overflowed
+        raise ValueError(
+            f"model's outputs are not finite for alphas {alphas.tolist()} on these inputs (the forward pass overflows)"
+        )
+    return out
 
 
 def interpolation_logits(
@@ -253,7 +360,9 @@ def interpolation_logits(
             put it in eval mode for batch-norm to use the (interpolated) running statistics.
         a, b: state dicts of that architecture (checked as in :func:`interpolate`).
         alphas: ``(A,)`` interpolation coefficients, each in [0, 1] unless ``extrapolate``.
-        inputs: ``(N, ...)`` a batch for the model, run ``batch_size`` images at a time.
+        inputs: ``(N, ...)`` a batch for the model, run ``batch_size`` images at a time; finite, a tensor on the
+            states' device or a numpy array (placed there); floating inputs are cast to the states' floating
+            dtype (float64 inputs for a float32 model).
         vectorise: run the alphas through ``torch.func.vmap`` instead of a loop (see :func:`_over_alphas`).
 
     Returns:
@@ -262,9 +371,11 @@ def interpolation_logits(
         forward passes; what is saved is building and loading A state dicts, which for a small model is
         little (see BENCHMARKS.md).
     """
-    states = _check_states([a, b], "states (a, b)")
+    model = check_module(model, "model")
+    states = _check_states([a, b], names=("a", "b"))
     al = _check_alphas(alphas, extrapolate)
     _check_model_keys(model, a)
+    inputs = _check_inputs(inputs, a)
     floating = {k: (states[0][k], states[1][k]) for k in a if a[k].is_floating_point()}
     fixed = {k: v for k, v in a.items() if not v.is_floating_point()}
 
@@ -299,7 +410,7 @@ def scale_head(state: Mapping[str, torch.Tensor], head: str, scale: float) -> di
     out = {k: v.clone() for k, v in state.items()}
     for key in (weight, bias):
         if key is not None:
-            out[key] = out[key] * s
+            out[key] = check_finite_result(out[key] * s, f"state[{key!r}] * scale (scale={scale!r})")
     return out
 
 
@@ -328,10 +439,12 @@ def interpolation_head_terms(
     Returns:
         ``(A, 2, N, C)`` float tensor on the inputs' device.
     """
-    states = _check_states([a, b], "states (a, b)")
+    model = check_module(model, "model")
+    states = _check_states([a, b], names=("a", "b"))
     al = _check_alphas(alphas, extrapolate)
     _check_model_keys(model, a)
     weight, bias = _head_keys(a, head)
+    inputs = _check_inputs(inputs, a)
     c = a[weight].shape[0]
     both = {weight: torch.cat([a[weight], b[weight]])}
     if bias is not None:
@@ -350,16 +463,22 @@ def interpolation_head_terms(
 def combine_head_terms(terms: torch.Tensor, alphas, scale: float = 1.0) -> torch.Tensor:
     """WiSE-FT logits ``(A, N, C)`` from :func:`interpolation_head_terms`'s ``(A, 2, N, C)`` terms:
     ``(1 - alpha) terms[:, 0] + alpha * scale * terms[:, 1]``, ``scale`` being the fine-tuned head's scale."""
-    if not isinstance(terms, torch.Tensor) or terms.ndim != 4 or terms.shape[1] != 2:
-        raise ValueError(f"terms must be an (A, 2, N, C) tensor, got {getattr(terms, 'shape', type(terms).__name__)}")
-    al = torch.as_tensor(alphas, dtype=terms.dtype, device=terms.device).reshape(-1)
-    if al.numel() != terms.shape[0]:
-        raise ValueError(f"alphas must have one entry per row of terms ({terms.shape[0]}), got {al.numel()}")
+    terms = as_tensor(terms, "terms")
+    if terms.ndim != 4 or terms.shape[1] != 2:
+        raise ValueError(f"terms must be an (A, 2, N, C) tensor, got shape {tuple(terms.shape)}")
+    values = _reals(alphas, "alphas", allow_scalar=True)
+    if len(values) != terms.shape[0]:
+        raise ValueError(f"alphas must have one entry per row of terms ({terms.shape[0]}), got {len(values)}")
     s = check_finite(scale, "scale")
     if s <= 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
-    al = al.view(-1, 1, 1)
-    return (1 - al) * terms[:, 0] + (al * s) * terms[:, 1]
+    al = torch.tensor(values, dtype=terms.dtype, device=terms.device).view(-1, 1, 1)
+    out = (1 - al) * terms[:, 0] + (al * s) * terms[:, 1]
+    # one scan, of the result: a NaN/inf in terms always reaches it (0 * inf and 0 * NaN are NaN)
+    if not bool(torch.isfinite(out).all()):
+        check_finite_tensor(terms, "terms")
+        check_finite_result(out, f"(1 - alphas) * terms[:, 0] + alphas * scale * terms[:, 1] (scale={scale!r})")
+    return out
 
 
 class LearnedSoup(dict):
@@ -416,8 +535,8 @@ def learned_soup(
         model: the architecture of ``states`` (its own weights are not used), in eval mode: the loss is that of
             the deployed soup, so batch-norm must use the (mixed) running statistics and dropout must be off.
         states: ``n >= 1`` state dicts of that architecture (checked as in :func:`uniform_soup`), on one device.
-        inputs: ``(N, ...)`` held-out batch for ``model``, ``N >= 1``, on the states' device (numpy is placed
-            there).
+        inputs: ``(N, ...)`` held-out batch for ``model``, ``N >= 1``, finite, on the states' device (numpy is
+            placed there); floating inputs are cast to the states' floating dtype.
         labels: ``(N,)`` integer class indices in ``[0, C)``, where ``C`` is the width of the model's ``(N, C)``
             output.
         by_layer: one set of coefficients per module (True) or one for the whole model (False).
@@ -434,7 +553,7 @@ def learned_soup(
         raise TypeError(f"model must be a torch.nn.Module (the architecture of the states), got {type(model).__name__}")
     if not isinstance(by_layer, bool):
         raise TypeError(f"by_layer must be a bool, got {type(by_layer).__name__}")
-    steps = check_int(steps, "steps", minimum=1)
+    steps = check_int(steps, "steps", minimum=1, maximum=MAX_COUNT)
     lr = check_positive(lr, "lr")
     first = states[0]
     own = model.state_dict()
@@ -467,16 +586,12 @@ def learned_soup(
                     f"{device}: all ingredients must be on one device; move them explicitly"
                 )
 
-    if isinstance(inputs, torch.Tensor):
-        if inputs.device != device:
-            raise ValueError(
-                f"inputs must be on the states' device ({device}), got {inputs.device}; move one of them explicitly"
-            )
-        x = inputs
-    else:
-        x = as_tensor(inputs, "inputs", floating=False).to(device)
+    x = as_tensor(on_device_of(inputs, "inputs", first[floating[0]], "the states"), "inputs", floating=False)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"inputs must have shape (N, ...) with N >= 1 samples, got shape {tuple(x.shape)}")
+    if torch.is_floating_point(x):
+        check_finite_tensor(x, "inputs")
+        x = x.to(first[floating[0]].dtype)  # float64 inputs for a float32 model: cast to the weights' dtype
     n_rows = x.shape[0]
     if not isinstance(labels, torch.Tensor):
         labels = as_tensor(labels, "labels", floating=False).to(device)

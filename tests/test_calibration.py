@@ -350,7 +350,7 @@ _BAD = [
     (lambda: VectorScaling(torch.ones(3), torch.zeros(4)), ValueError, "w and b must both have shape"),
     (lambda: VectorScaling(torch.ones(3), torch.zeros(3)).apply(torch.zeros(2, 4)), ValueError, "C=3 classes"),
     # histogram binning
-    (lambda: fit_histogram_binning(_P, _Y, n_bins=0), ValueError, r"n_bins must be in \[1, inf\]"),
+    (lambda: fit_histogram_binning(_P, _Y, n_bins=0), ValueError, r"n_bins must be in \[1, 10000000\], got 0"),
     (lambda: fit_histogram_binning(_P, _Y, n_bins=2.5), TypeError, "n_bins must be an int"),
     (lambda: fit_histogram_binning(_P, _Y, strategy="equal"), ValueError, "strategy must be one of"),
     (lambda: fit_histogram_binning(_P[:2], _Y[:2]), ValueError, "probs: a calibration split"),
@@ -384,3 +384,86 @@ def test_bad_input_raises_naming_the_argument(call, exc, match):
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(exc, match=match):
             call()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# regression tests of the bad-input fixes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_non_contiguous_member_logits_fit_like_contiguous_ones():
+    g = torch.Generator().manual_seed(5)
+    y = torch.randint(0, 4, (60,), generator=g)
+    m = torch.randn(3, 60, 4, generator=g) + 2 * torch.nn.functional.one_hot(y, 4)
+    view = m.mT.contiguous().mT  # same values, transposed strides
+    assert not view.is_contiguous()
+    torch.testing.assert_close(fit_member_temperatures(view, y), fit_member_temperatures(m, y))
+    a, b = calibrate_then_pool(view, y), calibrate_then_pool(m, y)
+    torch.testing.assert_close(a.member_temperatures, b.member_temperatures)
+
+
+def test_temperature_that_overflows_the_logits_is_refused():
+    with pytest.raises(ValueError, match=r"logits / temperature \(temperature=1e-320\)"):
+        apply_temperature(_Z.float(), 1e-320)
+    torch.testing.assert_close(apply_temperature(_Z, 1e-3).sum(1), torch.ones(20, dtype=torch.float64))
+
+
+def test_logits_too_wide_for_temperature_scaling_are_refused_by_name():
+    huge = _Z / _Z.abs().max() * 1e308
+    with pytest.raises(ValueError, match="^logits span too wide a range"):
+        fit_temperature(huge, _Y)
+    with pytest.raises(ValueError, match="^member_logits span too wide a range"):
+        fit_member_temperatures(torch.stack([huge, huge]), _Y)
+    with pytest.raises(ValueError, match="^member_logits span too wide a range"):
+        calibrate_then_pool(torch.stack([huge, huge]), _Y)
+
+
+def test_pool_then_calibrate_names_member_logits():
+    wide = (_Z / _Z.abs().max() * 3e38).float()  # rows span more than float32 holds: log_softmax reaches -inf
+    with pytest.raises(ValueError, match="^member_logits: the pooled log-probabilities"):
+        pool_then_calibrate(torch.stack([wide, wide]), _Y)
+
+
+def test_pooled_calibrator_refuses_temperatures_that_overflow():
+    m = _M.float()
+    with pytest.raises(ValueError, match="member_temperatures down to 1e-40"):
+        PooledCalibrator("prob", 1.0, torch.full((2,), 1e-40)).apply(m)
+    with pytest.raises(ValueError, match="member_temperatures down to 1e-320"):
+        PooledCalibrator("prob", 1.0, torch.full((2,), 1e-320, dtype=torch.float64)).apply(m)
+    with pytest.raises(ValueError, match=r"temperature \(temperature=1e-320\)"):
+        PooledCalibrator("prob", 1e-320, torch.ones(2)).apply(m)
+
+
+def _hb():
+    return fit_histogram_binning(_P, _Y, n_bins=4)
+
+
+def test_histogram_binning_by_hand_accepts_numpy():
+    h = _hb()
+    h2 = HistogramBinning(h.edges.numpy(), h.values.numpy(), h.count.numpy())
+    torch.testing.assert_close(h2.apply(_P), h.apply(_P))
+    assert h2.count.dtype == torch.int64
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h: dict(edges=None), "edges must be a torch.Tensor"),
+        (lambda h: dict(edges=h.edges.flip(-1)), "edges must be non-decreasing"),
+        (lambda h: dict(edges=h.edges * 3 - 1), r"edges must lie in \[0, 1\]"),
+        (lambda h: dict(edges=h.edges[0]), r"edges must have shape \(C, B\+1\)"),
+        (lambda h: dict(edges=torch.cat([h.edges, h.edges[:1]])), "to match edges of shape"),
+        (lambda h: dict(values=h.values.nan_to_num(0.5) + 2), r"values must be probabilities in \[0, 1\]"),
+        (lambda h: dict(values=torch.full((3, 5), 0.5)), r"values must have shape \(C, B\) = \(3, 4\)"),
+        (lambda h: dict(values=torch.where(h.values > 0.5, float("inf"), h.values)), "got inf"),
+        (lambda h: dict(count=None), "count must be a torch.Tensor"),
+        (lambda h: dict(count=h.count - 10), "count must be non-negative"),
+        (lambda h: dict(count=h.count[0]), r"count must have shape \(C, B\)"),
+        (lambda h: dict(count=h.count + 0.5), "count must hold integer counts"),
+    ],
+)
+def test_histogram_binning_by_hand_checks_its_fields(edit, match):
+    h = _hb()
+    fields = dict(edges=h.edges, values=h.values, count=h.count) | edit(h)
+    with pytest.raises((ValueError, TypeError), match=match):
+        HistogramBinning(**fields)

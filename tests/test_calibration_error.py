@@ -292,7 +292,7 @@ _BAD = [
     (lambda: debiased_ece(_P, _Y, n_bins=0), ValueError, "n_bins"),
     (lambda: debiased_ece(_P, _Y, n_bins=3.0), TypeError, "n_bins must be an int"),
     (lambda: debiased_ece(_P, _Y, strategy="equal"), ValueError, "strategy must be one of"),
-    (lambda: debiased_ece(_P, _Y, squared="yes"), TypeError, "squared must be a bool"),
+    (lambda: debiased_ece(_P, _Y, squared="yes"), TypeError, "squared must be True or False, got .yes."),
     (lambda: debiased_ece(_NOT_SIMPLEX, _Y), ValueError, "probs"),
     (lambda: debiased_ece(_NAN, _Y), ValueError, "probs must be finite"),
     (lambda: debiased_ece(_P, _Y[:-1]), ValueError, "labels must have shape"),
@@ -332,3 +332,25 @@ _BAD = [
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_seeds_counts_and_bandwidth_are_checked():
+    for seed in (-1, 2**64):
+        with pytest.raises(ValueError, match=r"seed must be in \[0, 9223372036854775807\]"):
+            bootstrap_ci(metrics.ece, _P, _Y, seed=seed)
+        with pytest.raises(ValueError, match="seed must be in"):
+            bootstrap_ece(_P, _Y, seed=seed)
+    with pytest.raises(ValueError, match=r"n_boot must be in \[2, 10000000\]"):
+        bootstrap_ci(metrics.ece, _P, _Y, n_boot=2**64)
+    with pytest.raises(ValueError, match=r"n_bins must be in \[1, 10000000\]"):
+        debiased_ece(_P, _Y, n_bins=2**70)
+    with pytest.raises(ValueError, match=r"grid must be in \[2, 10000000\]"):
+        smooth_reliability(_P, _Y, grid=2**64)
+    with pytest.raises(TypeError, match="bandwidth must be a number"):
+        bootstrap_ece(_P, _Y, bandwidth="abc")
+    with pytest.raises(ValueError, match="bandwidth applies only to estimator='smooth'"):
+        bootstrap_ece(_P, _Y, "binned", bandwidth=0.1)
+    with pytest.raises(ValueError, match="n_bins=5000000 is too many bins for bootstrap_ece"):
+        bootstrap_ece(_P, _Y, n_bins=5_000_000)
+    est, low, high = bootstrap_ece(_P, _Y, "smooth", bandwidth=0.1, n_boot=20)
+    assert low <= high

@@ -427,3 +427,33 @@ def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
     sweep = CS.window_sweep(z.cuda(), 0.6, [0.0, 0.2], val_scores=val.cuda(), labels=y.cuda())
     assert sweep[0].device.type == "cuda"
     assert SEL.ood_auroc(val.cuda(), z[0, :, 0].cuda()) == pytest.approx(SEL.ood_auroc(val, z[0, :, 0]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad-input regressions
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [False, True, "0.1", b"0.1", [0.1, True], ["0.1", "0.2"], torch.tensor([True])])
+def test_half_widths_refuse_bools_and_strings(bad):
+    z = _logits(3, 10, 4)
+    with pytest.raises(TypeError, match="half_width"):
+        CS.window_edges(0.5, bad)
+    with pytest.raises(TypeError, match="half_widths"):
+        CS.window_sweep(z, 0.5, bad if isinstance(bad, (list, torch.Tensor)) else [bad], labels=_labels(10, 4))
+    if not isinstance(bad, (list, torch.Tensor)):
+        with pytest.raises(TypeError, match="half_width"):
+            CS.window_cascade(z, 0.5, bad)
+
+
+def test_costs_whose_sums_overflow_are_refused_by_name():
+    z, y = _logits(3, 10, 4), _labels(10, 4)
+    for call in (
+        lambda c: CS.threshold_cascade(z, 0.5, costs=c),
+        lambda c: CS.window_cascade(z, 0.5, 0.1, costs=c),
+        lambda c: CS.window_sweep(z, 0.5, [0.0, 0.1], costs=c, labels=y),
+    ):
+        with pytest.raises(ValueError, match="sum of costs"):
+            call([1e308] * 3)
+    r = CS.threshold_cascade(z, 0.5, costs=[1e300] * 3)  # large but representable: accepted, finite
+    assert math.isfinite(r.mean_cost)

@@ -185,3 +185,27 @@ def test_bad_arguments(member_logits):
         learn_weights(member_logits, torch.zeros(49, dtype=torch.long))
     with pytest.raises(ValueError, match="vote"):
         learn_weights(member_logits, torch.zeros(50, dtype=torch.long), rule="vote")
+
+
+def test_temperature_that_overflows_the_logits_is_refused():
+    from ensemble_lab.combine import Combiner
+
+    z = torch.randn(3, 10, 4, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(10) % 4
+    for call in (
+        lambda: combine(z, temperature=1e-320),
+        lambda: Combiner(z, 1e-320),
+        lambda: learn_weights(z, y, temperature=1e-320),
+    ):
+        with pytest.raises(ValueError, match=r"member_logits / temperature \(temperature=1e-320\)"):
+            call()
+    assert torch.isfinite(combine(z, temperature=1e-3)).all()  # small but representable: accepted
+
+
+def test_labels_on_another_device_are_refused_not_moved():
+    z = torch.randn(2, 10, 3, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(10) % 3
+    for fn in (learn_weights, best_member):
+        with pytest.raises(ValueError, match="labels must be on the same device"):
+            fn(z, y.to("meta"))
+    assert best_member(z, y.numpy()) == best_member(z, y)  # numpy labels are placed on the logits' device

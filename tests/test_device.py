@@ -46,3 +46,15 @@ def test_threads_are_lowered_to_the_quota_and_never_raised():
             assert device.fit_threads_to_cpus() == quota
     finally:
         torch.set_num_threads(before)
+
+
+def test_make_generator_takes_numpy_seeds_and_refuses_no_device():
+    import numpy as np
+
+    assert device.make_generator(np.int64(7)).initial_seed() == 7
+    device.seed_everything(np.int32(3))
+    for bad in (None, "cuda:7", 1.5):
+        with pytest.raises((ValueError, TypeError), match="device"):
+            device.make_generator(0, bad)
+    with pytest.raises(ValueError, match="seed"):
+        device.make_generator(2**64)

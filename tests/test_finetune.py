@@ -108,3 +108,45 @@ def test_fine_tune_bad_types():
     x, y = _data()
     with pytest.raises(ValueError, match="labels"):
         fine_tune(_model(), (x, y[:-1]))
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+def test_fine_tune_accepts_numpy_pairs_and_refuses_non_finite_ones():
+    x, y = _data()
+    recipe = FINE_TUNE.replace(epochs=1, batch_size=16)
+    a, b = fine_tune(_model(), (x, y), recipe), fine_tune(_model(), (x.numpy(), y.numpy()), recipe)
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="train.images must be finite"):
+        fine_tune(_model(), (bad, y), recipe)
+    for huge in (dict(lr=1e308), dict(weight_decay=1e308)):
+        with pytest.raises(ValueError, match="recipe.lr"):
+            fine_tune(_model(), (x, y), recipe.replace(**huge))
+    with pytest.raises(ValueError, match="recipe.epochs"):
+        fine_tune(_model(), (x, y), recipe.replace(epochs=2**64))
+    with pytest.raises(ValueError, match="model must give"):
+        fine_tune(_model(), (x, y + 3), recipe)  # labels up to 5, the model has 3 outputs
+
+
+def test_mixup_and_shift_check_their_arguments():
+    x, y = _data(8)
+    g = torch.Generator().manual_seed(0)
+    for bad_gen in (None, 0, "gen"):
+        with pytest.raises(TypeError, match="generator"):
+            mixup_batch(x, y, 0.4, bad_gen)
+        with pytest.raises(TypeError, match="generator"):
+            shift_augment(x, bad_gen)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        mixup_batch(x, y[:-1], 0.4, g)
+    with pytest.raises(TypeError, match="labels"):
+        mixup_batch(x, y.double() + 0.5, 0.4, g)
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    for call in (lambda: mixup_batch(nan, y, 0.4, g), lambda: shift_augment(nan, g)):
+        with pytest.raises(ValueError, match="images must be finite"):
+            call()
+    with pytest.raises(ValueError, match="images must have shape"):
+        shift_augment(x[0], g)
+    a = shift_augment(x, torch.Generator().manual_seed(1))
+    assert torch.equal(shift_augment(x.numpy(), torch.Generator().manual_seed(1)), a)

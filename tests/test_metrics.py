@@ -701,3 +701,22 @@ def test_bad_risk_coverage_input_names_the_argument():
         SEL.aurc(torch.tensor([0.5, 0.2]), torch.tensor([1, 0, 1]))
     with pytest.raises(ValueError, match="correct.*0/1"):
         SEL.aurc(torch.tensor([0.5, 0.2]), torch.tensor([2, 0]))
+
+
+@pytest.mark.parametrize("flag", ["no", None, 2, 0.5, [], np.array([True, False])])
+def test_validate_must_be_a_bool(flag):
+    p = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
+    y = torch.tensor([0, 1])
+    with pytest.raises(TypeError, match="validate must be True or False"):
+        M.ece(p, y, validate=flag)
+    with pytest.raises(TypeError, match="validate must be True or False"):
+        M.disagreement(p[None], validate=flag)
+    assert M.ece(p, y, validate=np.bool_(False)) == M.ece(p, y)
+
+
+def test_huge_n_bins_is_refused_by_name():
+    p = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
+    y = torch.tensor([0, 1])
+    for fn in (M.ece, M.classwise_ece, M.reliability, M.summary):
+        with pytest.raises(ValueError, match=r"n_bins must be in \[1, 10000000\], got 18446744073709551616"):
+            fn(p, y, n_bins=2**64)

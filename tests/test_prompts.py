@@ -537,11 +537,11 @@ def test_cuda_matches_cpu_and_stays_on_the_device():
     torch.testing.assert_close(scores.cpu(), zpe_scores(z_cpu, pre_cpu), rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(ens.cpu(), ensemble_prompt_logits(z_cpu, w.cpu()), rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(zpe_select(scores.cpu(), 0.5).numpy(), sel.cpu().numpy())
-    with pytest.raises(ValueError, match="weights and the logits/embeddings must be on the same device"):
+    with pytest.raises(ValueError, match="weights must be on the same device"):
         ensemble_prompt_logits(z, w.cpu())
-    with pytest.raises(ValueError, match="logits and pretrain_logits must be on the same device"):
+    with pytest.raises(ValueError, match="pretrain_logits must be on the same device as logits"):
         zpe_scores(z, pre_cpu)
-    with pytest.raises(ValueError, match="image_embeddings and text_embeddings must be on the same device"):
+    with pytest.raises(ValueError, match="text_embeddings must be on the same device as image_embeddings"):
         prompt_logits(x.to(dev), text, 100.0)
 
 
@@ -555,3 +555,107 @@ def test_equal_average_logits_is_the_embedding_average_classifier(with_weights):
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="text_embeddings"):
         equal_average_logits(prompt_logits(x, t, 30.0), t[:, :2], w)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad-input regressions
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_logit_scale_overflow_is_refused_by_name():
+    x, t = _randn(4, 5, seed=1).float(), _randn(3, 2, 5, seed=2).float()
+    with pytest.raises(ValueError, match="logit_scale"):
+        prompt_logits(x, t, 1e308)
+    with pytest.raises(ValueError, match="logit_scale"):
+        zero_shot_logits(x, t[0], 1e308)
+    assert torch.isfinite(prompt_logits(x.double(), t.double(), 1e308)).all()  # float64 holds it
+
+
+def test_tensors_on_another_device_are_refused_by_name_not_moved():
+    x, t = _randn(4, 5, seed=1), _randn(3, 2, 5, seed=2)
+    z = prompt_logits(x, t, 10.0)
+    with pytest.raises(ValueError, match="text_embeddings must be on the same device as image_embeddings"):
+        prompt_logits(x, t.to("meta"), 10.0)
+    with pytest.raises(ValueError, match="class_embeddings must be on the same device"):
+        zero_shot_logits(x, t[0].to("meta"), 10.0)
+    with pytest.raises(ValueError, match="pretrain_logits must be on the same device as logits"):
+        zpe_scores(z, z.to("meta"))
+    with pytest.raises(ValueError, match="text_embeddings must be on the same device as logits"):
+        equal_average_logits(z, t.to("meta"))
+
+
+@pytest.mark.parametrize("flag", ["no", None, 2, 0.5, []])
+def test_validate_must_be_a_bool(flag):
+    z, t = prompt_logits(_randn(4, 5, seed=1), _randn(3, 2, 5, seed=2), 10.0), _randn(3, 2, 5, seed=2)
+    with pytest.raises(TypeError, match="validate must be True or False"):
+        ensemble_prompt_logits(z, [1.0, 1.0, 1.0], validate=flag)
+    with pytest.raises(TypeError, match="validate must be True or False"):
+        equal_average_logits(z, t, validate=flag)
+
+
+def test_overflowing_scores_and_temperatures():
+    z = _randn(6, 3, 4, seed=3).double()
+    with pytest.raises(ValueError, match="logits"):
+        zpe_scores(z / z.abs().max() * 1e308, debias="test")
+    w = zpe_weights(torch.tensor([0.5, 2.0, 2.0, -1.0]), temperature=1e-320)  # scores / T overflows
+    assert w.tolist() == [0.0, 0.5, 0.5, 0.0]  # the limit: the best prompts, equally
+
+
+class _TinyClip:
+    """The interface ZeroShotData needs: images are already embeddings, words have fixed embeddings."""
+
+    logit_scale = 10.0
+    vocab = ("a", "photo", "of", "zero", "one")
+
+    def encode_image(self, images):
+        return torch.as_tensor(images, dtype=torch.float32)
+
+    def unknown_words(self, text):
+        return [w for w in text.split() if w not in self.vocab]
+
+    def encode_text(self, texts):
+        return torch.stack(
+            [sum(torch.eye(5)[self.vocab.index(w)] for w in t.split() if w in self.vocab) for t in texts]
+        )
+
+
+def _zero_shot_data(**change):
+    from types import SimpleNamespace
+
+    from ensemble_lab.artefacts.zeroshot import ZeroShotData
+
+    domain = SimpleNamespace(images=_randn(6, 5, seed=4), labels=torch.tensor([0, 1, 0, 1, 1, 0]))
+    kwargs = dict(model=_TinyClip(), domains={"clean": domain}, pretrain_images=_randn(4, 5, seed=5))
+    return ZeroShotData(**{**kwargs, "class_names": ["zero", "one"], "progress": False, **change})
+
+
+@pytest.mark.parametrize(
+    ("change", "exc", "match"),
+    [
+        (dict(class_names="one"), TypeError, "class_names must be a list of strings, got the single string 'one'"),
+        (dict(class_names=(c for c in ["zero", "one"])), TypeError, "class_names must be a list or tuple"),
+        (dict(class_names=["zero", "qqq"]), ValueError, r"class_names\[1\] = 'qqq' has words the model does not know"),
+        (dict(model=None), TypeError, "model must be a text-image model"),
+        (dict(domains=["clean"]), TypeError, "domains must be a dict"),
+        (dict(domains={"clean": "digits"}), TypeError, r"domains\['clean'\] must be a dataset"),
+        (dict(pretrain_images=None), TypeError, "pretrain_images cannot be encoded"),
+        (dict(progress="no"), TypeError, "progress must be True or False"),
+    ],
+)
+def test_zero_shot_data_refuses_bad_input_by_name(change, exc, match):
+    with pytest.raises(exc, match=match):
+        _zero_shot_data(**change)
+
+
+def test_zero_shot_data_templates_and_domain_are_checked():
+    data = _zero_shot_data()
+    assert data.class_names == ("zero", "one")
+    assert data.logits("clean", ("a photo of {}",)).shape == (6, 1, 2)
+    with pytest.raises(TypeError, match="templates must be a list or tuple"):
+        data.text_embeddings(t for t in ["a photo of {}"])
+    with pytest.raises(TypeError, match="templates must be a list or tuple"):
+        data.pretrain_logits(None)
+    with pytest.raises(ValueError, match=r"templates\[1\]"):
+        data.text_embeddings(["a photo of {}", "a photo"])
+    with pytest.raises(TypeError, match="domain must be a str"):
+        data.logits(["clean"], ["a photo of {}"])

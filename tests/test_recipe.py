@@ -73,3 +73,18 @@ def test_optimizer_refuses_what_is_not_a_recipe():
         optimizer([torch.nn.Parameter(torch.zeros(1))], {"lr": 1e-3}, 10)
     with pytest.raises(ValueError, match="total_steps"):
         optimizer([torch.nn.Parameter(torch.zeros(1))], Recipe(), 0)
+
+
+def test_recipe_stores_numpy_scalars_as_python_values():
+    import numpy as np
+
+    r = Recipe(epochs=np.int64(3), lr=np.float64(1e-3), augment=np.bool_(True), schedule=np.str_("constant"))
+    assert r.to_dict() == Recipe(epochs=3, lr=1e-3, augment=True, schedule="constant").to_dict()
+    assert type(r.epochs) is int
+    assert type(r.augment) is bool
+
+
+def test_total_steps_are_bounded():
+    assert Recipe(epochs=3, batch_size=10).total_steps(25) == 9
+    with pytest.raises(ValueError, match="recipe.epochs"):
+        Recipe(epochs=2**64).total_steps(10)

@@ -202,3 +202,21 @@ def test_coverages_at_risks_equals_one_call_per_risk():
     assert SEL.coverages_at_risks(conf, ok, risks) == [SEL.coverage_at_risk(conf, ok, r) for r in risks]
     with pytest.raises(ValueError, match="target_risk"):
         SEL.coverages_at_risks(conf, ok, [0.1, 0.0])
+
+
+def test_coverages_at_risks_checks_target_risks_by_name():
+    conf = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    ok = torch.tensor([True, True, False, True])
+    expected = SEL.coverages_at_risks(conf, ok, [0.3, 0.5])
+    assert SEL.coverages_at_risks(conf, ok, np.array([0.3, 0.5])) == expected
+    assert SEL.coverages_at_risks(conf, ok, torch.tensor([0.3, 0.5], dtype=torch.float64)) == expected
+    with pytest.raises(TypeError, match="target_risks must be a list or tuple"):
+        SEL.coverages_at_risks(conf, ok, (r for r in [0.3, 0.5]))
+    with pytest.raises(TypeError, match="target_risks must be a list or tuple"):
+        SEL.coverages_at_risks(conf, ok, 0.3)
+    with pytest.raises(ValueError, match=r"target_risks\[1\] must be in \(0, 1\]"):
+        SEL.coverages_at_risks(conf, ok, [0.3, 2.0])
+    with pytest.raises(ValueError, match=r"^target_risk must be in \(0, 1\]"):
+        SEL.coverage_at_risk(conf, ok, 2.0)
+    with pytest.raises(TypeError, match="validate must be True or False"):
+        SEL.aurc(conf, ok, validate="no")

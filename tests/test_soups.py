@@ -228,7 +228,7 @@ def test_learned_soup_finds_the_good_ingredient_and_beats_the_uniform_soup():
 @pytest.mark.parametrize(
     ("change", "exc", "match"),
     [
-        (dict(steps=0), ValueError, "steps must be in \\[1, inf\\]"),
+        (dict(steps=0), ValueError, "steps must be in \\[1, 10000000\\]"),
         (dict(steps=2.0), TypeError, "steps must be an int"),
         (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
         (dict(lr=-0.1), ValueError, "lr must be a finite number > 0"),
@@ -406,3 +406,122 @@ def test_vmap_and_loop_over_alphas_agree():
         )
     with pytest.raises(TypeError, match="vectorise"):
         interpolation_logits(model, a, b, [0.5], x, vectorise="yes")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad-input regressions
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _reordered(sd):
+    return dict(reversed(list(sd.items())))
+
+
+def test_state_dicts_with_reordered_keys_are_matched_by_name():
+    a, b, c = _states(3)
+    rb, rc = _reordered(b), _reordered(c)
+    for got, want in [
+        (interpolate(a, rb, 0.3), interpolate(a, b, 0.3)),
+        (interpolate(a, rb, 1.0), interpolate(a, b, 1.0)),
+        (uniform_soup([a, rb, rc]), uniform_soup([a, b, c])),
+        (task_arithmetic(a, [rb, c], [0.2, 0.5]), task_arithmetic(a, [b, c], [0.2, 0.5])),
+        (
+            greedy_soup([a, rb], lambda sd: float(sd["3.bias"].sum())),
+            greedy_soup([a, b], lambda sd: float(sd["3.bias"].sum())),
+        ),
+    ]:
+        assert list(got) == list(a)  # the first state dict's order
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    model, x = _model(0).eval(), torch.randn(5, 3)
+    torch.testing.assert_close(
+        interpolation_logits(model, a, rb, [0.5], x), interpolation_logits(model, a, b, [0.5], x)
+    )
+    with pytest.raises(ValueError, match=r"b has different keys from a: first difference at '3.bias' \(missing"):
+        interpolate(a, {k: v for k, v in b.items() if k != "3.bias"}, 0.5)
+
+
+@pytest.mark.parametrize("returned", [float("nan"), "x", None, float("inf")])
+def test_greedy_soup_refuses_an_evaluate_that_returns_no_finite_number(returned):
+    with pytest.raises((TypeError, ValueError), match="evaluate must return a finite number"):
+        greedy_soup(_states(2), lambda sd: returned)
+    calls = []
+    with pytest.raises((TypeError, ValueError), match="evaluate must return a finite number.*the soup of states"):
+        greedy_soup(_states(2), lambda sd: calls.append(1) or returned, scores=[0.2, 0.1])
+    assert greedy_soup(_states(2), lambda sd: torch.tensor(0.5)).kept == [0]  # a 0-d tensor is a number
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda s: greedy_soup(s, lambda sd: 0.0, scores=0.3), TypeError, "scores must be a list or tuple"),
+        (lambda s: greedy_soup(s, lambda sd: 0.0, scores=(v for v in [0.1, 0.2])), TypeError, "scores"),
+        (lambda s: task_arithmetic(s[0], (t for t in s[1:]), [0.5, 0.5]), TypeError, "states must be a list"),
+        (lambda s: task_arithmetic(s[0], None, [0.5]), TypeError, "states must be a list"),
+        (lambda s: task_arithmetic(s[0], [], []), ValueError, "states must hold at least one state dict"),
+        (lambda s: task_arithmetic(s[0], s[1:], None), TypeError, "lambdas must be a list"),
+        (lambda s: task_arithmetic(s[0], s[1:], 0.5), TypeError, "lambdas must be a list"),
+        (lambda s: task_arithmetic(s[0], s[1:], [True, 0.5]), TypeError, r"lambdas\[0\] must be a number"),
+        (lambda s: task_arithmetic(s[0], s[1:], [1e308, 1e308]), ValueError, "lambdas"),
+        (lambda s: task_arithmetic(s[0], s[1:], [1e300, -1e300]), ValueError, "lambdas.*overflows"),
+        (lambda s: interpolate(s[0], s[1], 0.5, extrapolate="no"), TypeError, "extrapolate must be True or False"),
+        (lambda s: interpolate(s[0], s[1], 1e300, extrapolate=True), ValueError, "alpha=1e\\+300.*overflows"),
+    ],
+)
+def test_sequences_and_overflows_are_refused_by_name(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(_states(3))
+
+
+def test_interpolation_inputs_and_alphas():
+    import numpy as np
+
+    from ensemble_lab.soups import combine_head_terms, interpolation_head_terms
+
+    model = _clip_like()
+    a = {k: v.clone() for k, v in model.state_dict().items()}
+    b = {k: v + 0.3 for k, v in a.items()}
+    x = torch.rand(6, 1, 4, 4)
+    want = interpolation_logits(model, a, b, [0.0, 0.5], x)
+    for other in (x.numpy(), x.double()):  # numpy accepted; float64 cast to the weights' dtype
+        assert torch.equal(interpolation_logits(model, a, b, [0.0, 0.5], other), want)
+    terms = interpolation_head_terms(model, a, b, [0.0, 0.5], x.double())
+    assert terms.dtype == torch.float32
+    assert torch.equal(
+        combine_head_terms(terms.numpy(), np.array([0.0, 0.5]), 2.0), combine_head_terms(terms, [0, 0.5], 2.0)
+    )
+    for bad, exc, match in [
+        (dict(model=None), TypeError, "model must be a torch.nn.Module"),
+        (dict(alphas=[True, 0.5]), TypeError, r"alphas\[0\] must be a number"),
+        (dict(alphas=[[0.0, 0.5]]), TypeError, r"alphas\[0\] must be a number"),
+        (dict(alphas="0.5"), TypeError, "alphas must be a list"),
+        (dict(alphas=None), TypeError, "alphas must be a list"),
+        (dict(inputs=x.unsqueeze(0)), ValueError, "model cannot run on inputs of shape"),
+        (dict(inputs=x.to(torch.complex64)), TypeError, "inputs must hold real numbers"),
+        (dict(inputs=torch.where(x > 0.5, float("nan"), x)), ValueError, "inputs must be finite"),
+        (dict(extrapolate=None), TypeError, "extrapolate must be True or False"),
+    ]:
+        kwargs = {**dict(model=model, a=a, b=b, alphas=[0.0, 0.5], inputs=x), **bad}
+        with pytest.raises(exc, match=match):
+            interpolation_logits(**kwargs)
+    nan_terms = terms.clone()
+    nan_terms[1, 1, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match="terms must be finite"):
+        combine_head_terms(nan_terms, [0.0, 0.5], 1.0)
+    with pytest.raises(ValueError, match="scale=1e\\+308"):
+        combine_head_terms(terms, [0.0, 0.5], 1e308)
+
+
+def test_learned_soup_refuses_bad_inputs_by_name_and_casts_float64():
+    a, b, x, y = _planted(8)
+    with pytest.raises(ValueError, match="steps must be in"):
+        learned_soup(_mlp(), [a, b], x, y, steps=2**64)
+    bad = x.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        learned_soup(_mlp(), [a, b], bad, y, steps=1)
+    with pytest.raises(TypeError, match="inputs must hold real numbers"):
+        learned_soup(_mlp(), [a, b], x.to(torch.complex64), y, steps=1)
+    want = learned_soup(_mlp(), [a, b], x, y, steps=2)
+    got = learned_soup(_mlp(), [a, _reordered(b)], x.double(), y, steps=2)
+    assert got.losses == want.losses
+    assert all(torch.equal(got[k], want[k]) for k in want)

@@ -137,3 +137,50 @@ def test_predict_logits_bad_input(both_engines):
         predict_logits(build_model("mlp-m", (1, 8, 8)), torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError, match="images"):
         predict_logits(stacked, torch.rand(2, 64))
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+def _pair(digits, n=60):
+    small = digits["train"].subset(slice(0, n))
+    return small.images, small.labels
+
+
+def test_a_numpy_pair_trains_the_same_members_as_a_tensor_pair(digits):
+    x, y = _pair(digits)
+    r = RECIPE.replace(epochs=1, batch_size=20)
+    a = train_ensemble("mlp-xs", (x, y), k=2, recipe=r, **CPU)
+    b = train_ensemble("mlp-xs", (x.numpy(), y.numpy()), k=2, recipe=r, **CPU)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize("engine", [train_ensemble, train_members_one_by_one])
+def test_non_finite_training_is_refused_by_name(digits, engine):
+    x, y = _pair(digits)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    r = RECIPE.replace(epochs=1, batch_size=20)
+    with pytest.raises(ValueError, match="train.images must be finite"):
+        engine("mlp-xs", (bad, y), k=2, recipe=r, **CPU)
+    with pytest.raises(ValueError, match="train.labels"):
+        engine("mlp-xs", (x, y - 1), k=2, recipe=r, **CPU)
+    for huge in (dict(lr=1e308), dict(weight_decay=1e308), dict(lr=2.0**70)):
+        with pytest.raises(ValueError, match="recipe.lr"):
+            engine("mlp-xs", (x, y), k=2, recipe=r.replace(**huge), **CPU)
+    with pytest.raises(ValueError, match="recipe.epochs"):
+        engine("mlp-xs", (x, y), k=2, recipe=r.replace(epochs=2**64), **CPU)
+    with pytest.raises(ValueError, match="^k must"):
+        engine("mlp-xs", (x, y), k=2**64, recipe=r, **CPU)
+    with pytest.raises(TypeError, match="progress"):
+        engine("mlp-xs", (x, y), k=2, recipe=r, device="cpu", progress="no")
+
+
+def test_predict_logits_takes_numpy_and_refuses_nan_and_complex(both_engines, digits):
+    stacked, _ = both_engines
+    x = digits["test"].images[:7]
+    assert torch.equal(predict_logits(stacked, x.numpy()), predict_logits(stacked, x))
+    bad = x.clone()
+    bad[3, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="images must be finite"):
+        predict_logits(stacked, bad)
+    with pytest.raises(TypeError, match="images"):
+        predict_logits(stacked, x.to(torch.complex64))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validation import as_tensor, check_labels
+from .._validation import as_tensor, check_labels, check_strings
 
 __all__ = ["ImageDataset"]
 
@@ -48,17 +48,19 @@ class ImageDataset:
             images = images.to(torch.float32)
         if images.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got shape {tuple(images.shape)}")
-        if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes):
-            raise TypeError(f"classes must be a sequence of class-name strings, got {self.classes!r}")
-        classes = tuple(self.classes)
-        if len(classes) < 1:
-            raise ValueError("classes must name at least one class, got an empty sequence")
+        classes = tuple(check_strings(self.classes, "classes"))  # a list or tuple of non-empty names
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, got {type(self.name).__name__}")
         if images.numel():
             lo, hi = float(images.min()), float(images.max())
             if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
                 raise ValueError(f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+        label_shape = tuple(getattr(self.labels, "shape", ()))  # (lists are left to check_labels)
+        if label_shape and label_shape[0] != images.shape[0]:
+            raise ValueError(
+                f"images and labels must hold one entry per sample, got {images.shape[0]} images (shape "
+                f"{tuple(images.shape)}) and labels of shape {tuple(self.labels.shape)}"
+            )
         labels = check_labels(self.labels, images.shape[0], len(classes), name="labels")
         if labels.device != images.device:
             raise ValueError(f"labels must be on the images' device ({images.device}), got {labels.device}")
@@ -93,14 +95,22 @@ class ImageDataset:
     def subset(self, index, name: str | None = None) -> ImageDataset:
         """The images selected by ``index`` (slice, int, list/array/tensor of ints, or boolean mask of length N).
 
-        The name is kept unless ``name`` is given.
+        The name is kept unless ``name`` is given.  Integer indices lie in ``[-N, N)`` (negative ones count
+        from the end, as in python).
         """
-        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+        n = len(self)
+        if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+            if not -n <= int(index) < n:
+                raise ValueError(f"index must be in [{-n}, {n - 1}] for a dataset of {n} images, got {int(index)}")
             index = [int(index)]
         if isinstance(index, torch.Tensor):
             index = index.to(self.images.device)
         elif isinstance(index, (list, tuple, np.ndarray)):
-            index = torch.as_tensor(np.asarray(index), device=self.images.device)
+            try:
+                index = torch.as_tensor(np.asarray(index), device=self.images.device)
+            except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+                what = repr(index) if len(repr(index)) <= 60 else f"a {type(index).__name__}"
+                raise TypeError(f"index must be a sequence of ints (or bools) torch can hold, got {what}") from exc
         if isinstance(index, torch.Tensor):
             if index.dtype == torch.bool:
                 if index.shape != (len(self),):
@@ -111,6 +121,11 @@ class ImageDataset:
                 raise ValueError(
                     f"index must be a 1-d integer or boolean index, got dtype {index.dtype}, shape {tuple(index.shape)}"
                 )
+            elif index.numel() and (index.min() < -n or index.max() >= n):
+                raise ValueError(
+                    f"index must hold indices in [{-n}, {n - 1}] for a dataset of {n} images, got values in "
+                    f"[{int(index.min())}, {int(index.max())}]"
+                )
         elif not isinstance(index, slice):
             raise TypeError(
                 "index must be a slice, int, sequence/array/tensor of ints or a boolean mask, "
@@ -119,5 +134,10 @@ class ImageDataset:
         return ImageDataset(self.images[index], self.labels[index], self.classes, self.name if name is None else name)
 
     def to(self, device: str | torch.device) -> ImageDataset:
-        """The same dataset with both tensors on ``device``."""
+        """The same dataset with both tensors on ``device`` (a name or torch.device that exists on this machine)."""
+        from ..device import resolve_device
+
+        if device is None:  # resolve_device(None) would pick a default: asking for a copy means naming where
+            raise TypeError("device must be a device name such as 'cpu' or 'cuda:0', or a torch.device, got None")
+        device = resolve_device(device)
         return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name)

@@ -15,14 +15,13 @@ O(weights x positions), and are negligible next to the matmuls for these models)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_int
+from .._validation import MAX_COUNT, check_choice, check_int, check_seed, check_sequence
 
 __all__ = [
     "ModelSpec",
@@ -41,9 +40,10 @@ class ModelSpec:
 
     name: short identifier, e.g. ``"mlp-m"``.
     kind: ``"mlp"`` or ``"cnn"``.
-    widths: hidden sizes (mlp) or conv channels per stage (cnn), each >= 1.
+    widths: hidden sizes (mlp) or conv channels per stage (cnn), each in ``[1, MAX_COUNT]`` (a list, tuple or
+        1-d array of ints, numpy ints too; stored as a tuple of python ints).
     hidden: dense hidden sizes after the conv stages (cnn only; must be empty for an mlp).
-    kernel_size: conv kernel size (odd, "same" padding); ignored by mlps.
+    kernel_size: conv kernel size (odd, "same" padding, at most ``MAX_COUNT``); ignored by mlps.
     """
 
     name: str
@@ -57,17 +57,17 @@ class ModelSpec:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         check_choice(self.kind, "kind", ("mlp", "cnn"))
         for field in ("widths", "hidden"):
-            value = getattr(self, field)
-            bad = any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in value)
-            if not isinstance(value, tuple) or bad:
-                raise ValueError(f"{field} must be a tuple of positive ints, got {value!r}")
+            items = check_sequence(getattr(self, field), field, what="positive ints", allow_empty=True)
+            sizes = tuple(check_int(w, f"{field}[{i}]", minimum=1, maximum=MAX_COUNT) for i, w in enumerate(items))
+            object.__setattr__(self, field, sizes)  # numpy ints and lists stored as a tuple of python ints
         if self.kind == "cnn" and not self.widths:
             raise ValueError(f"widths must name at least one conv stage for a cnn, got {self.widths!r}")
         if self.kind == "mlp" and self.hidden:
             raise ValueError(f"hidden is for cnns only (an mlp's hidden sizes are its widths), got {self.hidden!r}")
-        k = check_int(self.kernel_size, "kernel_size", minimum=1)
+        k = check_int(self.kernel_size, "kernel_size", minimum=1, maximum=MAX_COUNT)
         if k % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same padding), got {k}")
+        object.__setattr__(self, "kernel_size", k)
 
 
 # Ordered by cost: MACs per sample at input (1, 16, 16) with 10 classes (the distorted-digits default).
@@ -98,10 +98,13 @@ def get_spec(spec_or_name: ModelSpec | str) -> ModelSpec:
 
 
 def check_input_shape(input_shape, n_classes) -> tuple[tuple[int, int, int], int]:
-    if not isinstance(input_shape, Sequence) or len(input_shape) != 3:
+    """``(C, H, W)`` of positive ints and ``n_classes >= 2``, each at most ``MAX_COUNT`` (a larger one would only
+    fail inside torch's allocator), as python ints."""
+    items = check_sequence(input_shape, "input_shape", what="ints (C, H, W)")
+    if len(items) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
-    shape = tuple(check_int(v, "input_shape", minimum=1) for v in input_shape)
-    n_classes = check_int(n_classes, "n_classes", minimum=2)
+    shape = tuple(check_int(v, f"input_shape[{i}]", minimum=1, maximum=MAX_COUNT) for i, v in enumerate(items))
+    n_classes = check_int(n_classes, "n_classes", minimum=2, maximum=MAX_COUNT)
     return shape, n_classes  # type: ignore[return-value]
 
 
@@ -146,9 +149,11 @@ def member_seed(seed: int, index: int, stream: int = 0) -> int:
     """A 63-bit seed for member ``index`` of an ensemble seeded ``seed`` (``stream`` 0: init, 1: data order).
 
     Derived with numpy's SeedSequence, so seeds of different (seed, index, stream) never collide in practice.
+    ``seed`` is an int in ``[0, 2**63 - 1]``, ``index`` an int >= 0, ``stream`` 0 or 1 (numpy ints too).
     """
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     index = check_int(index, "index", minimum=0)
+    stream = check_int(stream, "stream", minimum=0, maximum=1)
     state = np.random.SeedSequence([seed, index, stream]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
 
@@ -188,7 +193,7 @@ def build_model(
     if seed is None:
         model = nn.Sequential(*_make_layers(plan))
     else:
-        seed = check_int(seed, "seed", minimum=0)
+        seed = check_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = nn.Sequential(*_make_layers(plan))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import as_tensor, check_int
+from .._validation import MAX_COUNT, as_tensor, check_int, check_sequence, check_strings
 
 __all__ = ["WordTokenizer", "MiniCLIP", "load_miniclip", "miniclip_paths", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _WORD = re.compile(r"[a-z0-9]+")
+#: the most transformer blocks a MiniCLIP may have: each is a module built in a python loop, so a huge count
+#: would hang the constructor instead of failing
+MAX_TEXT_LAYERS = 1000
 
 
 def _check_texts(texts, name: str = "texts") -> list[str]:
@@ -55,9 +59,7 @@ class WordTokenizer:
     """
 
     def __init__(self, vocab: Sequence[str]):
-        if isinstance(vocab, str) or not all(isinstance(w, str) for w in vocab):
-            raise TypeError(f"vocab must be a sequence of words (str), got {type(vocab).__name__}")
-        vocab = list(vocab)
+        vocab = check_strings(vocab, "vocab")  # a list or tuple (or 1-d array) of non-empty words
         bad = [w for w in vocab if _WORD.fullmatch(w) is None]
         if bad:
             raise ValueError(f"vocab must hold lower-case words of letters and digits only, got {bad[:5]!r}")
@@ -92,10 +94,10 @@ class WordTokenizer:
         """Token ids ``(T, max_len)`` int64 (0 = padding) and mask ``(T, max_len)`` bool (True = a word).
 
         Unknown words are skipped (ask :meth:`unknown_words` which); a text with no known word, or with more
-        than ``max_len`` known words, raises ``ValueError`` naming it.
+        than ``max_len`` known words, raises ``ValueError`` naming it.  ``max_len`` is in ``[1, MAX_COUNT]``.
         """
         texts = _check_texts(texts)
-        max_len = check_int(max_len, "max_len", minimum=1)
+        max_len = check_int(max_len, "max_len", minimum=1, maximum=MAX_COUNT)
         ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
         for i, text in enumerate(texts):
             known = [self._ids[w] for w in self.words(text) if w in self._ids]
@@ -115,6 +117,7 @@ class _ImageEncoder(nn.Module):
 
     def __init__(self, widths: Sequence[int], hidden: int, embed_dim: int, image_size: int):
         super().__init__()
+        self.output_dim = embed_dim  # the width of the features (ClipClassifier checks its head against it)
         layers: list[nn.Module] = []
         c, s = 1, image_size
         for i, w in enumerate(widths):
@@ -184,6 +187,9 @@ class MiniCLIP(nn.Module):
     text_width, text_layers, text_heads: size of the text transformer.
     image_size: side of the square, single-channel input images.
 
+    Sizes are ints (numpy ints too) in ``[1, MAX_COUNT]`` (``image_size`` at least ``2 ** len(image_widths)``,
+    ``text_layers`` in ``[0, MAX_TEXT_LAYERS]``); ``image_widths`` is a list or tuple of them.
+
     Use :func:`load_miniclip` for the shipped, trained model.  ``logit_scale`` is ``exp`` of the learned
     ``log_scale`` parameter, clamped at 100 as in CLIP.
     """
@@ -202,20 +208,26 @@ class MiniCLIP(nn.Module):
     ):
         super().__init__()
         self.tokenizer = WordTokenizer(vocab)
+        widths = check_sequence(image_widths, "image_widths", what="conv widths (ints)", allow_empty=True)
         self.config = dict(
-            embed_dim=check_int(embed_dim, "embed_dim", minimum=1),
-            context_length=check_int(context_length, "context_length", minimum=1),
-            image_widths=[check_int(w, "image_widths", minimum=1) for w in image_widths],
-            image_hidden=check_int(image_hidden, "image_hidden", minimum=1),
-            text_width=check_int(text_width, "text_width", minimum=1),
-            text_layers=check_int(text_layers, "text_layers", minimum=0),
-            text_heads=check_int(text_heads, "text_heads", minimum=1),
-            image_size=check_int(image_size, "image_size", minimum=2 ** len(image_widths)),
+            embed_dim=check_int(embed_dim, "embed_dim", minimum=1, maximum=MAX_COUNT),
+            context_length=check_int(context_length, "context_length", minimum=1, maximum=MAX_COUNT),
+            image_widths=[
+                check_int(w, f"image_widths[{i}]", minimum=1, maximum=MAX_COUNT) for i, w in enumerate(widths)
+            ],
+            image_hidden=check_int(image_hidden, "image_hidden", minimum=1, maximum=MAX_COUNT),
+            text_width=check_int(text_width, "text_width", minimum=1, maximum=MAX_COUNT),
+            text_layers=check_int(text_layers, "text_layers", minimum=0, maximum=MAX_TEXT_LAYERS),
+            text_heads=check_int(text_heads, "text_heads", minimum=1, maximum=MAX_COUNT),
+            image_size=check_int(image_size, "image_size", minimum=2 ** len(widths), maximum=MAX_COUNT),
         )
-        if text_width % text_heads:
+        c = self.config
+        if c["text_width"] % c["text_heads"]:
             raise ValueError(f"text_width must be divisible by text_heads ({text_heads}), got {text_width}")
-        self.visual = _ImageEncoder(image_widths, image_hidden, embed_dim, image_size)
-        self.text = _TextEncoder(len(self.tokenizer), context_length, text_width, text_layers, text_heads, embed_dim)
+        self.visual = _ImageEncoder(c["image_widths"], c["image_hidden"], c["embed_dim"], c["image_size"])
+        self.text = _TextEncoder(
+            len(self.tokenizer), c["context_length"], c["text_width"], c["text_layers"], c["text_heads"], c["embed_dim"]
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     @property
@@ -283,7 +295,12 @@ class MiniCLIP(nn.Module):
 
 
 def miniclip_paths(weights_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """``(weights .safetensors, metadata .json)`` paths in ``weights_dir`` (default: the shipped ones)."""
+    """``(weights .safetensors, metadata .json)`` paths in ``weights_dir`` (a str or os.PathLike; default: the
+    shipped ones)."""
+    if weights_dir is not None and not isinstance(weights_dir, (str, os.PathLike)):
+        raise TypeError(f"weights_dir must be a folder path (a str or a pathlib.Path), got {weights_dir!r}")
+    if weights_dir == "":
+        raise ValueError("weights_dir must be a folder path, got an empty str")
     root = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
     return root / "miniclip.safetensors", root / "miniclip.json"
 
@@ -300,6 +317,7 @@ def load_miniclip(device: str | torch.device | None = None, weights_dir: str | P
 
     from ..device import resolve_device
 
+    device = resolve_device(device)  # before reading anything: 'cuda:7' fails here, by name
     weights, meta_path = miniclip_paths(weights_dir)
     if not weights.exists() or not meta_path.exists():
         raise FileNotFoundError(f"MiniCLIP weights not found: expected {weights} and {meta_path}")
@@ -307,4 +325,4 @@ def load_miniclip(device: str | torch.device | None = None, weights_dir: str | P
     model = MiniCLIP(meta["vocab"], **meta["config"])
     model.load_state_dict(load_file(str(weights)), strict=True)
     model.metadata = meta
-    return model.eval().to(resolve_device(device))
+    return model.eval().to(device)

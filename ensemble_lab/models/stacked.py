@@ -27,7 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_int
+from .._validation import (
+    MAX_COUNT,
+    as_tensor,
+    check_bool,
+    check_finite_result,
+    check_finite_tensor,
+    check_int,
+    check_module,
+    check_seed,
+    check_sequence,
+    on_device_of,
+)
 from .family import ModelSpec, build_model, check_input_shape, get_spec, layer_plan, macs, member_seed
 
 __all__ = ["StackedEnsemble", "StackedLinear", "StackedConv2d"]
@@ -39,10 +50,15 @@ class StackedLinear(nn.Module):
     Activations are laid out feature-major, ``(K, d, N)``: then ``out = W @ x + b`` is one batched matmul whose
     weight gradient ``grad_out @ x^T`` comes out in the weight's own ``(K, d_out, d_in)`` layout (the row-major
     ``x @ W^T`` form makes autograd copy every weight gradient from a transposed layout: ~10% of a cpu step).
+
+    ``k``, ``d_in`` and ``d_out`` are ints in ``[1, MAX_COUNT]``; the weights are left uninitialised.
     """
 
     def __init__(self, k: int, d_in: int, d_out: int):
         super().__init__()
+        k = check_int(k, "k", minimum=1, maximum=MAX_COUNT)
+        d_in = check_int(d_in, "d_in", minimum=1, maximum=MAX_COUNT)
+        d_out = check_int(d_out, "d_out", minimum=1, maximum=MAX_COUNT)
         self.k, self.d_in, self.d_out = k, d_in, d_out
         self.weight = nn.Parameter(torch.empty(k, d_out, d_in))
         self.bias = nn.Parameter(torch.empty(k, d_out))
@@ -61,11 +77,16 @@ class StackedLinear(nn.Module):
 class StackedConv2d(nn.Module):
     """K independent ``Conv2d(c_in, c_out, ks, padding=ks // 2)`` layers as one grouped convolution.
 
-    Activations are laid out ``(N, K * C, H, W)`` (member-major channels).
+    Activations are laid out ``(N, K * C, H, W)`` (member-major channels).  ``k``, ``c_in``, ``c_out`` and
+    ``kernel_size`` are ints in ``[1, MAX_COUNT]``; the weights are left uninitialised.
     """
 
     def __init__(self, k: int, c_in: int, c_out: int, kernel_size: int):
         super().__init__()
+        k = check_int(k, "k", minimum=1, maximum=MAX_COUNT)
+        c_in = check_int(c_in, "c_in", minimum=1, maximum=MAX_COUNT)
+        c_out = check_int(c_out, "c_out", minimum=1, maximum=MAX_COUNT)
+        kernel_size = check_int(kernel_size, "kernel_size", minimum=1, maximum=MAX_COUNT)
         self.k, self.c_in, self.c_out, self.kernel_size = k, c_in, c_out, kernel_size
         self.weight = nn.Parameter(torch.empty(k, c_out, c_in, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(k, c_out))
@@ -86,7 +107,10 @@ class StackedEnsemble(nn.Module):
     seed=member_seed(seed, i))`` would be.
 
     ``forward(x)`` takes ``x`` shaped ``(N, C, H, W)`` (every member sees the same batch) or
-    ``(K, N, C, H, W)`` (member ``i`` sees ``x[i]``, e.g. its own data order during training).
+    ``(K, N, C, H, W)`` (member ``i`` sees ``x[i]``, e.g. its own data order during training): a tensor on the
+    ensemble's device or a numpy array (placed there), of any real dtype (cast to the ensemble's), finite.
+    ``forward(x, validate=False)`` skips the conversions and the finiteness check (a training loop that checked
+    its data once); the shape is always checked.  ``k`` is an int in ``[1, MAX_COUNT]``.
     """
 
     def __init__(
@@ -99,9 +123,9 @@ class StackedEnsemble(nn.Module):
     ):
         super().__init__()
         self.spec = get_spec(spec)
-        self.k = check_int(k, "k", minimum=1)
+        self.k = check_int(k, "k", minimum=1, maximum=MAX_COUNT)
         self.input_shape, self.n_classes = check_input_shape(input_shape, n_classes)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.seed = check_seed(seed)
         self._plan = layer_plan(self.spec, self.input_shape, self.n_classes)
         for i, layer in enumerate(self._plan):
             if layer[0] == "conv":
@@ -129,12 +153,19 @@ class StackedEnsemble(nn.Module):
         for key, target in own.items():
             if any(key not in s for s in states):
                 raise ValueError(f"members must all have the parameter {key!r} of a {self.spec.name!r} model")
+            for i, s in enumerate(states):  # checked before torch.stack, which would fail on its own terms
+                if tuple(s[key].shape) != tuple(target.shape[1:]):
+                    raise ValueError(
+                        f"members must have {key} of shape {tuple(target.shape[1:])} for {self.spec.name!r} with "
+                        f"input {self.input_shape} and {self.n_classes} classes, got {tuple(s[key].shape)} in "
+                        f"members[{i}]"
+                    )
+                if s[key].device != target.device:
+                    raise ValueError(
+                        f"members must all be on one device ({target.device}), got {key} of members[{i}] on "
+                        f"{s[key].device}; move them explicitly"
+                    )
             stacked = torch.stack([s[key].detach() for s in states])
-            if stacked.shape != target.shape:
-                raise ValueError(
-                    f"members must have {key} of shape {tuple(target.shape[1:])} for {self.spec.name!r} with input "
-                    f"{self.input_shape} and {self.n_classes} classes, got {tuple(stacked.shape[1:])}"
-                )
             target.copy_(stacked)
 
     @classmethod
@@ -149,9 +180,13 @@ class StackedEnsemble(nn.Module):
 
         ``spec``, ``input_shape`` and ``n_classes`` default to the attributes ``build_model`` sets on its models.
         """
-        if isinstance(members, nn.Module) or not isinstance(members, Sequence) or len(members) == 0:
+        if isinstance(members, nn.Module) or not isinstance(members, (list, tuple)) or len(members) == 0:
             raise ValueError(f"members must be a non-empty list of models, got {type(members).__name__}")
+        for i, member in enumerate(members):
+            check_module(member, f"members[{i}]")
         first = members[0]
+        if next(first.parameters(), None) is None:
+            raise ValueError(f"members must be models with weights, got a {type(first).__name__} without parameters")
         spec = spec if spec is not None else getattr(first, "spec", None)
         input_shape = input_shape if input_shape is not None else getattr(first, "input_shape", None)
         n_classes = n_classes if n_classes is not None else getattr(first, "n_classes", None)
@@ -175,10 +210,19 @@ class StackedEnsemble(nn.Module):
         return out
 
     def subset(self, indices: Sequence[int]) -> StackedEnsemble:
-        """A new ensemble holding copies of the members ``indices`` (in that order)."""
-        idx = [check_int(i, "indices", minimum=0, maximum=self.k - 1) for i in indices]
-        if not idx:
-            raise ValueError("indices must name at least one member, got []")
+        """A new ensemble holding copies of the members ``indices`` (in that order; repeats allowed): a list,
+        tuple, range, 1-d numpy array or 1-d integer tensor of ints in ``[0, k)``."""
+        if isinstance(indices, torch.Tensor):
+            if indices.ndim != 1 or indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex():
+                raise TypeError(
+                    f"indices must be member indices (a 1-d integer tensor), got dtype {indices.dtype}, "
+                    f"shape {tuple(indices.shape)}"
+                )
+            indices = indices.tolist()
+        elif isinstance(indices, range):
+            indices = list(indices)
+        items = check_sequence(indices, "indices", what="member indices")
+        idx = [check_int(i, f"indices[{j}]", minimum=0, maximum=self.k - 1) for j, i in enumerate(items)]
         ens = StackedEnsemble(self.spec, len(idx), self.input_shape, self.n_classes)
         ens.to(device=self.device, dtype=self.dtype)
         with torch.no_grad():
@@ -204,7 +248,13 @@ class StackedEnsemble(nn.Module):
         return f"spec={self.spec.name!r}, k={self.k}, input_shape={self.input_shape}, n_classes={self.n_classes}"
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, validate: bool = True) -> torch.Tensor:
+        if check_bool(validate, "validate"):
+            param = next(self.parameters())
+            x = as_tensor(on_device_of(x, "x", param, "the ensemble's weights"), "x")
+            check_finite_tensor(x, "x")
+            if x.dtype != param.dtype:
+                x = check_finite_result(x.to(param.dtype), f"x in the ensemble's dtype ({param.dtype})")
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         chw = tuple(x.shape[-3:])
@@ -219,6 +269,8 @@ class StackedEnsemble(nn.Module):
             )
         n = x.shape[-4]
         k = self.k
+        if n == 0:  # no samples: no logits (a reshape of 0 elements to (0, -1) is ambiguous)
+            return torch.empty(k, 0, self.n_classes, device=x.device, dtype=self.dtype)
         grouped = False  # activations laid out (N, K * C, H, W)
         for layer, module in zip(self._plan, self.children(), strict=False):
             kind = layer[0]

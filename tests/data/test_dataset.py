@@ -82,3 +82,30 @@ def test_image_dataset_refuses_integer_images():
 def test_subset_rejects_bad_mask():
     with pytest.raises(ValueError, match="index"):
         _toy().subset(torch.ones(3, dtype=torch.bool))
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+def test_subset_refuses_out_of_range_indices_by_name():
+    ds = _toy()
+    for bad in (12, -13, [0, 99], 2**70, [2**70]):
+        with pytest.raises((ValueError, TypeError), match="index"):
+            ds.subset(bad)
+    assert len(ds.subset(-1)) == 1  # python-style negative indices still work
+    assert torch.equal(ds.subset(np.int64(3)).images, ds.images[3:4])
+
+
+def test_to_checks_the_device_and_refuses_none():
+    ds = _toy()
+    assert ds.to("cpu").device == torch.device("cpu")
+    for bad in ("foo", "cuda:7", None, 1.5):
+        with pytest.raises((ValueError, TypeError), match="device"):
+            ds.to(bad)
+
+
+def test_classes_must_be_a_sequence_of_names_and_rows_must_match():
+    x, y = torch.rand(2, 1, 4, 4), torch.tensor([0, 1])
+    for bad in (None, {"a": 0, "b": 1}, "ab"):
+        with pytest.raises(TypeError, match="classes"):
+            ImageDataset(x, y, bad, "x")
+    with pytest.raises(ValueError, match="images and labels"):
+        ImageDataset(x[:0], y, ("a", "b"), "x")

@@ -1,5 +1,6 @@
 """The model family: names, cost order, multiply-accumulate counts, seeding and spec checks."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -121,3 +122,31 @@ def test_bad_names_and_shapes():
         build_model("mlp-s", (16, 16))
     with pytest.raises(ValueError, match="n_classes"):
         macs("mlp-s", (1, 8, 8), 1)
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+def test_model_spec_accepts_numpy_int_widths_and_refuses_non_sequences():
+    spec = ModelSpec("mlp-xs", "mlp", (np.int64(16),))
+    assert spec == FAMILY["mlp-xs"]
+    assert type(spec.widths[0]) is int
+    for bad in (None, 16, "16"):
+        with pytest.raises(TypeError, match="widths"):
+            ModelSpec("x", "mlp", bad)
+    with pytest.raises(ValueError, match="widths"):
+        ModelSpec("x", "mlp", (2**70,))
+
+
+def test_huge_sizes_and_seeds_are_refused_by_name():
+    with pytest.raises(ValueError, match="n_classes"):
+        build_model("mlp-xs", (1, 8, 8), 2**64)
+    with pytest.raises(ValueError, match="input_shape"):
+        build_model("mlp-xs", (1, 2**70, 8), 4)
+    with pytest.raises(ValueError, match="seed"):
+        build_model("mlp-xs", (1, 8, 8), 4, seed=2**64)
+
+
+def test_member_seed_checks_stream():
+    assert member_seed(3, 1, np.int64(1)) == member_seed(3, 1, 1)
+    for bad, error in ((2, ValueError), (-1, ValueError), (True, TypeError), ("0", TypeError), (0.5, TypeError)):
+        with pytest.raises(error, match="stream"):
+            member_seed(0, 0, bad)

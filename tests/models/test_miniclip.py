@@ -416,3 +416,45 @@ def test_training_script_reproduces_the_shipped_accuracy(tmp_path):
     for key in ("plain", "pool_mean_embedding"):
         for domain, acc in shipped[key].items():
             assert meta["zero_shot_accuracy"][key][domain] == pytest.approx(acc, abs=0.01), (key, domain)
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+SMALL = dict(embed_dim=8, context_length=4, image_widths=[4], image_hidden=8, text_width=8, text_layers=1, text_heads=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(vocab=None), TypeError, "vocab"),
+        (dict(vocab={"a": 1}), TypeError, "vocab"),
+        (dict(image_widths=None), TypeError, "image_widths"),
+        (dict(image_widths=16), TypeError, "image_widths"),
+        (dict(image_widths=[2**70]), ValueError, "image_widths"),
+        (dict(text_layers=2**64), ValueError, "text_layers"),
+        (dict(embed_dim=2**64), ValueError, "embed_dim"),
+        (dict(image_size=2**70), ValueError, "image_size"),
+    ],
+)
+def test_miniclip_refuses_bad_sizes_by_name(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MiniCLIP(**({"vocab": ["a", "photo"]} | SMALL | kwargs))
+
+
+def test_miniclip_accepts_numpy_sizes_with_the_same_weights():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        a = MiniCLIP(["a", "photo"], **SMALL)
+        torch.manual_seed(0)
+        b = MiniCLIP(["a", "photo"], **(SMALL | dict(embed_dim=np.int64(8), image_widths=(np.int32(4),))))
+    assert a.config == b.config
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_load_miniclip_checks_weights_dir_and_device_first():
+    for bad in (1, ["weights"], b"\x00"):
+        with pytest.raises(TypeError, match="weights_dir"):
+            load_miniclip("cpu", weights_dir=bad)
+    with pytest.raises(ValueError, match="device"):
+        load_miniclip("cuda:7")
+    with pytest.raises(ValueError, match="max_len"):
+        WordTokenizer(["a"]).encode(["a"], max_len=2**64)

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ensemble_lab.models import (
+    StackedConv2d,
     StackedEnsemble,
+    StackedLinear,
     build_model,
     macs,
     member_seed,
@@ -103,3 +105,47 @@ def test_stacked_rejects_bad_input():
         StackedEnsemble.from_members([])
     with pytest.raises(ValueError, match="members must have"):
         StackedEnsemble.from_members([build_model("mlp-s", (1, 8, 8))], "mlp-s", (1, 16, 16), 10)
+
+
+# bad-input regressions ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [-1, 0, True, None, 2.0, 2**64])
+def test_stacked_layers_check_their_sizes(bad):
+    with pytest.raises((ValueError, TypeError), match="^k must"):
+        StackedLinear(bad, 4, 3)
+    with pytest.raises((ValueError, TypeError), match="^kernel_size must"):
+        StackedConv2d(2, 1, 2, bad)
+
+
+def test_forward_accepts_numpy_and_float64_and_refuses_non_finite_input():
+    ens = StackedEnsemble("mlp-xs", 2, (1, 8, 8), 4, seed=0).eval()
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        want = ens(x)
+        assert torch.equal(ens(x.numpy()), want)
+        torch.testing.assert_close(ens(x.double()), want)
+        assert ens(x[:0]).shape == (2, 0, 4)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="x must be finite"):
+        ens(bad)
+    with pytest.raises(TypeError, match="x"):
+        ens(x.to(torch.complex64))
+
+
+def test_subset_takes_tensors_and_refuses_generators():
+    ens = StackedEnsemble("mlp-xs", 3, (1, 8, 8), 4, seed=0)
+    assert torch.equal(ens.subset(torch.tensor([2, 0])).state_dict()["1.weight"], ens.state_dict()["1.weight"][[2, 0]])
+    with pytest.raises(TypeError, match="indices"):
+        ens.subset(i for i in range(2))
+    with pytest.raises(ValueError, match="indices"):
+        ens.subset([3])
+
+
+def test_from_members_names_the_bad_member():
+    a, b = (build_model("mlp-xs", (1, 8, 8), 4, seed=s) for s in (0, 1))
+    with pytest.raises(TypeError, match=r"members\[1\]"):
+        StackedEnsemble.from_members([a, "x"])
+    other = build_model("mlp-s", (1, 8, 8), 4, seed=0)
+    with pytest.raises(ValueError, match=r"members must have .* members\[1\]"):
+        StackedEnsemble.from_members([a, other])
+    assert StackedEnsemble.from_members((a, b)).k == 2
