@@ -15,16 +15,7 @@ from ensemble_lab.data import (
 # ----------------------------------------------------------------------------------------------------------
 # ImageDataset
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _toy(n=12, c=1, h=8, w=8, n_classes=3, seed=0, name="toy") -> ImageDataset:
-    g = torch.Generator().manual_seed(seed)
-    return ImageDataset(
-        torch.rand(n, c, h, w, generator=g),
-        torch.arange(n) % n_classes,
-        tuple(f"c{i}" for i in range(n_classes)),
-        name,
-    )
+from .conftest import toy_dataset as _toy
 
 
 def test_image_dataset_basics():

@@ -14,31 +14,6 @@ from ensemble_lab.models import (
     member_seed,
 )
 
-SHAPES = [(1, 16, 16), (1, 8, 8), (3, 12, 10)]
-
-
-def hook_macs(model: nn.Module, input_shape) -> int:
-    """Independent counter: MACs of every Linear/Conv2d seen in a real forward pass, from the tensors' shapes."""
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Linear):
-            total += module.in_features * module.out_features * output.shape[:-1].numel() // output.shape[0]
-        elif isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            per_position = module.in_channels // module.groups * kh * kw
-            total += output[0].numel() * per_position
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
 
 # ----------------------------------------------------------------------------- stacked
 @pytest.mark.parametrize("name", ["mlp-s", "mlp-l", "cnn-s", "cnn-l"])
