@@ -7,6 +7,7 @@ repaired silently.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_COUNT",
     "check_training_data",
     "check_finite_parameters",
+    "accepts_keyword",
 ]
 
 
@@ -483,3 +485,13 @@ def check_finite_parameters(tensors, what: str) -> None:
     if not all(bool(torch.isfinite(t).all()) for t in floating):
         bad = sum(int((~torch.isfinite(t)).sum()) for t in floating)
         raise ValueError(f"{what} made {bad} weight(s) NaN/inf: the arithmetic overflows")
+
+
+def accepts_keyword(fn, keyword: str) -> bool:
+    """True when the callable ``fn`` takes ``keyword`` as a keyword argument (e.g. a metric's ``validate=``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    p = params.get(keyword)
+    return p is not None and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -16,17 +16,16 @@ input's device (float64, float32 on MPS).  Pure torch, no plotting.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from . import metrics
 from ._numerics import acc_dtype, top_label, uniform_bins
 from ._validation import (
     MAX_COUNT,
+    accepts_keyword,
     check_bool,
     check_choice,
     check_int,
@@ -35,6 +34,7 @@ from ._validation import (
     check_probs,
     check_seed,
 )
+from .stats import percentile_interval
 
 __all__ = [
     "debiased_ece",
@@ -109,15 +109,6 @@ def debiased_ece(probs, labels, n_bins: int = 15, strategy: str = "quantile", sq
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _accepts_validate(metric) -> bool:
-    try:
-        params = inspect.signature(metric).parameters
-    except (TypeError, ValueError):
-        return False
-    v = params.get("validate")
-    return v is not None and v.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
 def bootstrap_ci(
     metric: Callable[..., float],
     probs,
@@ -161,7 +152,7 @@ def bootstrap_ci(
     except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(f"metric must return a number (float or 0-d tensor), got {type(result).__name__}") from exc
     fast = dict(kwargs)
-    if "validate" not in fast and _accepts_validate(metric):
+    if "validate" not in fast and accepts_keyword(metric, "validate"):
         fast["validate"] = False
     n = p.shape[0]
     values = []
@@ -170,7 +161,7 @@ def bootstrap_ci(
         ps = p.index_select(0, idx.reshape(-1)).view(m, n, -1)
         ys = y.index_select(0, idx.reshape(-1)).view(m, n)
         values.extend(float(metric(ps[j], ys[j], **fast)) for j in range(m))
-    return (estimate, *_percentile_interval(values, lv))
+    return (estimate, *percentile_interval(values, lv))
 
 
 def _check_boot(n_boot, level, seed) -> tuple[int, float, int]:
@@ -200,17 +191,6 @@ def _resamples(n: int, c: int, n_boot: int, seed: int, device: torch.device):
 def _chunk(n: int, c: int, n_boot: int) -> int:
     """Resamples per batch of :func:`_resamples`: at most ~4M gathered ``(n, c)`` entries."""
     return max(1, min(n_boot, (1 << 22) // max(1, n * c)))
-
-
-def _percentile_interval(values, level: float) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(
-            f"metric returned {int((~np.isfinite(arr)).sum())} non-finite value(s) on bootstrap "
-            "resamples; the percentile interval needs finite values"
-        )
-    low, high = np.quantile(arr, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 ECE_ESTIMATORS = ("binned", "debiased", "smooth")
@@ -371,7 +351,7 @@ def bootstrap_ece(
     values = []
     for counts in _counts_batches(n, p.shape[1], b, s, p.device, acc):
         values.extend(batch(counts).tolist())
-    return (estimate, *_percentile_interval(values, lv))
+    return (estimate, *percentile_interval(values, lv))
 
 
 # ----------------------------------------------------------------------------------------------------------

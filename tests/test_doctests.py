@@ -31,6 +31,7 @@ CONTRACTS = {
     "ensemble_lab.prompts": ("zpe_scores", "zpe_weights", "zpe_select"),
     "ensemble_lab.cascades": ("window_cascade",),
     "ensemble_lab.soups": ("interpolate", "uniform_soup", "greedy_soup"),
+    "ensemble_lab.stats": ("paired_bootstrap",),
 }
 
 
