@@ -25,7 +25,7 @@ Conventions: a resample draws as many units (samples, or clusters) as there are,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,7 @@ from ._validation import (
     on_device_of,
 )
 
-__all__ = ["PairedDifference", "paired_bootstrap", "resample_units", "percentile_interval"]
+__all__ = ["PairedDifference", "paired_bootstrap", "resample_units", "percentile_interval", "OverSeeds", "over_seeds"]
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,13 @@ def resample_units(n_units: int, n_resamples: int, seed: int = 0, device="cpu") 
     return torch.randint(0, n_units, (n_resamples, n_units), generator=gen, device=device)
 
 
-def _number(result, what: str) -> float:
+def _number(result, what: str, who: str = "metric") -> float:
     try:
         v = float(result)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"metric must return a number (float or 0-d tensor), got {type(result).__name__}") from exc
+        raise TypeError(f"{who} must return a number (float or 0-d tensor), got {type(result).__name__}") from exc
     if not np.isfinite(v):
-        raise ValueError(f"metric returned {v} on {what}; a difference needs finite values")
+        raise ValueError(f"{who} returned {v} on {what}; a summary needs finite values")
     return v
 
 
@@ -220,3 +220,76 @@ def paired_bootstrap(
         n_units=units,
         n_resamples=m,
     )
+
+
+@dataclass(frozen=True)
+class OverSeeds:
+    """One number of an experiment repeated over seeds (e.g. the members' training seeds).
+
+    Attributes:
+        seeds: the seeds, in the order run.
+        values: the experiment's number for each seed (python floats).
+        mean: their mean.  std: their sample standard deviation (``ddof=1``; 0.0 for one seed).
+        low, high: the smallest and the largest value.
+    """
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    mean: float
+    std: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.mean:.4g} +- {self.std:.2g} over {len(self.seeds)} seeds (min {self.low:.4g}, max {self.high:.4g})"
+        )
+
+
+def _summary(seeds: tuple[int, ...], values: list[float]) -> OverSeeds:
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return OverSeeds(seeds, tuple(float(v) for v in arr), float(arr.mean()), std, float(arr.min()), float(arr.max()))
+
+
+def over_seeds(experiment: Callable[[int], float | Mapping[str, float]], seeds=(0, 1, 2)):
+    """Run ``experiment(seed)`` for each seed and summarise: a headline result should hold over several seeds.
+
+    ``experiment`` returns a number, or a mapping of names to numbers (the same names for every seed).  Pass the
+    seed on to whatever is random in it, e.g. ``lambda s: metrics.nll(... zoo.ensemble_predictions(seed=s) ...)``
+    (the trained ensembles are cached per seed, so a second run only reads them).
+
+    Returns:
+        An :class:`OverSeeds` for a number, or a dict of name -> :class:`OverSeeds` for a mapping.
+
+    Example:
+        >>> r = over_seeds(lambda s: float(s * s), seeds=(0, 1, 2))
+        >>> r.values, round(r.mean, 4), round(r.std, 4)
+        ((0.0, 1.0, 4.0), 1.6667, 2.0817)
+    """
+    if not callable(experiment):
+        raise TypeError(f"experiment must be a callable f(seed) -> number, got {type(experiment).__name__}")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple, range, np.ndarray)):
+        raise TypeError(f"seeds must be a list, tuple or range of ints, got {type(seeds).__name__}")
+    seeds = tuple(check_seed(s, f"seeds[{i}]") for i, s in enumerate(list(seeds)))
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got none")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must not repeat a seed (a repeat is not a new draw), got {list(seeds)}")
+    results = [experiment(s) for s in seeds]
+    if all(isinstance(r, Mapping) for r in results):
+        names = list(results[0])
+        for s, r in zip(seeds, results, strict=True):
+            if list(r) != names:
+                raise ValueError(
+                    f"experiment must return the same names for every seed: {names} vs {list(r)} (seed {s})"
+                )
+        return {
+            name: _summary(
+                seeds, [_number(r[name], f"seed {s} ({name!r})") for s, r in zip(seeds, results, strict=True)]
+            )
+            for name in names
+        }
+    if any(isinstance(r, Mapping) for r in results):
+        raise TypeError("experiment must return a number for every seed, or a mapping for every seed, not a mix")
+    return _summary(seeds, [_number(r, f"seed {s}", "experiment") for s, r in zip(seeds, results, strict=True)])

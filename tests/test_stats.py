@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ensemble_lab import metrics
-from ensemble_lab.stats import PairedDifference, paired_bootstrap, percentile_interval, resample_units
+from ensemble_lab.stats import PairedDifference, over_seeds, paired_bootstrap, percentile_interval, resample_units
 
 
 def _one_hot_preds(correct: torch.Tensor, y: torch.Tensor, c: int = 3) -> torch.Tensor:
@@ -168,3 +168,43 @@ def test_bad_input_names_the_argument(kwargs, error, match):
     )
     with pytest.raises(error, match=match):
         paired_bootstrap(args.pop("metric"), args.pop("pred_a"), args.pop("pred_b"), args.pop("labels"), **args)
+
+
+def test_over_seeds_summarises_a_number_and_a_mapping_like_numpy():
+    seen = []
+
+    def experiment(seed):
+        seen.append(seed)
+        return {"acc": 0.9 + 0.01 * seed, "nll": torch.tensor(0.3 - 0.02 * seed)}
+
+    out = over_seeds(experiment, seeds=range(4))
+    assert seen == [0, 1, 2, 3]
+    acc = np.array([0.9, 0.91, 0.92, 0.93])
+    assert out["acc"].values == pytest.approx(tuple(acc))
+    assert out["acc"].mean == pytest.approx(acc.mean())
+    assert out["acc"].std == pytest.approx(acc.std(ddof=1))
+    assert (out["nll"].low, out["nll"].high) == pytest.approx((0.24, 0.3))
+    one = over_seeds(lambda s: 2.0, seeds=[5])
+    assert (one.mean, one.std, one.seeds) == (2.0, 0.0, (5,))
+    assert "over 1 seeds" in str(one)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "seeds", "error", "match"),
+    [
+        ("f", (0, 1), TypeError, "experiment must be a callable"),
+        (lambda s: 1.0, 3, TypeError, "seeds must be a list"),
+        (lambda s: 1.0, "012", TypeError, "seeds must be a list"),
+        (lambda s: 1.0, (), ValueError, "at least one seed"),
+        (lambda s: 1.0, (0, 0), ValueError, "must not repeat"),
+        (lambda s: 1.0, (0, -1), ValueError, r"seeds\[1\]"),
+        (lambda s: 1.0, (0, True), TypeError, r"seeds\[1\]"),
+        (lambda s: float("nan"), (0,), ValueError, "experiment returned nan on seed 0"),
+        (lambda s: "x", (0,), TypeError, "experiment must return a number"),
+        (lambda s: {"a": 1.0} if s == 0 else {"b": 1.0}, (0, 1), ValueError, "same names"),
+        (lambda s: {"a": 1.0} if s == 0 else 1.0, (0, 1), TypeError, "not a mix"),
+    ],
+)
+def test_over_seeds_bad_input(experiment, seeds, error, match):
+    with pytest.raises(error, match=match):
+        over_seeds(experiment, seeds)
