@@ -33,7 +33,6 @@ __all__ = [
     "check_finite_tensor",
     "check_int",
     "check_choice",
-    "check_training_set",
     "check_seed",
     "check_bool",
     "check_sequence",
@@ -423,56 +422,51 @@ def check_choice(x, name: str, choices: Sequence[str]) -> str:
     return x
 
 
-def check_training_set(train, name: str = "train") -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(images, labels, n_classes)`` of an ImageDataset-like object or an ``(images, labels)`` pair: images a
-    float tensor ``(N, C, H, W)`` with N >= 1, labels ``(N,)`` (returned as int64)."""
-    if hasattr(train, "images") and hasattr(train, "labels"):
-        images, labels = train.images, train.labels
-        n_classes = getattr(train, "n_classes", None)
-    elif isinstance(train, (tuple, list)) and len(train) == 2:
-        images, labels = train
-        n_classes = None
-    else:
-        raise TypeError(f"{name} must be an ImageDataset (or an (images, labels) pair), got {type(train).__name__}")
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not torch.is_floating_point(images):
-        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
-        raise ValueError(f"{name}.images must be a float tensor shaped (N, C, H, W), got {shape}")
-    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
-        shape = tuple(labels.shape) if hasattr(labels, "shape") else type(labels).__name__
-        raise ValueError(f"{name}.labels must be a tensor shaped ({images.shape[0]},), got {shape}")
-    if images.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least one image, got 0")
-    if n_classes is None:
-        n_classes = max(int(labels.max()) + 1, 2)
-    return images, labels.to(torch.int64), int(n_classes)
-
-
 def check_training_data(train, name: str = "train") -> tuple[torch.Tensor, torch.Tensor, int]:
-    """:func:`check_training_set` for a training run: an ``(images, labels)`` pair may hold numpy arrays (images
-    converted where they are, labels placed on the images' device; a labels tensor on another device is refused),
-    the images must be finite, the labels integer class indices in ``[0, n_classes)`` (at most ``MAX_COUNT``
-    classes).  Returns ``(images, labels as int64, n_classes)``.
+    """``(images, labels as int64, n_classes)`` of a training set: an ImageDataset-like object (``images``,
+    ``labels``, optionally ``n_classes``) or an ``(images, labels)`` pair.
+
+    Images are a finite float tensor ``(N, C, H, W)`` with N >= 1; labels ``(N,)`` integer class indices in
+    ``[0, n_classes)``.  A pair may hold numpy arrays (images converted where they are, labels placed on the
+    images' device; a labels tensor on another device is refused), and its ``n_classes`` is
+    ``max(labels) + 1`` (at least 2, at most ``MAX_COUNT``).
 
     >>> images, labels, c = check_training_data((np.zeros((2, 1, 2, 2), np.float32), np.array([0, 1])))
     >>> tuple(images.shape), labels.tolist(), c
     ((2, 1, 2, 2), [0, 1], 2)
     """
-    if isinstance(train, (tuple, list)) and len(train) == 2 and not hasattr(train, "images"):
+    pair = isinstance(train, (tuple, list)) and len(train) == 2 and not hasattr(train, "images")
+    if pair:
         images, labels = train
+        n_classes = None
         if isinstance(images, (np.ndarray, torch.Tensor)):
             images = as_tensor(images, f"{name}.images", floating=False)  # numpy converted, complex refused
             labels = on_device_of(labels, f"{name}.labels", images, f"{name}.images")
             if isinstance(labels, torch.Tensor):
                 labels = as_tensor(labels, f"{name}.labels", floating=False)
-                if images.ndim == 4 and labels.shape == images.shape[:1]:  # (else check_training_set says so)
-                    integer = not (torch.is_floating_point(labels) or labels.dtype == torch.bool)
-                    if integer and labels.numel() and int(labels.min()) < 0:
-                        raise ValueError(f"{name}.labels must be class indices >= 0, got {int(labels.min())}")
-                    labels = check_labels(labels, images.shape[0], MAX_COUNT, name=f"{name}.labels")
-        images, labels, n_classes = check_training_set((images, labels), name)
+    elif hasattr(train, "images") and hasattr(train, "labels"):
+        images, labels = train.images, train.labels
+        n_classes = getattr(train, "n_classes", None)
     else:
-        images, _, n_classes = check_training_set(train, name)
-        labels = check_labels(train.labels, images.shape[0], n_classes, name=f"{name}.labels")
+        raise TypeError(f"{name} must be an ImageDataset (or an (images, labels) pair), got {type(train).__name__}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not torch.is_floating_point(images):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"{name}.images must be a float tensor shaped (N, C, H, W), got {shape}")
+    n = images.shape[0]
+    if not isinstance(labels, torch.Tensor) or labels.shape != (n,):
+        shape = tuple(labels.shape) if hasattr(labels, "shape") else type(labels).__name__
+        raise ValueError(f"{name}.labels must be a tensor shaped ({n},), got {shape}")
+    if n < 1:
+        raise ValueError(f"{name} must hold at least one image, got 0")
+    if pair:  # the classes are the labels seen: check them before max(labels) + 1 is taken as the class count
+        integer = not (torch.is_floating_point(labels) or labels.dtype == torch.bool)
+        if integer and int(labels.min()) < 0:
+            raise ValueError(f"{name}.labels must be class indices >= 0, got {int(labels.min())}")
+        labels = check_labels(labels, n, MAX_COUNT, name=f"{name}.labels")
+        n_classes = max(int(labels.max()) + 1, 2)
+    else:
+        n_classes = max(int(labels.max()) + 1, 2) if n_classes is None else int(n_classes)
+        labels = check_labels(labels, n, n_classes, name=f"{name}.labels")
     check_finite_tensor(images, f"{name}.images")
     return images, labels, n_classes
 
