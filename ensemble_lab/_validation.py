@@ -39,10 +39,12 @@ __all__ = [
     "check_strings",
     "check_finite_result",
     "check_module",
+    "divide_by_temperature",
     "MAX_SEED",
     "MAX_COUNT",
     "check_training_data",
     "check_finite_parameters",
+    "check_model_input",
     "accepts_keyword",
 ]
 
@@ -408,6 +410,15 @@ def check_finite_result(t: torch.Tensor, what: str) -> torch.Tensor:
     return t
 
 
+def divide_by_temperature(z: torch.Tensor, t: float, name: str, temperature) -> torch.Tensor:
+    """``z / t`` for finite ``z`` and a checked ``t > 0``, refusing a quotient that overflows (only ``t < 1`` can),
+    naming ``name`` and the temperature as the caller gave it."""
+    out = z / t
+    if t < 1:
+        check_finite_result(out, f"{name} / temperature (temperature={temperature!r})")
+    return out
+
+
 def check_module(x, name: str):
     """A ``torch.nn.Module``."""
     if not isinstance(x, torch.nn.Module):
@@ -469,6 +480,17 @@ def check_training_data(train, name: str = "train") -> tuple[torch.Tensor, torch
         labels = check_labels(labels, n, n_classes, name=f"{name}.labels")
     check_finite_tensor(images, f"{name}.images")
     return images, labels, n_classes
+
+
+def check_model_input(x, name: str, weight: torch.Tensor, owner: str) -> torch.Tensor:
+    """Input to a model whose weights are like ``weight``: a tensor on their device (numpy placed there, a tensor
+    on another device refused), real and finite, cast to their dtype (a value beyond that dtype's range refused).
+    ``owner`` names the model in messages, e.g. ``"the ensemble's"``."""
+    t = as_tensor(on_device_of(x, name, weight, f"{owner} weights"), name)
+    check_finite_tensor(t, name)
+    if t.dtype != weight.dtype:
+        t = check_finite_result(t.to(weight.dtype), f"{name} in {owner} dtype ({weight.dtype})")
+    return t
 
 
 def check_finite_parameters(tensors, what: str) -> None:

@@ -79,6 +79,7 @@ from ._validation import (
     check_positive,
     check_probs,
     check_weights,
+    divide_by_temperature,
     on_device_of,
 )
 
@@ -285,10 +286,7 @@ def apply_temperature(logits, temperature: float) -> torch.Tensor:
     if z.ndim < 1 or z.shape[-1] < 2:
         raise ValueError(f"logits must have shape (..., C) with C >= 2, got shape {tuple(z.shape)}")
     check_finite_tensor(z, "logits")
-    scaled = z / t
-    if t < 1:  # dividing by T >= 1 cannot overflow
-        check_finite_result(scaled, f"logits / temperature (temperature={temperature!r})")
-    return torch.softmax(scaled, dim=-1)
+    return torch.softmax(divide_by_temperature(z, t, "logits", temperature), dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,27 +23,18 @@ import torch
 
 from ._validation import (
     check_choice,
-    check_finite_result,
     check_int,
     check_labels_for,
     check_member_logits,
     check_positive,
     check_weights,
+    divide_by_temperature,
 )
 
 __all__ = ["RULES", "Combiner", "combine", "learn_weights", "best_member"]
 
 RULES = ("prob", "logit", "geo", "vote")
 _DIFFERENTIABLE = ("prob", "logit", "geo")
-
-
-def _scaled(z: torch.Tensor, t: float, temperature) -> torch.Tensor:
-    """``z / t`` for checked logits ``z`` and temperature ``t > 0``, refusing a quotient that overflows (only a
-    temperature below 1 can make it overflow)."""
-    out = z / t
-    if t < 1:
-        check_finite_result(out, f"member_logits / temperature (temperature={temperature!r})")
-    return out
 
 
 def _combine_log(z: torch.Tensor, w: torch.Tensor, rule: str) -> torch.Tensor:
@@ -77,7 +68,9 @@ class Combiner:
 
     def __init__(self, member_logits, temperature: float = 1.0):
         self.temperature = check_positive(temperature, "temperature")
-        self.logits = _scaled(check_member_logits(member_logits), self.temperature, temperature)  # (K, N, C)
+        self.logits = divide_by_temperature(
+            check_member_logits(member_logits), self.temperature, "member_logits", temperature
+        )  # (K, N, C)
         self.k, self.n, self.n_classes = self.logits.shape
         self._prepared: dict[str, torch.Tensor] = {}
 
@@ -187,7 +180,7 @@ def learn_weights(
     check_choice(rule, "rule", _DIFFERENTIABLE)
     t = check_positive(temperature, "temperature")
     check_int(max_iter, "max_iter", minimum=1)
-    zt = _scaled(z, t, temperature).detach()
+    zt = divide_by_temperature(z, t, "member_logits", temperature).detach()
     if k == 1:
         return torch.ones(1, dtype=z.dtype, device=z.device)
     theta = torch.zeros(k, dtype=z.dtype, device=z.device, requires_grad=True)

@@ -24,10 +24,10 @@ from .._validation import (
     check_finite_result,
     check_finite_tensor,
     check_int,
+    check_model_input,
     check_module,
     check_positive,
     check_sequence,
-    on_device_of,
 )
 
 __all__ = ["ClipClassifier", "zero_shot_classifier", "HEAD"]
@@ -147,13 +147,9 @@ class ClipClassifier(nn.Module):
         return F.normalize(z, dim=-1)
 
     def _check_images(self, images) -> torch.Tensor:
-        p = next(self.parameters())
-        x = as_tensor(on_device_of(images, "images", p, "the classifier's weights"), "images")
+        x = check_model_input(images, "images", next(self.parameters()), "the classifier's")
         if x.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got shape {tuple(x.shape)}")
-        check_finite_tensor(x, "images")
-        if x.dtype != p.dtype:
-            x = check_finite_result(x.to(p.dtype), f"images in the classifier's dtype ({p.dtype})")
         return x
 
     def features(self, images: torch.Tensor, validate: bool = True) -> torch.Tensor:

@@ -29,15 +29,12 @@ from torch import nn
 
 from .._validation import (
     MAX_COUNT,
-    as_tensor,
     check_bool,
-    check_finite_result,
-    check_finite_tensor,
     check_int,
+    check_model_input,
     check_module,
     check_seed,
     check_sequence,
-    on_device_of,
 )
 from .family import ModelSpec, build_model, check_input_shape, get_spec, layer_plan, macs, member_seed
 
@@ -250,11 +247,7 @@ class StackedEnsemble(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, validate: bool = True) -> torch.Tensor:
         if check_bool(validate, "validate"):
-            param = next(self.parameters())
-            x = as_tensor(on_device_of(x, "x", param, "the ensemble's weights"), "x")
-            check_finite_tensor(x, "x")
-            if x.dtype != param.dtype:
-                x = check_finite_result(x.to(param.dtype), f"x in the ensemble's dtype ({param.dtype})")
+            x = check_model_input(x, "x", next(self.parameters()), "the ensemble's")
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         chw = tuple(x.shape[-3:])
