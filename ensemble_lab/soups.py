@@ -574,7 +574,8 @@ def learned_soup(
         raise ValueError(
             f"model must be in eval mode (call model.eval()), got modules in training mode: {training[:3]}"
         )
-    floating = [k for k, v in first.items() if v.is_floating_point()]
+    # keys in the model's own order (not states[0]'s), so coefficients and groups do not depend on dict order
+    floating = [k for k in own if first[k].is_floating_point()]
     if not floating:
         raise ValueError("states must hold at least one floating tensor to mix, got only non-floating tensors")
     device = first[floating[0]].device
@@ -649,7 +650,8 @@ def learned_soup(
     with torch.no_grad():
         coefficients = torch.softmax(raw.detach().to(torch.float64), dim=0)
         soup = LearnedSoup()
-        for key, ref in first.items():
+        for key in own:
+            ref = first[key]
             if ref.is_floating_point():
                 mixed = torch.tensordot(coefficients[:, group_of[key]], stacked[key].to(torch.float64), dims=1)
                 soup[key] = mixed.to(ref.dtype)

@@ -44,7 +44,15 @@ from ._validation import (
     on_device_of,
 )
 
-__all__ = ["PairedDifference", "paired_bootstrap", "resample_units", "percentile_interval", "OverSeeds", "over_seeds"]
+__all__ = [
+    "PairedDifference",
+    "paired_bootstrap",
+    "two_sample_bootstrap",
+    "resample_units",
+    "percentile_interval",
+    "OverSeeds",
+    "over_seeds",
+]
 
 
 @dataclass(frozen=True)
@@ -115,14 +123,39 @@ def _number(result, what: str, who: str = "metric") -> float:
     return v
 
 
-def _cluster_ids(clusters, n: int, like: torch.Tensor) -> torch.Tensor:
+def _cluster_ids(clusters, n: int, like: torch.Tensor, name: str = "clusters") -> torch.Tensor:
     """``clusters`` ``(N,)`` any integer group ids -> dense ids ``0..U-1`` (int64, on ``like``'s device)."""
-    c = as_tensor(on_device_of(clusters, "clusters", like, "pred_a"), "clusters", floating=False)
+    c = as_tensor(on_device_of(clusters, name, like, "pred_a"), name, floating=False)
     if c.ndim != 1 or c.shape[0] != n:
-        raise ValueError(f"clusters must have shape ({n},), one group id per sample, got shape {tuple(c.shape)}")
+        raise ValueError(f"{name} must have shape ({n},), one group id per sample, got shape {tuple(c.shape)}")
     if torch.is_floating_point(c) or c.dtype == torch.bool:
-        raise ValueError(f"clusters must hold integer group ids, got dtype {c.dtype}")
+        raise ValueError(f"{name} must hold integer group ids, got dtype {c.dtype}")
     return torch.unique(c, return_inverse=True)[1]
+
+
+def _groups(clusters, n: int, like: torch.Tensor, name: str = "clusters"):
+    """(number of units, grouping) for resampling ``n`` samples: samples themselves, or whole clusters."""
+    if clusters is None:
+        return n, None
+    ids = _cluster_ids(clusters, n, like, name)
+    units = int(ids.max()) + 1
+    order = torch.argsort(ids, stable=True)  # samples grouped by cluster
+    sizes = torch.bincount(ids, minlength=units)
+    starts = torch.cumsum(sizes, 0) - sizes
+    return units, (order, sizes, starts)
+
+
+def _expand(row: torch.Tensor, groups) -> torch.Tensor:
+    """The sample indices of one resample of units ``row`` (each drawn cluster with all its samples)."""
+    if groups is None:
+        return row
+    order, sizes, starts = groups
+    picked = sizes[row]
+    offsets = torch.repeat_interleave(starts[row], picked)
+    within = torch.arange(int(picked.sum()), device=row.device) - torch.repeat_interleave(
+        torch.cumsum(picked, 0) - picked, picked
+    )
+    return order[offsets + within]
 
 
 def paired_bootstrap(
@@ -184,28 +217,10 @@ def paired_bootstrap(
     estimate = _number(metric(a, y), "pred_a") - _number(metric(b, y), "pred_b")
     fast = {"validate": False} if accepts_keyword(metric, "validate") else {}
 
-    if clusters is None:
-        units, members = n, None
-    else:
-        ids = _cluster_ids(clusters, n, a)
-        units = int(ids.max()) + 1
-        order = torch.argsort(ids, stable=True)  # samples grouped by cluster
-        sizes = torch.bincount(ids, minlength=units)
-        starts = torch.cumsum(sizes, 0) - sizes
-        members = (order, sizes, starts)
-    draws = resample_units(units, m, s, a.device)
+    units, groups = _groups(clusters, n, a)
     diffs = []
-    for row in draws:
-        if members is None:
-            idx = row
-        else:
-            order, sizes, starts = members
-            picked_sizes = sizes[row]
-            offsets = torch.repeat_interleave(starts[row], picked_sizes)
-            within = torch.arange(int(picked_sizes.sum()), device=a.device) - torch.repeat_interleave(
-                torch.cumsum(picked_sizes, 0) - picked_sizes, picked_sizes
-            )
-            idx = order[offsets + within]
+    for row in resample_units(units, m, s, a.device):
+        idx = _expand(row, groups)
         ys = y.index_select(0, idx)
         da = _number(metric(a.index_select(0, idx), ys, **fast), "a resample of pred_a")
         db = _number(metric(b.index_select(0, idx), ys, **fast), "a resample of pred_b")
@@ -220,6 +235,70 @@ def paired_bootstrap(
         n_units=units,
         n_resamples=m,
     )
+
+
+def _checked_sample(pred, labels, name: str, labels_name: str, like=None):
+    p = as_tensor(pred if like is None else on_device_of(pred, name, like, "pred_a"), name).detach()
+    if like is not None:
+        check_same_device(p, name, like, "pred_a")
+    if p.ndim < 1 or p.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N, ...) with N >= 1, got shape {tuple(p.shape)}")
+    check_finite_tensor(p, name)
+    n_classes = p.shape[1] if p.ndim == 2 else MAX_COUNT
+    return p, check_labels(on_device_of(labels, labels_name, p, name), p.shape[0], n_classes, labels_name)
+
+
+def two_sample_bootstrap(
+    metric: Callable[..., float],
+    pred_a,
+    labels_a,
+    pred_b,
+    labels_b,
+    *,
+    clusters_a=None,
+    clusters_b=None,
+    n_resamples: int = 1000,
+    level: float = 0.9,
+    seed: int = 0,
+) -> PairedDifference:
+    """``metric(pred_a, labels_a) - metric(pred_b, labels_b)`` on two *different* samples, with a bootstrap
+    interval that resamples each sample on its own (optionally by clusters): e.g. one model's accuracy on the
+    validation split against its accuracy on the test split, which share no image and cannot be paired.
+
+    Arguments as in :func:`paired_bootstrap`, given once per sample (``pred_b`` may have another N than
+    ``pred_a``).  Each resample draws ``pred_a``'s units and then ``pred_b``'s from one generator seeded with
+    ``seed``.  Returns a :class:`PairedDifference` whose ``n_units`` counts the units of both samples.
+
+    Example:
+        >>> from ensemble_lab.metrics import accuracy
+        >>> ya, yb = torch.arange(100) % 2, torch.arange(60) % 2
+        >>> pa, pb = torch.nn.functional.one_hot(ya, 2).float(), torch.full((60, 2), 0.5)
+        >>> r = two_sample_bootstrap(accuracy, pa, ya, pb, yb, n_resamples=100)
+        >>> r.difference, r.resolved, r.n_units
+        (0.5, True, 160)
+    """
+    if not callable(metric):
+        raise TypeError(f"metric must be a callable f(pred, labels) -> float, got {type(metric).__name__}")
+    a, ya = _checked_sample(pred_a, labels_a, "pred_a", "labels_a")
+    b, yb = _checked_sample(pred_b, labels_b, "pred_b", "labels_b", like=a)
+    m = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
+    lv = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
+    s = check_seed(seed)
+    estimate = _number(metric(a, ya), "pred_a") - _number(metric(b, yb), "pred_b")
+    fast = {"validate": False} if accepts_keyword(metric, "validate") else {}
+    units_a, groups_a = _groups(clusters_a, a.shape[0], a, "clusters_a")
+    units_b, groups_b = _groups(clusters_b, b.shape[0], a, "clusters_b")
+    gen = torch.Generator(device=a.device).manual_seed(s)
+    draws_a = torch.randint(0, units_a, (m, units_a), generator=gen, device=a.device)
+    draws_b = torch.randint(0, units_b, (m, units_b), generator=gen, device=a.device)
+    diffs = []
+    for row_a, row_b in zip(draws_a, draws_b, strict=True):
+        ia, ib = _expand(row_a, groups_a), _expand(row_b, groups_b)
+        da = _number(metric(a.index_select(0, ia), ya.index_select(0, ia), **fast), "a resample of pred_a")
+        db = _number(metric(b.index_select(0, ib), yb.index_select(0, ib), **fast), "a resample of pred_b")
+        diffs.append(da - db)
+    low, high = percentile_interval(diffs, lv)
+    return PairedDifference(estimate, low, high, lv, bool(low > 0 or high < 0), units_a + units_b, m)
 
 
 @dataclass(frozen=True)

@@ -436,6 +436,12 @@ def test_state_dicts_with_reordered_keys_are_matched_by_name():
     torch.testing.assert_close(
         interpolation_logits(model, a, rb, [0.5], x), interpolation_logits(model, a, b, [0.5], x)
     )
+    # a learned soup's groups and coefficients follow the model, whatever the order of states[0]
+    y = torch.tensor([0, 1, 0, 1, 0]) % 2
+    plain, mixed = learned_soup(model, [a, b], x, y, steps=3), learned_soup(model, [_reordered(a), b], x, y, steps=3)
+    assert plain.groups == mixed.groups == ("0", "1", "3")
+    torch.testing.assert_close(plain.coefficients, mixed.coefficients)
+    assert list(mixed) == list(model.state_dict())
     with pytest.raises(ValueError, match=r"b has different keys from a: first difference at '3.bias' \(missing"):
         interpolate(a, {k: v for k, v in b.items() if k != "3.bias"}, 0.5)
 

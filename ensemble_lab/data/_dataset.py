@@ -28,6 +28,10 @@ class ImageDataset:
         Class names, index ``i`` naming label ``i``, e.g. ``("zero", "one", ...)``.
     name:
         A short name used in plots and tables, e.g. ``"digits/test"`` or ``"digits/test/noise-2"``.
+    sources:
+        ``(N,)`` int64 id of the independent source behind each image (images drawn from one source digit share
+        its id), or None when every image is its own source.  Pass it as ``clusters=`` to
+        :func:`~ensemble_lab.stats.paired_bootstrap`.
 
     The dataclass is frozen; :meth:`subset` and :meth:`to` return new datasets (sharing storage where torch
     indexing allows).  Equality is identity: compare ``images``/``labels`` with ``torch.equal`` yourself.
@@ -37,6 +41,7 @@ class ImageDataset:
     labels: torch.Tensor
     classes: tuple[str, ...]
     name: str = "dataset"
+    sources: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         images = as_tensor(self.images, "images", floating=False)
@@ -64,6 +69,14 @@ class ImageDataset:
         labels = check_labels(self.labels, images.shape[0], len(classes), name="labels")
         if labels.device != images.device:
             raise ValueError(f"labels must be on the images' device ({images.device}), got {labels.device}")
+        if self.sources is not None:
+            sources = as_tensor(self.sources, "sources", floating=False)
+            if sources.dtype.is_floating_point or sources.dtype == torch.bool or sources.shape != (images.shape[0],):
+                raise ValueError(
+                    f"sources must be an integer tensor of shape ({images.shape[0]},), one id per image, got dtype "
+                    f"{sources.dtype}, shape {tuple(sources.shape)}"
+                )
+            object.__setattr__(self, "sources", sources.to(device=images.device, dtype=torch.int64))
         object.__setattr__(self, "images", images)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "classes", classes)
@@ -131,7 +144,9 @@ class ImageDataset:
                 "index must be a slice, int, sequence/array/tensor of ints or a boolean mask, "
                 f"got {type(index).__name__}"
             )
-        return ImageDataset(self.images[index], self.labels[index], self.classes, self.name if name is None else name)
+        sources = None if self.sources is None else self.sources[index]
+        name = self.name if name is None else name
+        return ImageDataset(self.images[index], self.labels[index], self.classes, name, sources=sources)
 
     def to(self, device: str | torch.device) -> ImageDataset:
         """The same dataset with both tensors on ``device`` (a name or torch.device that exists on this machine)."""
@@ -140,4 +155,5 @@ class ImageDataset:
         if device is None:  # resolve_device(None) would pick a default: asking for a copy means naming where
             raise TypeError("device must be a device name such as 'cpu' or 'cuda:0', or a torch.device, got None")
         device = resolve_device(device)
-        return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name)
+        sources = None if self.sources is None else self.sources.to(device)
+        return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name, sources=sources)

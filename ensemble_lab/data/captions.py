@@ -2,7 +2,7 @@
 
 The world stands in for a web-scale image-text corpus (CLIP's pre-training data) and for the downstream
 datasets a zero-shot classifier meets afterwards.  Everything is generated deterministically from
-scikit-learn's 1797 bundled 8x8 digits; nothing is downloaded.
+the 6,797 source digits of :mod:`ensemble_lab.data.sources`; nothing is downloaded.
 
 Images
 ------
@@ -25,7 +25,7 @@ Images are ``(N, 1, 16, 16)`` float32 in [0, 1].
 
 Pre-training pairs (:func:`pretraining_pairs`)
 ----------------------------------------------
-Made only from the *training* source digits of :func:`~ensemble_lab.data.load_digits` (same ``seed``).  Each
+Made only from the *training* pool of :func:`~ensemble_lab.data.sources.source_split` (same ``seed``).  Each
 pair is (image, caption); captions are lower-case words, e.g. ``"a blurry photo of the number seven"``,
 ``"handwritten one"``, ``"a quick sketch"``.  The statistics are deliberately skewed, like web captions:
 
@@ -87,7 +87,8 @@ import torch.nn.functional as F
 from .._validation import check_int
 from ..device import make_generator
 from ._dataset import ImageDataset
-from .digits import DIGIT_CLASSES, distort, raw_digits, source_pools, sub_seed
+from .digits import DIGIT_CLASSES, distort
+from .sources import draw_sources, source_digits, source_split, sub_seed
 
 __all__ = [
     "STYLES",
@@ -432,8 +433,8 @@ def _check_seed(seed) -> int:
 
 def _pretraining_plan(seed: int, n: int) -> dict:
     """Cheap part of :func:`pretraining_pairs`: source digit, label, style and caption of each pair."""
-    _, labels = raw_digits()
-    pool = source_pools(seed, labels)["train"]
+    _, labels, _ = source_digits()
+    pool = source_split(seed)["train"]
     pool_labels = labels[pool].numpy()
     rng = np.random.default_rng(sub_seed(seed, 20))
     y = rng.choice(len(CLASS_NAMES), size=n, p=np.asarray(CLASS_FREQUENCIES) / sum(CLASS_FREQUENCIES))
@@ -456,10 +457,10 @@ def _cached_images(kind: str, config: dict, build) -> torch.Tensor:
     from .. import cache
     from . import captions as this_module
     from . import digits as digits_module
+    from . import sources as sources_module
 
-    return cache.load_or_build(kind, config, lambda: {"images": build()}, modules=(this_module, digits_module))[
-        "images"
-    ]
+    modules = (this_module, digits_module, sources_module)
+    return cache.load_or_build(kind, config, lambda: {"images": build()}, modules=modules)["images"]
 
 
 def pretraining_pairs(seed: int = 0, n: int = 40_000) -> PretrainingPairs:
@@ -476,7 +477,7 @@ def pretraining_pairs(seed: int = 0, n: int = 40_000) -> PretrainingPairs:
     plan = _pretraining_plan(seed, n)
 
     def build() -> torch.Tensor:
-        images, _ = raw_digits()
+        images, _, _ = source_digits()
         return _render(images[plan["sources"]], plan["styles"], make_generator(sub_seed(seed, 21)))
 
     images = _cached_images("caption_pretraining", dict(seed=seed, n=n), build)
@@ -499,25 +500,22 @@ def pretraining_sample(n: int = 1000, seed: int = 0, n_pairs: int = 40_000) -> t
 
 
 def _domain_plan(seed: int, n_per_domain: int, k: int) -> torch.Tensor:
-    """Source digits (indices into the 1797) of domain ``STYLES[k]``: every test source used equally often."""
-    _, labels = raw_digits()
-    pool = source_pools(seed, labels)["test"]
-    gen = make_generator(sub_seed(seed, 23, k))
-    reps = -(-n_per_domain // len(pool))
-    return torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n_per_domain]
+    """Source ids (indices into ``source_digits()``) of domain ``STYLES[k]``: every test source used equally often."""
+    pool = source_split(seed)["test"]
+    return draw_sources(pool, n_per_domain, make_generator(sub_seed(seed, 23, k)))
 
 
-def zero_shot_domains(seed: int = 0, n_per_domain: int = 1000) -> dict[str, ImageDataset]:
+def zero_shot_domains(seed: int = 0, n_per_domain: int = 1700) -> dict[str, ImageDataset]:
     """Downstream test sets, one per style: ``{style: ImageDataset}`` in the order of :data:`STYLES`.
 
     Each holds ``n_per_domain`` images ``(n_per_domain, 1, 16, 16)`` of the *test* source digits of
-    :func:`~ensemble_lab.data.load_digits` (same ``seed``; disjoint from the pre-training sources), all in
+    :func:`~ensemble_lab.data.sources.source_split` (same ``seed``; disjoint from the pre-training sources), all in
     that style, with labels ``(n_per_domain,)`` int64 and classes :data:`CLASS_NAMES`; named
     ``"captions/<style>"``.  Deterministic; each domain has its own random stream; cached.
     """
     seed = _check_seed(seed)
     n_per_domain = check_int(n_per_domain, "n_per_domain", minimum=1, maximum=100_000)
-    raw, labels = raw_digits()
+    raw, labels, _ = source_digits()
 
     def build() -> torch.Tensor:
         parts = []
@@ -532,7 +530,7 @@ def zero_shot_domains(seed: int = 0, n_per_domain: int = 1000) -> dict[str, Imag
     for k, style in enumerate(STYLES):
         sources = _domain_plan(seed, n_per_domain, k)
         block = images[k * n_per_domain : (k + 1) * n_per_domain]
-        out[style] = ImageDataset(block, labels[sources], CLASS_NAMES, f"captions/{style}")
+        out[style] = ImageDataset(block, labels[sources], CLASS_NAMES, f"captions/{style}", sources=sources)
     return out
 
 
@@ -540,7 +538,7 @@ _SPLIT_KEYS = {"train": 25, "val": 26, "test": 27}
 
 
 def styled_digits(split: str, style: str = "clean", n: int = 1000, seed: int = 0) -> ImageDataset:
-    """``n`` labelled images of the ``split`` source digits of :func:`~ensemble_lab.data.load_digits` (same
+    """``n`` labelled images of the ``split`` source digits of :func:`~ensemble_lab.data.sources.source_split` (same
     ``seed``), all in ``style``: the labelled data of a downstream *target task* (e.g. fine-tuning on clean
     digits from the training sources, validating on the val sources).
 
@@ -556,15 +554,13 @@ def styled_digits(split: str, style: str = "clean", n: int = 1000, seed: int = 0
     style = check_choice(style, "style", STYLES)
     seed = _check_seed(seed)
     n = check_int(n, "n", minimum=1, maximum=1_000_000)
-    raw, labels = raw_digits()
-    pool = source_pools(seed, labels)[split]
+    raw, labels, _ = source_digits()
     gen = make_generator(sub_seed(seed, _SPLIT_KEYS[split], STYLES.index(style)))
-    reps = -(-n // len(pool))
-    sources = torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n]
+    sources = draw_sources(source_split(seed)[split], n, gen)
 
     def build() -> torch.Tensor:
         styles = torch.full((n,), STYLES.index(style), dtype=torch.int64)
         return _render(raw[sources], styles, gen)
 
     images = _cached_images("styled_digits", dict(split=split, style=style, n=n, seed=seed), build)
-    return ImageDataset(images, labels[sources], CLASS_NAMES, f"captions/{split}/{style}")
+    return ImageDataset(images, labels[sources], CLASS_NAMES, f"captions/{split}/{style}", sources=sources)

@@ -1,24 +1,24 @@
-"""Embedded digit datasets, built offline from scikit-learn's bundled 8x8 digits.
+"""Embedded digit datasets: scikit-learn's bundled 8x8 digits, and distorted digits drawn from a larger pool.
 
 * :func:`load_digits`: the 1797 original images, ``(N, 1, 8, 8)``, split 60/20/20, stratified and seeded.
 * :func:`load_distorted_digits`: a larger, harder benchmark (default 20k/5k/5k images of ``16 x 16``) made by
-  random affine and elastic distortions, stroke-thickness changes, contrast changes and noise.  The source
-  digits behind the test (and validation) images are disjoint from those behind the training images: the
-  1797 originals are split into the same pools as :func:`load_digits` first, and each pool is distorted on its
-  own, so a model cannot score by recognising a training digit under a new distortion.
-"""
+  random affine and elastic distortions, stroke-thickness changes, contrast changes and noise of the 6,797
+  source digits of :mod:`ensemble_lab.data.sources` (scikit-learn's 1,797 and 5,000 MNIST digits in the same
+  8 x 8 style).  The sources are split 50/25/25 into disjoint train / val / test pools (3,398 / 1,699 / 1,700
+  sources, stratified by origin and class), and each pool is distorted on its own: a model cannot score by
+  recognising a training digit under a new distortion, and validation and test are exchangeable."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .._validation import check_int
 from ..device import make_generator
 from ._dataset import ImageDataset
+from .sources import draw_sources, sklearn_digits, source_digits, source_split, stratified_pools, sub_seed
 
 __all__ = ["DIGIT_CLASSES", "load_digits", "load_distorted_digits"]
 
@@ -31,38 +31,10 @@ def _check_seed(seed) -> int:
     return check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
 
 
-def sub_seed(seed: int, *keys: int) -> int:
-    """A seed for one independent stream (a split, a kind of noise) derived from the user's seed."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def raw_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1797 bundled digits: images ``(1797, 1, 8, 8)`` float32 in [0, 1] (raw 0..16 divided by 16),
-    labels ``(1797,)`` int64."""
-    from sklearn.datasets import load_digits as _sk_load_digits  # bundled with scikit-learn, no download
-
-    bunch = _sk_load_digits()
-    images = torch.as_tensor(bunch.images, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
-    return images, labels
-
-
 def source_pools(seed: int, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Disjoint index pools ``{"train", "val", "test"}`` into the 1797 digits: 60/20/20, stratified by label.
-
-    Within each class the images are shuffled with ``seed`` and cut at the 60% and 80% marks, so every pool
-    holds every class in (almost) the original proportions.  Indices come back sorted, int64.
-    """
-    rng = np.random.default_rng(sub_seed(seed, 0))
-    y = labels.numpy()
-    pools: dict[str, list[np.ndarray]] = {s: [] for s in _SPLITS}
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        cut1 = int(round(_FRACTIONS[0] * len(idx)))
-        cut2 = int(round((_FRACTIONS[0] + _FRACTIONS[1]) * len(idx)))
-        for split, part in zip(_SPLITS, (idx[:cut1], idx[cut1:cut2], idx[cut2:]), strict=False):
-            pools[split].append(part)
-    return {s: torch.as_tensor(np.sort(np.concatenate(p)), dtype=torch.int64) for s, p in pools.items()}
+    """The 60/20/20 pools of :func:`load_digits`: disjoint index pools ``{"train", "val", "test"}`` into the 1797
+    scikit-learn digits, stratified by label, sorted int64 indices."""
+    return stratified_pools(seed, labels, _FRACTIONS)
 
 
 def load_digits(seed: int = 0) -> dict[str, ImageDataset]:
@@ -73,9 +45,12 @@ def load_digits(seed: int = 0) -> dict[str, ImageDataset]:
     (1078/359/360 images), stratified by class and fixed by ``seed``.  Nothing is downloaded.
     """
     seed = _check_seed(seed)
-    images, labels = raw_digits()
+    images, labels = sklearn_digits()
     pools = source_pools(seed, labels)
-    return {s: ImageDataset(images[pools[s]], labels[pools[s]], DIGIT_CLASSES, f"digits/{s}") for s in _SPLITS}
+    return {
+        s: ImageDataset(images[pools[s]], labels[pools[s]], DIGIT_CLASSES, f"digits/{s}", sources=pools[s])
+        for s in _SPLITS
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -170,17 +145,14 @@ def distort(source: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tens
 
 
 def _build_distorted(seed: int, n_train: int, n_val: int, n_test: int, size: int) -> dict[str, torch.Tensor]:
-    """The raw tensors behind :func:`load_distorted_digits`, including ``<split>_source``: the index (into the
-    1797 bundled digits) of the source digit of each image."""
-    images, labels = raw_digits()
-    pools = source_pools(seed, labels)
+    """The raw tensors behind :func:`load_distorted_digits`, including ``<split>_source``: the id (index into
+    :func:`~ensemble_lab.data.sources.source_digits`) of the source digit of each image."""
+    images, labels, _ = source_digits()
+    pools = source_split(seed)
     out: dict[str, torch.Tensor] = {}
-    for k, (split, n) in enumerate(zip(_SPLITS, (n_train, n_val, n_test), strict=False)):
+    for k, (split, n) in enumerate(zip(_SPLITS, (n_train, n_val, n_test), strict=True)):
         gen = make_generator(sub_seed(seed, 1, k))
-        pool = pools[split]
-        # every source digit of the pool used equally often (up to one), in a random order
-        reps = -(-n // len(pool))
-        order = torch.cat([pool[torch.randperm(len(pool), generator=gen)] for _ in range(reps)])[:n]
+        order = draw_sources(pools[split], n, gen)
         out[f"{split}_images"] = distort(images[order], size, gen)
         out[f"{split}_labels"] = labels[order]
         out[f"{split}_source"] = order
@@ -190,13 +162,14 @@ def _build_distorted(seed: int, n_train: int, n_val: int, n_test: int, size: int
 def _load_distorted_tensors(seed: int, n_train: int, n_val: int, n_test: int, size: int) -> dict[str, torch.Tensor]:
     from .. import cache
     from . import digits as this_module
+    from . import sources as sources_module
 
     config = dict(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test, size=size)
     return cache.load_or_build(
         "distorted_digits",
         config,
         lambda: _build_distorted(seed, n_train, n_val, n_test, size),
-        modules=(this_module,),
+        modules=(this_module, sources_module),
     )
 
 
@@ -205,14 +178,16 @@ def load_distorted_digits(
 ) -> dict[str, ImageDataset]:
     """A harder digits benchmark, generated offline and deterministically from the bundled 8x8 digits.
 
-    Each image is one of the 1797 originals drawn on a ``size x size`` canvas (``size`` in 8..64, default 16)
-    with a random affine map (digit frame 0.7-0.95 of the canvas width, +-15% aspect, rotation +-20 degrees,
-    shear +-0.2, shift up to 60% of the room to the canvas edge), a smooth elastic displacement, thinner or
-    thicker strokes, random ink (0.7-1) and background (0-0.15) grey levels and Gaussian pixel noise (std up
-    to 0.05), clipped to [0, 1].  Training images come only from the training pool of :func:`load_digits`
-    (same ``seed``), validation and test images only from its val and test pools, so no test image shares a
-    source digit with a training image.  Each split has its own random stream: changing ``n_train`` leaves
-    val and test unchanged.
+    Each image is one of the 6,797 source digits of :func:`~ensemble_lab.data.sources.source_digits` drawn on a
+    ``size x size`` canvas (``size`` in 8..64, default 16) with a random affine map (digit frame 0.7-0.95 of the
+    canvas width, +-15% aspect, rotation +-20 degrees, shear +-0.2, shift up to 60% of the room to the canvas
+    edge), a smooth elastic displacement, thinner or thicker strokes, random ink (0.7-1) and background (0-0.15)
+    grey levels and Gaussian pixel noise (std up to 0.05), clipped to [0, 1].  Training images come only from
+    the training pool of :func:`~ensemble_lab.data.sources.source_split` (same ``seed``), validation and test
+    images only from its val and test pools, every source of a pool used equally often (up to one): with the
+    defaults each val or test source is drawn about 3 times, so a split of 5,000 images has about 1,700 independent
+    sources (its ``sources`` attribute says which image came from which).  Each split has its own random
+    stream: changing ``n_train`` leaves val and test unchanged.
 
     Rough difficulty (defaults, seed 0): logistic regression ~62% test accuracy, a 1-hidden-layer MLP with 32
     units ~74%, a small 2-conv CNN ~92-96%.
@@ -229,5 +204,8 @@ def load_distorted_digits(
     size = check_int(size, "size", minimum=8, maximum=64)
     t = _load_distorted_tensors(seed, n_train, n_val, n_test, size)
     return {
-        s: ImageDataset(t[f"{s}_images"], t[f"{s}_labels"], DIGIT_CLASSES, f"distorted_digits/{s}") for s in _SPLITS
+        s: ImageDataset(
+            t[f"{s}_images"], t[f"{s}_labels"], DIGIT_CLASSES, f"distorted_digits/{s}", sources=t[f"{s}_source"]
+        )
+        for s in _SPLITS
     }

@@ -129,7 +129,8 @@ def shift(dataset: ImageDataset, kind: str, severity: int, seed: int = 0) -> Ima
     level = SHIFT_LEVELS[kind][severity - 1]
     with torch.no_grad():
         images = _apply(dataset.images, kind, level, _generator(seed, kind))
-    return ImageDataset(images, dataset.labels, dataset.classes, f"{dataset.name}/{kind}-{severity}")
+    name = f"{dataset.name}/{kind}-{severity}"
+    return ImageDataset(images, dataset.labels, dataset.classes, name, sources=dataset.sources)
 
 
 def _content_hash(dataset: ImageDataset) -> str:
@@ -163,6 +164,8 @@ def shifted_sets(dataset: ImageDataset, seed: int = 0) -> dict[str, ImageDataset
     tensors = cache.load_or_build("shifted_sets", config, build, modules=(this_module,))
     device = dataset.device
     return {
-        key: ImageDataset(tensors[key].to(device), dataset.labels, dataset.classes, f"{dataset.name}/{key}")
+        key: ImageDataset(
+            tensors[key].to(device), dataset.labels, dataset.classes, f"{dataset.name}/{key}", sources=dataset.sources
+        )
         for key in keys
     }

@@ -11,6 +11,7 @@ from ensemble_lab.data import (
     load_distorted_digits,
 )
 from ensemble_lab.data import digits as digits_mod
+from ensemble_lab.data.sources import sklearn_digits, source_digits, source_split
 
 # ----------------------------------------------------------------------------------------------------------
 # Digits
@@ -52,7 +53,7 @@ def test_load_digits_seeded():
 
 
 def test_source_pools_disjoint_and_cover():
-    _, labels = digits_mod.raw_digits()
+    _, labels = sklearn_digits()
     for seed in (0, 7):
         pools = digits_mod.source_pools(seed, labels)
         sets = {k: set(v.tolist()) for k, v in pools.items()}
@@ -122,15 +123,19 @@ def test_distorted_digits_sources_disjoint():
     assert not src["train"] & src["test"]
     assert not src["train"] & src["val"]
     assert not src["val"] & src["test"]
-    # sources come from load_digits' pools and carry their labels
-    raw_images, raw_labels = digits_mod.raw_digits()
-    pools = digits_mod.source_pools(0, raw_labels)
+    # sources come from source_split's pools and carry their labels
+    _, raw_labels, _ = source_digits()
+    pools = source_split(0)
     for s in src:
         assert src[s] <= set(pools[s].tolist())
         assert torch.equal(raw_labels[t[f"{s}_source"]], t[f"{s}_labels"])
     # each training source digit is used (almost) equally often
-    counts = torch.bincount(t["train_source"], minlength=1797)[pools["train"]]
+    counts = torch.bincount(t["train_source"], minlength=len(raw_labels))[pools["train"]]
     assert counts.max() - counts.min() <= 1
+    # the datasets carry the same sources
+    d = load_distorted_digits(0, 2000, 500, 500)
+    assert torch.equal(d["val"].sources, t["val_source"])
+    assert torch.equal(d["test"].subset(slice(3, 9)).sources, t["test_source"][3:9])
 
 
 def test_distorted_digits_harder_than_clean_but_learnable():
