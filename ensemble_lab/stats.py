@@ -83,6 +83,20 @@ class PairedDifference:
             f"({self.level:.0%} interval over {self.n_units} units), {verdict}"
         )
 
+    def verdict(self, a: str = "A", b: str = "B", *, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+        """One line for a notebook: ``"a - b = x [lo, hi] unit, resolved"`` (or ``"not resolved"``), the numbers
+        multiplied by ``scale`` (100 for accuracy in points) and rounded to ``digits`` decimals, so that the
+        printed text is stable across machines.
+
+        >>> PairedDifference(0.01234, 0.0051, 0.0199, 0.9, True, 1700, 1000).verdict(
+        ...     "ensemble", "member", scale=100, digits=1, unit=" points")
+        'ensemble - member = 1.2 [0.5, 2.0] points, resolved'
+        """
+        digits = check_int(digits, "digits", minimum=0, maximum=12)
+        f = lambda v: f"{v * scale:.{digits}f}"  # noqa: E731
+        verdict = "resolved" if self.resolved else "not resolved"
+        return f"{a} - {b} = {f(self.difference)} [{f(self.low)}, {f(self.high)}]{unit}, {verdict}"
+
 
 def percentile_interval(values, level: float) -> tuple[float, float]:
     """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of ``values`` (numpy's linear interpolation).

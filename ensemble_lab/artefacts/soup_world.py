@@ -71,7 +71,8 @@ ENDPOINT_LRS: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
 ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 STANDARD = FINE_TUNE
 BANG_CHANGES = dict(label_smoothing=0.1, mixup=0.4)
-N_TRAIN, N_VAL, N_TEST, N_SHIFTED = 3000, 1000, 1000, 500
+# val and test: about one image per source of their 1,699 / 1,700-source pools (ensemble_lab.data.sources)
+N_TRAIN, N_VAL, N_TEST, N_SHIFTED = 3000, 1700, 1700, 500
 
 
 def endpoint_name(lr: float, bang: bool = False) -> str:
@@ -119,6 +120,8 @@ class SoupWorld:
     curve_terms: endpoint name -> split -> ``(A, 2, N_s, C)`` WiSE-FT head terms at :data:`ALPHAS` between the
         zero-shot model and that endpoint, for the test splits (:data:`CURVE_SPLITS`: all but val).
     seconds: how long the build took (0 when loaded from the cache).
+    sources: split -> ``(N_s,)`` int64 source digit of each image (``clusters=`` of
+        :func:`~ensemble_lab.stats.paired_bootstrap`); empty when unknown (tiny test worlds).
     """
 
     model: torch.nn.Module
@@ -129,6 +132,7 @@ class SoupWorld:
     logits: dict[str, dict[str, torch.Tensor]]
     curve_terms: dict[str, dict[str, torch.Tensor]]
     seconds: float = 0.0
+    sources: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     @property
     def ingredients(self) -> tuple[str, ...]:
@@ -144,11 +148,11 @@ class SoupWorld:
 
 def _modules():
     from .. import finetune, recipe, soups
-    from ..data import captions, digits, shifts
+    from ..data import captions, digits, shifts, sources
     from ..models import clip_classifier, miniclip
     from . import soup_world as this
 
-    return (this, finetune, recipe, soups, captions, digits, shifts, clip_classifier, miniclip)
+    return (this, finetune, recipe, soups, captions, digits, shifts, sources, clip_classifier, miniclip)
 
 
 def _data(seed: int):
@@ -165,7 +169,8 @@ def _data(seed: int):
     # each split its own sticker positions (shift's draws depend on its seed and the kind only)
     sets = {name: shift(d, kind, severity, seed=seed * 100 + i + 1) for i, (name, d) in enumerate(sets.items())}
     train = sets.pop("train")
-    return train, {s: d.images for s, d in sets.items()}, {s: d.labels for s, d in sets.items()}
+    images = {s: d.images for s, d in sets.items()}
+    return train, images, {s: d.labels for s, d in sets.items()}, {s: d.sources for s, d in sets.items()}
 
 
 def _zero_shot_model(device):
@@ -264,7 +269,7 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
         "target": TARGET_STYLE,
         "corruption": TARGET_CORRUPTION,
     }
-    train, images, labels = _data(seed)
+    train, images, labels, sources = _data(seed)
     sizes = {s: images[s].shape[0] for s in SPLITS}
     model = _zero_shot_model(dev)
     names = (ZERO_SHOT, *INGREDIENTS)
@@ -296,4 +301,4 @@ def soup_world(seed: int = 0, device: str | torch.device | None = None, progress
     curves = {n: _split_curve(tensors[f"curve.{n}"], sizes) for n in endpoints}
     model = model.to("cpu")
     model.load_state_dict(states[ZERO_SHOT])
-    return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"])
+    return SoupWorld(model, states, dict(INGREDIENTS), images, labels, logits, curves, built["seconds"], sources)

@@ -87,6 +87,8 @@ class EnsemblePredictions:
     logits: split name -> ``(K, N, C)`` float32 member logits, for ``"val"``, ``"test"`` and every shifted
         copy of the test set (``"noise-1"``, ...); cpu tensors.
     labels: split name -> ``(N,)`` int64.
+    sources: split name -> ``(N,)`` int64 id of the independent source digit behind each image (shifted copies
+        share the test split's), for ``clusters=`` of :func:`~ensemble_lab.stats.paired_bootstrap`.
     classes: class names.
     member_macs: multiply-accumulates per sample of one member (K members cost ``K * member_macs``).
     config: what was trained (dataset, data_seed, arch, k, seed, epochs, recipe).
@@ -94,6 +96,7 @@ class EnsemblePredictions:
 
     logits: dict[str, torch.Tensor]
     labels: dict[str, torch.Tensor]
+    sources: dict[str, torch.Tensor]
     classes: tuple[str, ...]
     member_macs: int
     config: dict = field(default_factory=dict)
@@ -268,6 +271,7 @@ def ensemble_predictions(
         for name, split in evaluation.items():
             tensors[f"logits.{name}"] = predict_logits(ens, split.images).float()
             tensors[f"labels.{name}"] = split.labels.to(torch.int64).clone()  # shifted sets share labels
+            tensors[f"sources.{name}"] = split.sources.clone()  # ... and sources
         return tensors
 
     tensors = cache.load_or_build("zoo_predictions", config, build, modules=_modules())
@@ -275,6 +279,7 @@ def ensemble_predictions(
     return EnsemblePredictions(
         logits={name: tensors[f"logits.{name}"] for name in splits},
         labels={name: tensors[f"labels.{name}"] for name in splits},
+        sources={name: tensors[f"sources.{name}"] for name in splits},
         classes=_decode_strings(tensors["__meta__.classes"]),
         member_macs=int(tensors["__meta__.member_macs"]),
         config=dict(config),
