@@ -137,6 +137,16 @@ def _number(result, what: str, who: str = "metric") -> float:
     return v
 
 
+def _on_full_data(metric, pred: torch.Tensor, labels: torch.Tensor, name: str, labels_name: str = "labels") -> float:
+    """``metric(pred, labels)`` as a float; a metric's refusal is re-raised naming the caller's arguments (the
+    metric calls them ``probs`` and ``labels``)."""
+    try:
+        value = metric(pred, labels)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"metric refused {name} (with {labels_name}): {exc}") from exc
+    return _number(value, name)
+
+
 def _cluster_ids(clusters, n: int, like: torch.Tensor, name: str = "clusters") -> torch.Tensor:
     """``clusters`` ``(N,)`` any integer group ids -> dense ids ``0..U-1`` (int64, on ``like``'s device)."""
     c = as_tensor(on_device_of(clusters, name, like, "pred_a"), name, floating=False)
@@ -216,7 +226,7 @@ def paired_bootstrap(
     check_same_device(b, "pred_b", a, "pred_a")
     if a.ndim < 1 or a.shape[0] < 1:
         raise ValueError(f"pred_a must have shape (N, ...) with N >= 1, got shape {tuple(a.shape)}")
-    if b.shape[0] != a.shape[0]:
+    if b.ndim < 1 or b.shape[0] != a.shape[0]:
         raise ValueError(
             f"pred_b must have the same number of samples as pred_a ({a.shape[0]}), got shape {tuple(b.shape)}"
         )
@@ -228,7 +238,7 @@ def paired_bootstrap(
     m = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
     lv = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
     s = check_seed(seed)
-    estimate = _number(metric(a, y), "pred_a") - _number(metric(b, y), "pred_b")
+    estimate = _on_full_data(metric, a, y, "pred_a") - _on_full_data(metric, b, y, "pred_b")
     fast = {"validate": False} if accepts_keyword(metric, "validate") else {}
 
     units, groups = _groups(clusters, n, a)
@@ -259,7 +269,13 @@ def _checked_sample(pred, labels, name: str, labels_name: str, like=None):
         raise ValueError(f"{name} must have shape (N, ...) with N >= 1, got shape {tuple(p.shape)}")
     check_finite_tensor(p, name)
     n_classes = p.shape[1] if p.ndim == 2 else MAX_COUNT
-    return p, check_labels(on_device_of(labels, labels_name, p, name), p.shape[0], n_classes, labels_name)
+    y = as_tensor(on_device_of(labels, labels_name, p, name), labels_name, floating=False)
+    if y.ndim != 1 or y.shape[0] != p.shape[0]:
+        raise ValueError(
+            f"{labels_name} must hold one label per sample of {name} (shape {tuple(p.shape)}, N = {p.shape[0]}), "
+            f"got shape {tuple(y.shape)}"
+        )
+    return p, check_labels(y, p.shape[0], n_classes, labels_name)
 
 
 def two_sample_bootstrap(
@@ -298,7 +314,7 @@ def two_sample_bootstrap(
     m = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
     lv = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
     s = check_seed(seed)
-    estimate = _number(metric(a, ya), "pred_a") - _number(metric(b, yb), "pred_b")
+    estimate = _on_full_data(metric, a, ya, "pred_a", "labels_a") - _on_full_data(metric, b, yb, "pred_b", "labels_b")
     fast = {"validate": False} if accepts_keyword(metric, "validate") else {}
     units_a, groups_a = _groups(clusters_a, a.shape[0], a, "clusters_a")
     units_b, groups_b = _groups(clusters_b, b.shape[0], a, "clusters_b")

@@ -275,7 +275,7 @@ def test_two_sample_interval_matches_the_closed_form_and_covers_about_the_level(
     ("kwargs", "error", "match"),
     [
         (dict(metric=None), TypeError, "metric must be a callable"),
-        (dict(labels_a=torch.arange(9)), ValueError, "labels_a must have shape"),
+        (dict(labels_a=torch.arange(9)), ValueError, "labels_a must hold one label per sample of pred_a"),
         (dict(labels_b=torch.full((6,), 3)), ValueError, "labels_b must lie in"),
         (dict(pred_b=torch.full((6, 3), float("inf"))), ValueError, "pred_b must be finite"),
         (dict(clusters_a=torch.zeros(9, dtype=torch.long)), ValueError, "clusters_a must have shape"),

@@ -68,6 +68,7 @@ FAMILIES = (
     "prompts",
     "cascades",
     "soups",
+    "stats",
     "data",
     "models",
     "training",
@@ -1117,6 +1118,22 @@ def _metric_numpy(p, y, **kw):
     return np.float64(0.25)
 
 
+def _square(seed):
+    return float(seed * seed)
+
+
+def _metric_nan_seed(seed):
+    return math.nan
+
+
+def _metric_str_seed(seed):
+    return "x"
+
+
+def _metric_numpy_seed(seed):
+    return np.float64(seed)
+
+
 def _evaluate(sd) -> float:
     return float(sd["head.bias"].sum())
 
@@ -1149,6 +1166,32 @@ def routines() -> tuple[Routine, ...]:
     pool_rule = choice(("prob", "logit", "geo"), extra=[bad("'vote'", "vote")])
     bandwidth = pos(None, optional=True, extra=[bad("1e-5 (below 1e-4)", 1e-5), bad("11 (above 10)", 11.0)])
     n_boot = integer(20, minimum=2)
+    metric_fn = other(
+        "callable",
+        lambda: resolve("ensemble_lab.metrics.accuracy"),
+        [
+            bad("None", None),
+            bad("str 'accuracy'", "accuracy"),
+            bad_f("returns NaN", lambda: _metric_nan),
+            bad_f("returns 'x'", lambda: _metric_str),
+            bad_f("returns a 2-vector", lambda: _metric_vector),
+            valid_f("returns a numpy float", lambda: _metric_numpy),
+        ],
+    )
+    clusters_ = tensor(
+        "clusters",
+        lambda: torch.arange(N) // 2,
+        floating=False,
+        secondary=True,
+        optional=True,
+        extra=[
+            bad_f("float ids", lambda: torch.arange(N) / 2),
+            bad_f("one id short", lambda: torch.arange(N - 1)),
+            bad_f("bool ids", lambda: torch.arange(N) % 2 == 0),
+            valid_f("numpy ids", lambda: np.arange(N) // 4),
+            valid_f("one cluster", lambda: torch.zeros(N, dtype=torch.long)),
+        ],
+    )
     level = real(0.9, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     p_logits = tensor("prompt_logits", prompt_logits, extreme_logits=True)
     pre_logits = tensor("prompt_logits", pretrain_logits, secondary=True, optional=True)
@@ -1406,6 +1449,71 @@ def routines() -> tuple[Routine, ...]:
                 level=level,
                 seed=seed(0),
             ),
+        ),
+        # --------------------------------------------------------------------------- stats
+        R(
+            "ensemble_lab.stats.paired_bootstrap",
+            "stats",
+            dict(
+                metric=metric_fn,
+                pred_a=probs_,
+                pred_b=probs_arg(probs, secondary=True),
+                labels=labels_,
+                clusters=clusters_,
+                n_resamples=n_boot,
+                level=level,
+                seed=seed(0),
+            ),
+            view=lambda r: (r.difference, r.low, r.high),
+        ),
+        R(
+            "ensemble_lab.stats.two_sample_bootstrap",
+            "stats",
+            dict(
+                metric=metric_fn,
+                pred_a=probs_,
+                labels_a=labels_,
+                pred_b=probs_arg(probs, secondary=True),
+                labels_b=labels_,
+                clusters_a=clusters_,
+                clusters_b=clusters_,
+                n_resamples=n_boot,
+                level=level,
+                seed=seed(0),
+            ),
+            view=lambda r: (r.difference, r.low, r.high),
+        ),
+        R(
+            "ensemble_lab.stats.over_seeds",
+            "stats",
+            dict(
+                experiment=other(
+                    "callable",
+                    lambda: _square,
+                    [
+                        bad("None", None),
+                        bad("int 1", 1),
+                        bad_f("returns NaN", lambda: _metric_nan_seed),
+                        bad_f("returns 'x'", lambda: _metric_str_seed),
+                        valid_f("returns a numpy float", lambda: _metric_numpy_seed),
+                    ],
+                ),
+                seeds=other(
+                    "seeds",
+                    lambda: (0, 1, 2),
+                    [
+                        bad("None", None),
+                        bad("empty tuple", ()),
+                        bad("repeated seed", (1, 1)),
+                        bad("negative seed", (0, -1)),
+                        bad("str '012'", "012"),
+                        bad("float seed", (0.5,)),
+                        valid("range", range(3)),
+                        valid("list", [4, 5]),
+                    ],
+                ),
+            ),
+            view=lambda r: (r.mean, r.std),
         ),
         R(
             "ensemble_lab.calibration_error.smooth_ece",

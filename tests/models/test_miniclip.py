@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ensemble_lab.data import captions as cap
-from ensemble_lab.data import load_digits
+from ensemble_lab.data import load_distorted_digits
 from ensemble_lab.data.captions import (
     CLASS_FREQUENCIES,
     CLASS_NAMES,
@@ -25,6 +25,7 @@ from ensemble_lab.data.captions import (
     pretraining_sample,
     zero_shot_domains,
 )
+from ensemble_lab.data.sources import source_digits, source_split
 from ensemble_lab.models import miniclip_train
 from ensemble_lab.models.miniclip import MiniCLIP, WordTokenizer, load_miniclip, miniclip_paths
 
@@ -122,20 +123,19 @@ def test_captions_name_the_class_of_their_image(plan):
 
 
 def test_sources_are_disjoint(plan):
-    _, raw_labels = cap.raw_digits()
-    pools = cap.source_pools(0, raw_labels)
+    _, raw_labels, _ = source_digits()
+    pools = source_split(0)
     train, test = set(pools["train"].tolist()), set(pools["test"].tolist())
     pre = set(plan["sources"].tolist())
     assert pre <= train
     for k, _style in enumerate(STYLES):
-        src = cap._domain_plan(0, 1000, k)
-        assert set(src.tolist()) <= test
+        src = cap._domain_plan(0, 1700, k)
+        assert set(src.tolist()) == test  # every test source once
         assert not (set(src.tolist()) & pre)
     assert torch.equal(raw_labels[plan["sources"]], plan["labels"])
-    # the pools are those of load_digits (same seed): the same images in train and test
-    digits = load_digits(0)
-    assert len(digits["train"]) == len(train)
-    assert len(digits["test"]) == len(test)
+    # the pools are those of the distorted digits (same seed)
+    digits = load_distorted_digits(0, n_train=10, n_val=10, n_test=2000)
+    assert set(digits["test"].sources.tolist()) == test
 
 
 def test_caption_imbalance_is_as_documented(plan):
@@ -166,7 +166,8 @@ def test_caption_imbalance_is_as_documented(plan):
 def test_zero_shot_domains(domains):
     assert tuple(domains) == STYLES
     for style, ds in domains.items():
-        assert ds.images.shape == (1000, 1, 16, 16)
+        assert ds.images.shape == (len(ds), 1, 16, 16)
+        assert torch.equal(ds.sources, cap._domain_plan(0, len(ds), STYLES.index(style)))
         assert ds.classes == CLASS_NAMES
         assert ds.name == f"captions/{style}"
         counts = torch.bincount(ds.labels, minlength=10).float() / len(ds)
