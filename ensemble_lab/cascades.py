@@ -23,14 +23,56 @@ Shapes and units
 Scores (higher = more confident), see :data:`SCORES`
 ----------------------------------------------------
 For one model's logits ``z`` ``(N, C)`` (:func:`confidence_score`): ``msp = max_c softmax(z)_c``,
-``neg_entropy = -H(softmax(z)) = sum_c p_c log p_c``, ``max_logit = max_c z_c``, ``neg_energy = logsumexp_c z_c``.
+``neg_entropy = -H(softmax(z)) = sum_c p_c log p_c``, ``max_logit = max_c z_c``, ``neg_energy = logsumexp_c z_c``;
+``max_logit_of_mean`` and ``neg_energy_of_mean`` are ``max_logit`` and ``neg_energy`` again (one model: nothing to
+average).
 
-For an ensemble stage (:func:`stage_scores`): ``msp`` and ``neg_entropy`` are those of the running averaged
-PROBABILITIES (equivalently of the stage logits ``log pbar``).  ``max_logit`` and ``neg_energy`` are computed on the
-running (same-weighted) average of the member LOGITS, ``zbar = sum w z / sum w``: ``max_c zbar_c`` and
-``logsumexp_c zbar_c``.  (On ``log pbar`` they would be ``log msp`` and the constant 0, which says nothing.)  The
-prediction is always the argmax of the averaged probabilities (ties -> lowest class index).  For a stage with one
-member every score equals :func:`confidence_score` of that member's logits (up to rounding).
+For an ensemble stage (:func:`stage_scores`, the members run so far, with the running weights ``w``):
+
+- ``msp``, ``neg_entropy``: those of the running averaged PROBABILITIES ``pbar`` (equivalently of the stage logits
+  ``log pbar``), as the authors' ``confidence_ens`` / ``entropy_ens`` (``add_adjusted_uncs`` in
+  ``cascade_results.py``; ``plot_policy_comparison.py`` plots these).
+- ``max_logit``, ``neg_energy`` (the authors' rule): the running (same-weighted) MEAN of the members' own scores,
+  ``sum_m w_m max_c z_mc / sum_m w_m`` and ``sum_m w_m logsumexp_c z_mc / sum_m w_m`` (``cascade_results.py``:
+  ``av_unc_metrics``, "just average the uncertainty scores themselves").  (On ``log pbar`` they would be
+  ``log msp`` and the constant 0, which says nothing.)
+- ``max_logit_of_mean``, ``neg_energy_of_mean``: of the running average of the member LOGITS,
+  ``zbar = sum w z / sum w``: ``max_c zbar_c`` and ``logsumexp_c zbar_c`` (this module's rule for ``max_logit``
+  and ``neg_energy`` before it followed the authors).  Both are convex in the logits, so they never exceed the
+  mean-of-members scores (Jensen).
+
+The prediction is always the argmax of the averaged probabilities (ties -> lowest class index).  For a stage with
+one member every score equals :func:`confidence_score` of that member's logits (up to rounding).
+
+Windows fitted the authors' way
+-------------------------------
+Xia & Bouganis's code, https://github.com/Guoxoug/window-early-exit: ``cascade_results.py`` (two stages: tau from
+``get_threshold`` in ``utils/eval_utils.py`` on the FIRST member's val scores and correctness, the window
+``torch.quantile(val, [u - q, u + q])`` around ``u = percentileofscore(val, tau)``, and the "adjusted" window, the
+same recipe on unlabelled deployment scores with tau kept), ``plot_msdnet_unc_cascade.py`` (three exits: a tau and
+a window per exit, each in that exit's own val quantile space) and ``utils/cascade_utils.py``
+(``window_threshold_strategy``: exit unless the score is inside the window).  Here: :func:`fit_windows` (tau and
+window of every stage from its val scores), :func:`adjust_windows` (the edges re-estimated on deployment scores)
+and :func:`fitted_cascade` (run them).  Our conventions differ in these places:
+
+- tau for a target risk is :func:`ensemble_lab.selective.threshold_for_risk`: the smallest threshold (largest
+  coverage) whose val selective risk is ``<= target``, tied scores accepted together.  ``get_threshold`` takes the
+  point of the risk-coverage curve NEAREST the target (its risk can be above it) among coverages of at least 500
+  samples, and reads the threshold one sample past that point.  For a target coverage tau is
+  :func:`ensemble_lab.selective.threshold_for_coverage` (the ``ceil(c M)``-th largest score); ``get_threshold``
+  takes the ``(round(c M) + 1)``-th.
+- tau's level is ``F(tau)`` = the fraction of scores ``<= tau``; ``percentileofscore`` (``kind="rank"``) is the
+  same number unless tau ties with more than one score.
+- the edges are order statistics ``Q(p) = inf{x : F(x) >= p}``; ``torch.quantile`` interpolates linearly between
+  the two order statistics around ``p (M - 1)``, one of which is ours.
+- levels beyond ``[0, 1]`` give edges at ``-inf`` / ``+inf`` (the window is open on that side); the authors clamp
+  them to the smallest / largest val score, so there a score beyond the val range exits.
+- the window is open (``lo < score < hi`` passes on); theirs is closed (``lo <= score <= hi``).  The two differ only
+  for a score equal to an edge.
+- a stage is the running ensemble of the members so far (its correctness is that of the stage's prediction); in the
+  authors' three-exit experiment a stage is one exit of an early-exit network (MSDNet).
+- :func:`adjust_windows` takes whichever unlabelled scores the caller deploys on, one row per stage; the authors
+  pool in-distribution test and OOD data 1:1 (``get_id_ood_mixture``) and adjust two-stage cascades only.
 """
 
 from __future__ import annotations
@@ -46,17 +88,24 @@ from ._numerics import acc_dtype, xlogx
 from ._validation import (
     as_tensor,
     check_choice,
+    check_confidence_correct,
     check_finite,
     check_finite_result,
+    check_finite_tensor,
+    check_in_range,
     check_labels_for,
     check_member_logits,
     check_vector,
     check_weights,
+    on_device_of,
 )
+from .selective import threshold_for_coverage, threshold_for_risk
 
 __all__ = [
     "SCORES",
+    "POLICIES",
     "CascadeResult",
+    "CascadeWindows",
     "confidence_score",
     "stage_probs",
     "stage_scores",
@@ -64,11 +113,19 @@ __all__ = [
     "window_cascade",
     "window_edges",
     "window_sweep",
+    "fit_windows",
+    "adjust_windows",
+    "fitted_cascade",
     "expected_cost",
 ]
 
-SCORES = ("msp", "neg_entropy", "max_logit", "neg_energy")
-_PROB_SCORES = ("msp", "neg_entropy")
+#: exit scores: the first four as the authors define them for an ensemble stage, then the two scores of the
+#: averaged logits (see the module docstring)
+SCORES = ("msp", "neg_entropy", "max_logit", "neg_energy", "max_logit_of_mean", "neg_energy_of_mean")
+#: exit policies of :func:`fitted_cascade`
+POLICIES = ("window", "threshold")
+_MEMBER_MEAN = {"max_logit": "max_logit", "neg_energy": "neg_energy"}  # stage score = mean of the members' scores
+_OF_MEAN = {"max_logit_of_mean": "max_logit", "neg_energy_of_mean": "neg_energy"}  # score of the mean logits
 
 
 def _costs(costs, z: torch.Tensor) -> torch.Tensor:
@@ -118,7 +175,8 @@ def confidence_score(logits, score: str = "msp") -> torch.Tensor:
     """Confidence score ``(N,)`` of one model's logits ``(N, C)`` (higher = more confident).
 
     ``msp``: max softmax probability; ``neg_entropy``: ``-H(softmax(z))`` in nats (range ``[-log C, 0]``);
-    ``max_logit``: ``max_c z_c``; ``neg_energy``: ``logsumexp_c z_c`` (minus the free energy at T = 1).
+    ``max_logit``: ``max_c z_c``; ``neg_energy``: ``logsumexp_c z_c`` (minus the free energy at T = 1);
+    ``max_logit_of_mean`` / ``neg_energy_of_mean``: the same as ``max_logit`` / ``neg_energy`` (one model).
     Any leading axes are kept: ``(K, N, C)`` -> ``(K, N)``.
     """
     check_choice(score, "score", SCORES)
@@ -131,6 +189,7 @@ def confidence_score(logits, score: str = "msp") -> torch.Tensor:
         return torch.softmax(z, dim=-1).amax(dim=-1)
     if score == "neg_entropy":
         return (torch.softmax(z, dim=-1) * torch.log_softmax(z, dim=-1)).sum(dim=-1)
+    score = _OF_MEAN.get(score, score)
     if score == "max_logit":
         return z.amax(dim=-1)
     return torch.logsumexp(z, dim=-1)
@@ -153,10 +212,24 @@ def _prepare(member_logits, order, weights):
     return z, idx, w_ord
 
 
-def _running_mean(x: torch.Tensor, w_ord: torch.Tensor) -> torch.Tensor:
-    """``(K', N, C)`` running weighted means of ``x`` ``(K', N, C)`` (already in stage order)."""
-    num = torch.cumsum(w_ord.view(-1, 1, 1) * x, dim=0)
-    return num / torch.cumsum(w_ord, dim=0).view(-1, 1, 1)
+def _running_mean(x: torch.Tensor, w_ord: torch.Tensor, *, huge_ok: bool = False) -> torch.Tensor:
+    """Running weighted means along the stage axis of ``x`` ``(K', N, ...)`` (already in stage order), same shape.
+
+    ``huge_ok`` (logits and logit scores): a weighted mean is no larger in magnitude than its largest term, but the
+    running sums can overflow for huge finite terms (logits near the float maximum); then each sample's terms are
+    summed in the accumulation dtype divided by a power of two no smaller than their largest magnitude (an exact
+    rescaling) and multiplied back."""
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    w, den = w_ord.view(shape), torch.cumsum(w_ord, dim=0).view(shape)
+    num = torch.cumsum(w * x, dim=0)
+    if not huge_ok or bool(torch.isfinite(num).all()):
+        return num / den
+    acc = acc_dtype(x.device)
+    xa, w, den = x.to(acc), w.to(acc), den.to(acc)
+    e = torch.frexp(xa.abs().amax(dim=(0, *range(2, x.dim())), keepdim=True))[1]  # max |x| < 2**e, per sample
+    e1, e2 = e // 2, e - e // 2  # 2**e itself may overflow: scale in two exact steps
+    num = torch.cumsum(w * torch.ldexp(torch.ldexp(xa, -e1), -e2), dim=0)
+    return torch.ldexp(torch.ldexp(num / den, e1), e2).to(x.dtype)
 
 
 def _stages(member_logits, order, weights, score: str):
@@ -169,9 +242,11 @@ def _stages(member_logits, order, weights, score: str):
         s = probs.amax(dim=-1)
     elif score == "neg_entropy":
         s = xlogx(probs).sum(dim=-1)
-    else:
-        zbar = _running_mean(zo, w_ord)
-        s = zbar.amax(dim=-1) if score == "max_logit" else torch.logsumexp(zbar, dim=-1)
+    elif score in _MEMBER_MEAN:  # the authors' rule: the running mean of the members' own scores
+        s = _running_mean(zo.amax(dim=-1) if score == "max_logit" else torch.logsumexp(zo, dim=-1), w_ord, huge_ok=True)
+    else:  # the score of the running mean of the logits
+        zbar = _running_mean(zo, w_ord, huge_ok=True)
+        s = zbar.amax(dim=-1) if _OF_MEAN[score] == "max_logit" else torch.logsumexp(zbar, dim=-1)
     return probs, s, idx, z
 
 
@@ -265,7 +340,9 @@ def threshold_cascade(
     return _result(probs, s, idx, cst, _exit_from_pass(passes))
 
 
-def _half_widths(half_width, quantile: bool, name: str) -> torch.Tensor:
+def _half_widths(
+    half_width, quantile: bool, name: str, units: str = "quantile units, val_scores given"
+) -> torch.Tensor:
     """Half-widths as a float64 CPU tensor ``(W,)`` after the range checks of the mode."""
     if isinstance(half_width, torch.Tensor):
         if half_width.dtype == torch.bool or torch.is_complex(half_width):
@@ -293,7 +370,7 @@ def _half_widths(half_width, quantile: bool, name: str) -> torch.Tensor:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite, got {arr.tolist()[:6]}")
     if quantile and ((arr < 0).any() or (arr > 0.5).any()):
-        raise ValueError(f"{name} must be in [0, 0.5] (quantile units, val_scores given), got {arr.tolist()[:6]}")
+        raise ValueError(f"{name} must be in [0, 0.5] ({units}), got {arr.tolist()[:6]}")
     if not quantile and (arr < 0).any():
         raise ValueError(f"{name} must be >= 0 (score units, no val_scores), got {arr.tolist()[:6]}")
     return torch.as_tensor(arr)
@@ -356,8 +433,10 @@ def window_cascade(
     a validation split, e.g. ``stage_scores(val_logits, score)[0]``) when given, else in score units (see
     :func:`window_edges`).  The same window is used at every stage: a sample is passed on while ``lo < score < hi``
     (open window), i.e. only samples whose accept/reject decision is uncertain pay for the next member; the last
-    stage always exits.  ``half_width = 0`` -> everyone exits at stage 0 (single-model cost); a window covering all
-    scores -> everyone runs all ``K'`` members (the full ensemble).
+    stage always exits.  (The authors fit a tau and a window per stage, each in its own stage's val quantile
+    space: :func:`fit_windows` and :func:`fitted_cascade`; for two stages the two agree.)  ``half_width = 0`` ->
+    everyone exits at stage 0 (single-model cost); a window covering all scores -> everyone runs all ``K'`` members
+    (the full ensemble).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -447,3 +526,236 @@ def window_sweep(
     unsort = torch.empty_like(order_w).scatter_(0, order_w, torch.arange(n_w))
     unsort = unsort.to(z.device)
     return mean_cost[unsort], risk[unsort], (n_acc / n)[unsort]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# windows fitted per stage, the authors' way
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _floats(values, name: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}") from exc
+    if any(isinstance(v, (bool, np.bool_, str, bytes)) for v in values):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class CascadeWindows:
+    """Exit windows of ``S`` stages, one per row of the scores they were estimated on (python floats).
+
+    Attributes:
+        tau: ``(S,)`` each stage's operating threshold (score units), fitted on its val scores.
+        lo, hi: ``(S,)`` the window edges (score units, ``-inf`` / ``+inf`` where the window reaches an end of the
+            scores): a sample at that stage is passed on while ``lo < score < hi``.
+        half_width: ``(S,)`` the half-widths, in quantile units of the scores the edges were estimated on.
+        level: ``(S,)`` ``F(tau)``, the fraction of those scores ``<= tau``: the edges are ``Q(level - half_width)``
+            and ``Q(level + half_width)`` (see :func:`window_edges`).
+
+    Built by :func:`fit_windows` (on val) and :func:`adjust_windows` (on deployment scores); read by
+    :func:`fitted_cascade`.
+    """
+
+    tau: tuple[float, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    half_width: tuple[float, ...]
+    level: tuple[float, ...]
+
+    def __post_init__(self):
+        fields = {}
+        for name in ("tau", "lo", "hi", "half_width", "level"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, torch.Tensor)):
+                raise TypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
+            fields[name] = _floats(value.tolist() if hasattr(value, "tolist") else value, name)
+            object.__setattr__(self, name, fields[name])
+        n = {len(v) for v in fields.values()}
+        if len(n) != 1 or 0 in n:
+            raise ValueError(
+                f"tau, lo, hi, half_width and level must have one equal length >= 1, got lengths "
+                f"{[len(v) for v in fields.values()]}"
+            )
+        if not all(math.isfinite(t) for t in self.tau):
+            raise ValueError(f"tau must be finite, got {list(self.tau)}")
+        if any(math.isnan(a) or math.isnan(b) or a > b for a, b in zip(self.lo, self.hi, strict=True)):
+            raise ValueError(f"lo and hi must be edges with lo <= hi, got lo={list(self.lo)}, hi={list(self.hi)}")
+        if any(not 0.0 <= q <= 0.5 for q in self.half_width):
+            raise ValueError(f"half_width must be in [0, 0.5] (quantile units), got {list(self.half_width)}")
+        if any(not 0.0 <= u <= 1.0 for u in self.level):
+            raise ValueError(f"level must be in [0, 1], got {list(self.level)}")
+
+    def __len__(self) -> int:
+        return len(self.tau)
+
+
+def _stage_rows(x, name: str) -> torch.Tensor:
+    """Scores ``(S, M)`` (a ``(M,)`` vector is one row), finite, ``S, M >= 1``."""
+    t = as_tensor(x, name).detach()
+    if t.ndim == 1:
+        t = t.unsqueeze(0)
+    if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] < 1:
+        shape = tuple(as_tensor(x, name).shape)
+        raise ValueError(f"{name} must have shape (M,) or (S, M) (stages, samples) with S, M >= 1, got shape {shape}")
+    check_finite_tensor(t, name)
+    return t
+
+
+def _stage_correct(correct, s: torch.Tensor, given_shape) -> torch.Tensor:
+    """``correct`` with the shape of the scores ``s`` ``(S, M)``, bool, on their device."""
+    ok = as_tensor(on_device_of(correct, "correct", s, "scores"), "correct", floating=False).detach()
+    if ok.ndim == 1:
+        ok = ok.unsqueeze(0)
+    if ok.shape != s.shape:
+        raise ValueError(f"correct must have the shape of scores {given_shape}, got shape {tuple(np.shape(correct))}")
+    return torch.stack([check_confidence_correct(s[j], ok[j])[1] for j in range(s.shape[0])])
+
+
+def _estimate(taus: Sequence[float], hw: torch.Tensor, s: torch.Tensor) -> CascadeWindows:
+    """Edges and levels of the windows around ``taus`` with half-widths ``hw`` ``(S,)`` on the rows of ``s``."""
+    acc = acc_dtype(s.device)
+    lo, hi, level = [], [], []
+    for j, tau in enumerate(taus):
+        v = s[j]
+        a, b = _edges(tau, hw[j : j + 1], v, v.device)
+        lo.append(float(a[0]))
+        hi.append(float(b[0]))
+        level.append(float((v.to(acc) <= tau).sum().to(acc) / v.shape[0]))
+    return CascadeWindows(
+        tau=tuple(taus), lo=tuple(lo), hi=tuple(hi), half_width=tuple(hw.tolist()), level=tuple(level)
+    )
+
+
+def _stage_half_widths(half_width, n: int) -> torch.Tensor:
+    hw = _half_widths(half_width, True, "half_width", units="quantile units")
+    if hw.shape[0] == 1:
+        return hw.expand(n).clone()
+    if hw.shape[0] != n:
+        raise ValueError(
+            f"half_width must be one number or {n} numbers (one per row of scores), got {hw.shape[0]} numbers"
+        )
+    return hw
+
+
+def fit_windows(scores, correct, half_width, *, target_risk=None, target_coverage=None) -> CascadeWindows:
+    """Each stage's operating threshold tau and its exit window, fitted on validation scores (the authors' way).
+
+    scores ``(S, M)`` (or ``(M,)`` for one stage): each row one stage's val scores, e.g.
+    ``stage_scores(val_logits, score, order)[:-1]`` (every stage but the last, which always exits; the first row
+    alone for a two-stage cascade); correct ``(S, M)`` bool or 0/1: whether that stage's prediction is right, e.g.
+    ``stage_probs(val_logits, order)[:-1].argmax(-1) == val_labels`` (may be None with ``target_coverage``);
+    half_width: a number, or one per row, in ``[0, 0.5]`` quantile units.  Give exactly one target:
+
+    - ``target_risk`` in ``(0, 1]``: ``tau_j = threshold_for_risk(scores[j], correct[j], target_risk)``, the
+      smallest threshold whose selective risk on that stage's val scores is ``<= target_risk``;
+    - ``target_coverage`` in ``(0, 1]``: ``tau_j = threshold_for_coverage(scores[j], target_coverage)``.
+
+    Each window lies around ``tau_j`` in quantile space of ``scores[j]``: ``u = F_j(tau_j)`` (fraction ``<=``),
+    edges ``Q_j(u - q_j)`` and ``Q_j(u + q_j)`` as in :func:`window_edges`.  The first row's tau is the
+    authors' tau: the first stage's val scores and correctness (``cascade_results.py``); one tau and window per
+    stage, each in its own stage's quantile space, is their multi-exit rule (``plot_msdnet_unc_cascade.py``).  See
+    the module docstring for where our conventions differ from theirs.
+
+    Example:
+        >>> scores = torch.arange(11, dtype=torch.float64) / 10  # one stage's val scores 0.0, 0.1, ..., 1.0
+        >>> w = fit_windows(scores, scores >= 0.35, 0.2, target_risk=0.1)  # right from 0.4 up
+        >>> w.tau, [round(u, 4) for u in w.level], w.lo, w.hi
+        ((0.4,), [0.4545], (0.2,), (0.7,))
+    """
+    s = _stage_rows(scores, "scores")
+    n_rows = s.shape[0]
+    if (target_risk is None) == (target_coverage is None):
+        raise ValueError(
+            f"give exactly one of target_risk and target_coverage, got target_risk={target_risk!r}, "
+            f"target_coverage={target_coverage!r}"
+        )
+    if target_risk is not None:
+        risk = check_in_range(target_risk, "target_risk", 0.0, 1.0, lo_open=True)
+        if correct is None:
+            raise ValueError("correct is needed with target_risk (whether each stage's val prediction is right)")
+    else:
+        cov = check_in_range(target_coverage, "target_coverage", 0.0, 1.0, lo_open=True)
+    ok = None if correct is None else _stage_correct(correct, s, tuple(np.shape(scores)))
+    hw = _stage_half_widths(half_width, n_rows)
+    taus = []
+    for j in range(n_rows):
+        if target_risk is None:
+            taus.append(threshold_for_coverage(s[j], cov))
+            continue
+        try:
+            taus.append(threshold_for_risk(s[j], ok[j], risk))
+        except ValueError as exc:
+            where = f" (row {j} of scores)" if n_rows > 1 else ""
+            raise ValueError(f"{exc}{where}") from None
+    return _estimate(taus, hw, s)
+
+
+def adjust_windows(windows: CascadeWindows, scores) -> CascadeWindows:
+    """The "adjusted" windows: the same taus and half-widths, the edges re-estimated on unlabelled scores.
+
+    windows: from :func:`fit_windows` (``S`` stages); scores ``(S, M')`` (or ``(M',)`` for one stage): each stage's
+    scores on the deployment data, e.g. ``stage_scores(shifted_logits, score, order)[:-1]``.  No labels are used:
+    with ``F'_j`` the fraction of ``scores[j]`` ``<=`` a value, the window is ``Q'_j(F'_j(tau_j) -+ q_j)``.  Under a
+    shift the val quantiles no longer say how many deployment samples fall in the window; the re-estimated one
+    again passes on about ``2 q_j`` of them at each stage (as the authors' ``adjusted_window`` in
+    ``cascade_results.py``, which uses the first-stage scores of in-distribution and OOD test data pooled 1:1).
+
+    Example:
+        >>> val = torch.arange(11, dtype=torch.float64) / 10
+        >>> w = fit_windows(val, val >= 0.35, 0.2, target_risk=0.1)
+        >>> a = adjust_windows(w, val / 2)  # deployment scores 0.0, 0.05, ..., 0.5: tau = 0.4 is now high up
+        >>> a.tau, [round(u, 4) for u in a.level], a.lo, a.hi
+        ((0.4,), [0.8182], (0.3,), (inf,))
+    """
+    if not isinstance(windows, CascadeWindows):
+        raise TypeError(f"windows must be CascadeWindows (from fit_windows), got {type(windows).__name__}")
+    s = _stage_rows(scores, "scores")
+    if s.shape[0] != len(windows):
+        raise ValueError(f"scores must have one row per window ({len(windows)}), got shape {tuple(np.shape(scores))}")
+    return _estimate(windows.tau, torch.tensor(windows.half_width, dtype=torch.float64), s)
+
+
+def fitted_cascade(
+    member_logits, windows, score: str = "msp", costs=None, order=None, weights=None, *, policy: str = "window"
+) -> CascadeResult:
+    """Run a cascade with per-stage windows (or thresholds) from :func:`fit_windows` / :func:`adjust_windows`.
+
+    member_logits ``(K, N, C)``; windows: ``K' - 1`` windows (one per stage but the last, which always exits) or
+    ``K'`` (the last one is then unused), fitted on scores of the same ``score``, ``order`` and ``weights``.
+    ``policy="window"``: at stage ``j`` a sample is passed on while ``lo_j < score_j < hi_j`` (the authors'
+    ``window_threshold_strategy``, ``utils/cascade_utils.py``, one window per exit); ``policy="threshold"``: while
+    ``score_j < tau_j`` (a single exit threshold per stage, their ``single_threshold_strategy`` baseline).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> z_val, z_test = 3 * torch.randn(2, 300, 3, generator=g), 3 * torch.randn(2, 6, 3, generator=g)
+        >>> val = stage_scores(z_val)[:1]  # the first stage's val scores (two stages: one window)
+        >>> w = fit_windows(val, None, 0.1, target_coverage=0.8)
+        >>> r = fitted_cascade(z_test, w, costs=[1.0, 4.0])
+        >>> r.exit_stage.tolist(), r.cost.tolist()
+        ([0, 0, 0, 0, 1, 1], [1.0, 1.0, 1.0, 1.0, 5.0, 5.0])
+    """
+    if not isinstance(windows, CascadeWindows):
+        raise TypeError(f"windows must be CascadeWindows (from fit_windows), got {type(windows).__name__}")
+    check_choice(policy, "policy", POLICIES)
+    probs, s, idx, z = _stages(member_logits, order, weights, score)
+    cst = _costs(costs, z)
+    n_stages = s.shape[0]
+    if len(windows) not in (n_stages - 1, n_stages):
+        raise ValueError(
+            f"windows must hold {max(n_stages - 1, 1)} window(s) for {n_stages} stage(s) (one per stage but the last"
+            f"{', or one per stage' if n_stages > 1 else ''}), got {len(windows)}"
+        )
+    acc = acc_dtype(z.device)
+    used = n_stages - 1
+    if policy == "window":
+        lo, hi = windows.lo[:used], windows.hi[:used]
+    else:
+        lo, hi = (-math.inf,) * used, windows.tau[:used]
+    lo_t = torch.tensor([*lo, math.inf], dtype=acc, device=z.device).view(-1, 1)  # the last stage: never passes
+    hi_t = torch.tensor([*hi, math.inf], dtype=acc, device=z.device).view(-1, 1)
+    sa = s.to(acc)
+    return _result(probs, s, idx, cst, _exit_from_pass((lo_t < sa) & (sa < hi_t)))

@@ -3,7 +3,11 @@
 Oracles: slow per-sample python references written here that literally run the members one at a time and apply
 each exit rule (with their own softmax, scores, window edges and cost counting), brute-force loops over every
 candidate threshold for the selective-classification helpers, and scikit-learn's ``roc_auc_score`` for AUROC.
-Property tests use hypothesis.
+The per-stage windows are checked against a loop reference of the authors' recipe (Xia & Bouganis,
+https://github.com/Guoxoug/window-early-exit: ``cascade_results.py``, ``plot_msdnet_unc_cascade.py``,
+``utils/cascade_utils.py``, ``utils/eval_utils.py``), with our conventions where the module docstring says they
+differ, and against transcriptions of the authors' own functions (``uncertainties``, ``window_threshold_strategy``,
+``percentileofscore`` + ``torch.quantile``) where the two conventions meet.  Property tests use hypothesis.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import percentileofscore
 
 from ensemble_lab import cascades as CS
 from ensemble_lab import selective as SEL
@@ -41,19 +46,31 @@ def _softmax(row):
     return [v / s for v in e]
 
 
-def _score(pbar, zbar, score):
+def _member_score(row, score):
+    """One member's own max logit / logsumexp (what the authors average for an ensemble stage)."""
+    if score == "max_logit":
+        return max(row)
+    m = max(row)
+    return m + math.log(sum(math.exp(v - m) for v in row))
+
+
+def _score(pbar, zbar, score, smean=None):
+    """A stage's score from its averaged probabilities ``pbar``, averaged logits ``zbar`` and the running mean of
+    its members' own scores ``smean`` (for ``max_logit`` / ``neg_energy``, the authors' rule)."""
     if score == "msp":
         return max(pbar)
     if score == "neg_entropy":
         return sum(p * math.log(p) for p in pbar if p > 0)
-    if score == "max_logit":
+    if score in ("max_logit", "neg_energy"):
+        return smean
+    if score == "max_logit_of_mean":
         return max(zbar)
     m = max(zbar)
     return m + math.log(sum(math.exp(v - m) for v in zbar))
 
 
 def _loop_cascade(z, keep_going, score, costs=None, order=None, weights=None):
-    """Run members one at a time per sample; ``keep_going(score)`` says whether to run the next one.
+    """Run members one at a time per sample; ``keep_going(score, stage)`` says whether to run the next one.
 
     Returns lists: predictions, exit stage, confidence, cost, number of member evaluations, probs."""
     k, n, c = z.shape
@@ -63,7 +80,7 @@ def _loop_cascade(z, keep_going, score, costs=None, order=None, weights=None):
     out = {"pred": [], "exit": [], "conf": [], "cost": [], "evals": [], "probs": []}
     zl = z.tolist()
     for i in range(n):
-        num, zsum, den, cost, evals = [0.0] * c, [0.0] * c, 0.0, 0.0, 0
+        num, zsum, ssum, den, cost, evals = [0.0] * c, [0.0] * c, 0.0, 0.0, 0.0, 0
         for j, m in enumerate(order):
             row = zl[m][i]  # run member m on sample i
             evals += 1
@@ -71,11 +88,13 @@ def _loop_cascade(z, keep_going, score, costs=None, order=None, weights=None):
             p = _softmax(row)
             num = [a + weights[m] * b for a, b in zip(num, p, strict=False)]
             zsum = [a + weights[m] * b for a, b in zip(zsum, row, strict=False)]
+            if score in ("max_logit", "neg_energy"):
+                ssum += weights[m] * _member_score(row, score)
             den += weights[m]
             pbar = [a / den for a in num]
             zbar = [a / den for a in zsum]
-            s = _score(pbar, zbar, score)
-            if j == len(order) - 1 or not keep_going(s):
+            s = _score(pbar, zbar, score, ssum / den)
+            if j == len(order) - 1 or not keep_going(s, j):
                 break
         out["pred"].append(pbar.index(max(pbar)))
         out["exit"].append(j)
@@ -140,7 +159,7 @@ def _tau_and_spread(score, c, seed):
 @pytest.mark.parametrize("score", CS.SCORES)
 def test_confidence_score_matches_loop_reference(score):
     z = _logits(1, 30, 5, seed=3)[0]
-    ref = [_score(_softmax(row), row, score) for row in z.tolist()]
+    ref = [_score(_softmax(row), row, score, _member_score(row, score.replace("_of_mean", ""))) for row in z.tolist()]
     np.testing.assert_allclose(CS.confidence_score(z, score).numpy(), ref, rtol=1e-12, atol=1e-12)
 
 
@@ -163,9 +182,21 @@ def test_stage_conventions_for_ensembles():
     torch.testing.assert_close(
         CS.stage_scores(z, "neg_entropy", weights=w)[-1], CS.confidence_score(pbar.log(), "neg_entropy")
     )
-    # max_logit / neg_energy: of the averaged member logits
-    torch.testing.assert_close(CS.stage_scores(z, "max_logit", weights=w)[-1], zbar.amax(-1))
-    torch.testing.assert_close(CS.stage_scores(z, "neg_energy", weights=w)[-1], torch.logsumexp(zbar, -1))
+    # max_logit / neg_energy (the authors' rule): the weighted mean of the members' own scores
+    mean_of = lambda s: (w.view(-1, 1) * s).sum(0) / w.sum()  # noqa: E731
+    torch.testing.assert_close(CS.stage_scores(z, "max_logit", weights=w)[-1], mean_of(z.amax(-1)))
+    torch.testing.assert_close(CS.stage_scores(z, "neg_energy", weights=w)[-1], mean_of(torch.logsumexp(z, -1)))
+    # ..._of_mean: of the averaged member logits
+    torch.testing.assert_close(CS.stage_scores(z, "max_logit_of_mean", weights=w)[-1], zbar.amax(-1))
+    torch.testing.assert_close(CS.stage_scores(z, "neg_energy_of_mean", weights=w)[-1], torch.logsumexp(zbar, -1))
+    # the two rules differ for an ensemble, and (max and logsumexp are convex) the mean of scores is never below
+    for name in ("max_logit", "neg_energy"):
+        mean_rule, of_mean = (
+            CS.stage_scores(z, name, weights=w)[1:],
+            CS.stage_scores(z, f"{name}_of_mean", weights=w)[1:],
+        )
+        assert bool((mean_rule >= of_mean - 1e-12).all())
+        assert float((mean_rule - of_mean).max()) > 0.1
     sp = CS.stage_probs(z, order=[1, 2])
     assert sp.shape == (2, 20, 4)
     torch.testing.assert_close(sp[1], p[1:].mean(0))
@@ -185,7 +216,7 @@ def test_threshold_cascade_matches_loop(score, case):
     z = _logits(k, 60, c, seed=case)
     tau, _ = _tau_and_spread(score, c, case)
     res = CS.threshold_cascade(z, tau, score=score, costs=costs, order=order, weights=weights)
-    ref = _loop_cascade(z, lambda s: s < tau, score, costs, order, weights)
+    ref = _loop_cascade(z, lambda s, j: s < tau, score, costs, order, weights)
     _check_result(res, ref, c)
     # cost accounting: with unit costs the cost is the number of member evaluations
     res1 = CS.threshold_cascade(z, tau, score=score, order=order, weights=weights)
@@ -202,7 +233,7 @@ def test_window_cascade_score_units_matches_loop(score, case):
     tau, spread = _tau_and_spread(score, c, 10 + case)
     hw = 0.7 * spread
     res = CS.window_cascade(z, tau, hw, score=score, costs=costs, order=order, weights=weights)
-    ref = _loop_cascade(z, lambda s: tau - hw < s < tau + hw, score, costs, order, weights)
+    ref = _loop_cascade(z, lambda s, j: tau - hw < s < tau + hw, score, costs, order, weights)
     _check_result(res, ref, c)
     assert len(set(ref["exit"])) > 0
     assert max(ref["exit"]) > 0
@@ -221,7 +252,7 @@ def test_window_cascade_quantile_units_matches_loop(score, case, q):
     elo, ehi = CS.window_edges(tau, q, val)
     assert (float(elo[0]), float(ehi[0])) == (lo, hi)
     res = CS.window_cascade(z, tau, q, score=score, costs=costs, order=order, weights=weights, val_scores=val)
-    ref = _loop_cascade(z, lambda s: lo < s < hi, score, costs, order, weights)
+    ref = _loop_cascade(z, lambda s, j: lo < s < hi, score, costs, order, weights)
     _check_result(res, ref, c)
 
 
@@ -324,6 +355,210 @@ def test_window_sweep_matches_per_half_width_cascade(score, quantile):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# per-stage windows, the authors' way: loop references
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _ref_tau(scores, correct, target_risk=None, target_coverage=None):
+    """Brute force over every candidate threshold t (a score; accept ``s >= t``): for a target risk the smallest t
+    whose risk among the accepted is <= the target, for a target coverage the largest t accepting at least that
+    fraction."""
+    m = len(scores)
+    best = None
+    for t in sorted(set(scores)):
+        accepted = [i for i in range(m) if scores[i] >= t]
+        if target_risk is not None:
+            risk = sum(1 for i in accepted if not correct[i]) / len(accepted)
+            if risk <= target_risk and best is None:
+                best = t  # candidates ascend: the first that qualifies is the smallest
+        elif len(accepted) / m >= target_coverage:
+            best = t  # the last that qualifies is the largest
+    return best
+
+
+def _ref_windows(rows, correct_rows, half_widths, target_risk=None, target_coverage=None, deploy_rows=None):
+    """The authors' recipe, one stage at a time (``plot_msdnet_unc_cascade.py``: a tau and a window per exit): tau_j
+    on stage j's val scores and correctness, then ``u = F(tau_j)`` and the edges ``Q(u -+ q_j)`` in quantile
+    space of stage j's val scores, or of its deployment scores for the adjusted window (``cascade_results.py``)."""
+    out = []
+    for j, (val, ok, q) in enumerate(zip(rows, correct_rows, half_widths, strict=True)):
+        tau = _ref_tau(val, ok, target_risk, target_coverage)
+        ref = val if deploy_rows is None else deploy_rows[j]
+        level = sum(1 for x in ref if x <= tau) / len(ref)
+        lo, hi = _loop_edges(tau, q, ref)
+        out.append((tau, level, lo, hi))
+    return out
+
+
+def _world(k, n, c, seed, signal=2.0):
+    """Member logits that know the labels somewhat (accuracy well above chance), and the labels."""
+    y = _labels(n, c, seed=seed)
+    return signal * torch.nn.functional.one_hot(y, c).double() + _logits(k, n, c, seed=seed), y
+
+
+def _val_stages(k, m, c, seed, score, order=None, weights=None):
+    z, y = _world(k, m, c, seed)
+    s = CS.stage_scores(z, score, order=order, weights=weights)
+    ok = CS.stage_probs(z, order=order, weights=weights).argmax(-1) == y
+    return s, ok
+
+
+@pytest.mark.parametrize("score", CS.SCORES)
+@pytest.mark.parametrize("target", [("risk", 0.1), ("risk", 0.25), ("coverage", 0.7), ("coverage", 0.25)])
+def test_fit_windows_matches_the_loop_reference(score, target):
+    s, ok = _val_stages(4, 60, 3, seed=31, score=score, order=[3, 1, 0, 2])
+    hws = [0.1, 0.25, 0.4]
+    kw = {f"target_{target[0]}": target[1]}
+    w = CS.fit_windows(s[:-1], ok[:-1], hws, **kw)
+    ref = _ref_windows(s[:-1].tolist(), ok[:-1].tolist(), hws, **kw)
+    assert len(w) == 3
+    assert list(zip(w.tau, w.level, w.lo, w.hi, strict=True)) == ref
+    assert w.half_width == tuple(hws)
+    # the first stage alone: tau from the FIRST stage's val scores and correctness (a 2-stage cascade)
+    w1 = CS.fit_windows(s[0], ok[0], 0.1, **kw)
+    assert (w1.tau[0], w1.level[0], w1.lo[0], w1.hi[0]) == ref[0]
+    assert w1.tau[0] == _ref_tau(s[0].tolist(), ok[0].tolist(), **{f"target_{target[0]}": target[1]})
+
+
+@pytest.mark.parametrize("score", CS.SCORES)
+@pytest.mark.parametrize("case", [2, 3, 4, 5])  # 3 and 4 stages, with orders, weights and costs
+@pytest.mark.parametrize("policy", CS.POLICIES)
+def test_fitted_cascade_per_stage_windows_match_the_loop(score, case, policy):
+    k, order, weights, costs = CASES[case]
+    c = 4
+    s, ok = _val_stages(k, 80, c, seed=40 + case, score=score, order=order, weights=weights)
+    w = CS.fit_windows(s[:-1], ok[:-1], [0.15, 0.3, 0.2][: s.shape[0] - 1], target_coverage=0.6)
+    z = _logits(k, 70, c, seed=50 + case)
+    res = CS.fitted_cascade(z, w, score=score, costs=costs, order=order, weights=weights, policy=policy)
+    if policy == "window":
+        ref = _loop_cascade(z, lambda x, j: w.lo[j] < x < w.hi[j], score, costs, order, weights)
+    else:
+        ref = _loop_cascade(z, lambda x, j: x < w.tau[j], score, costs, order, weights)
+    _check_result(res, ref, c)
+    assert len(set(ref["exit"])) >= 2  # the windows do send some samples on and stop others
+    # one window per stage, the last one unused, gives the same cascade
+    w_all = CS.fit_windows(s, ok, 0.15, target_coverage=0.6)
+    w_all = CS.CascadeWindows(
+        tau=w.tau + w_all.tau[-1:],
+        lo=w.lo + (0.0,),
+        hi=w.hi + (0.0,),
+        half_width=w.half_width + (0.0,),
+        level=w.level + (0.5,),
+    )
+    again = CS.fitted_cascade(z, w_all, score=score, costs=costs, order=order, weights=weights, policy=policy)
+    assert again.exit_stage.tolist() == res.exit_stage.tolist()
+
+
+def test_fitted_cascade_with_two_stages_is_the_authors_window_strategy():
+    """Transcription of ``window_threshold_strategy`` (``utils/cascade_utils.py``): exit at the first member when
+    its score is above the window or below it, else take the second stage; costs the same way
+    (``cascade_results.py``: ``cascade_macs[0]`` or ``cascade_macs[0] + cascade_macs[1]``)."""
+
+    def authors_window_strategy(conf_scores, data1, data2, window):
+        out = (conf_scores > window[1]) + (conf_scores < window[0])
+        out = out.view([conf_scores.shape[0]] + [1] * (len(data1.shape) - 1))
+        return data1 * out + data2 * ~out
+
+    s, ok = _val_stages(2, 300, 5, seed=61, score="msp")
+    w = CS.fit_windows(s[0], ok[0], 0.1, target_risk=0.4)
+    z = _logits(2, 200, 5, seed=62)
+    test0 = CS.stage_scores(z, "msp")[0]
+    assert not bool(torch.isin(test0, torch.tensor([w.lo[0], w.hi[0]], dtype=test0.dtype)).any())  # no ties
+    probs = CS.stage_probs(z)
+    want_probs = authors_window_strategy(test0, probs[0], probs[1], (w.lo[0], w.hi[0]))
+    want_cost = authors_window_strategy(
+        test0, torch.full((200,), 3.0), torch.full((200,), 3.0 + 5.0), (w.lo[0], w.hi[0])
+    )
+    res = CS.fitted_cascade(z, w, costs=[3.0, 5.0])
+    torch.testing.assert_close(res.probs, want_probs)
+    torch.testing.assert_close(res.cost, want_cost.double())
+    assert 0 < float((res.exit_stage == 1).double().mean()) < 1
+
+
+def test_windows_meet_the_authors_quantile_recipe():
+    """``cascade_results.py``: ``u = percentileofscore(val, tau) / 100`` and ``torch.quantile(val, [u - q, u + q])``.
+    Without ties our level F(tau) is their u, and each edge is one of the two order statistics that
+    ``torch.quantile`` interpolates between."""
+    g = torch.Generator().manual_seed(70)
+    val = torch.rand(137, generator=g, dtype=torch.float64)
+    srt = val.sort().values
+    for tau in (float(srt[40]), float(srt[40] + srt[41]) / 2, float(srt[90])):  # on a val score and between two
+        for q in (0.05, 0.1, 0.2):
+            w = CS.adjust_windows(CS.CascadeWindows((tau,), (0.0,), (1.0,), (q,), (0.5,)), val)  # around tau
+            u = percentileofscore(val.numpy(), tau) / 100.0
+            assert w.level[0] == pytest.approx(u, abs=1e-12)
+            for edge, p in ((w.lo[0], u - q), (w.hi[0], u + q)):
+                pos = p * (len(val) - 1)  # torch.quantile's (linear) position
+                lo_i = math.floor(pos)
+                assert edge in (float(srt[lo_i]), float(srt[lo_i + 1]))
+                theirs = float(torch.quantile(val, torch.tensor(p, dtype=torch.float64)))
+                assert float(srt[lo_i]) <= theirs <= float(srt[lo_i + 1])
+
+
+@pytest.mark.parametrize("score", ["msp", "neg_energy", "max_logit_of_mean"])
+def test_adjusted_windows_match_the_loop_and_pass_on_about_2q(score):
+    s, ok = _val_stages(3, 90, 4, seed=80, score=score)
+    w = CS.fit_windows(s[:-1], ok[:-1], [0.1, 0.2], target_coverage=0.5)
+    shifted, _ = _world(3, 120, 4, seed=81, signal=0.8)  # members know less: the scores move down
+    deploy = CS.stage_scores(shifted, score)[:-1]
+    a = CS.adjust_windows(w, deploy)
+    ref = _ref_windows(s[:-1].tolist(), ok[:-1].tolist(), [0.1, 0.2], target_coverage=0.5, deploy_rows=deploy.tolist())
+    assert list(zip(a.tau, a.level, a.lo, a.hi, strict=True)) == ref
+    assert a.tau == w.tau
+    assert a.half_width == w.half_width
+    assert all(x > y for x, y in zip(a.level, w.level, strict=True))  # tau sits higher among the shifted scores
+    assert a.lo != w.lo
+    assert a.hi != w.hi
+    assert all(math.isfinite(x) for x in a.lo + a.hi)
+    for j, q in enumerate((0.1, 0.2)):  # no labels used, and each window again holds about 2q of the scores
+        inside = float(((deploy[j] > a.lo[j]) & (deploy[j] < a.hi[j])).double().mean())
+        # 2qM - 1 scores lie strictly between the two order statistics; rounding of the levels u -+ q can move
+        # each edge by one
+        assert abs(inside - 2 * q) <= 3 / deploy.shape[1]
+
+
+def test_ensemble_scores_are_the_authors_mean_of_member_scores():
+    """Transcription of ``uncertainties`` (``utils/eval_utils.py``) and of the ensemble stage's scores in
+    ``cascade_results.py``: ``av_unc_metrics`` (the members' uncertainties averaged) and ``add_adjusted_uncs`` (the
+    softmax ones of the averaged probabilities, ``*_ens``).  Uncertainties there are minus our confidences."""
+
+    def uncertainties(logits):
+        logits = logits.type(torch.DoubleTensor)
+        probs = logits.softmax(dim=-1)
+        return {
+            "confidence": probs.max(dim=-1).values,
+            "entropy": (-probs * probs.log()).sum(dim=-1),
+            "max_logit": -logits.max(dim=-1).values,
+            "energy": -torch.logsumexp(logits, dim=-1),
+        }
+
+    z = _logits(2, 40, 6, seed=90)
+    members = [uncertainties(z[i]) for i in range(2)]
+    av = {name: (members[0][name] + members[1][name]) / 2 for name in members[0]}
+    log_pbar = ((z[0].softmax(-1) + z[1].softmax(-1)) / 2).log()
+    ens = uncertainties(log_pbar)
+    torch.testing.assert_close(CS.stage_scores(z, "max_logit")[1], -av["max_logit"])
+    torch.testing.assert_close(CS.stage_scores(z, "neg_energy")[1], -av["energy"])
+    torch.testing.assert_close(CS.stage_scores(z, "msp")[1], ens["confidence"])
+    torch.testing.assert_close(CS.stage_scores(z, "neg_entropy")[1], -ens["entropy"])
+    for name, theirs in (("max_logit", "max_logit"), ("neg_energy", "energy")):  # the first stage: one member
+        torch.testing.assert_close(CS.stage_scores(z, name)[0], -members[0][theirs])
+
+
+def test_huge_logits_keep_mean_scores_finite():
+    z = _logits(3, 10, 4, seed=3)
+    z = z / z.abs().max() * 1e308
+    for score in ("max_logit", "neg_energy", "max_logit_of_mean", "neg_energy_of_mean"):
+        s = CS.stage_scores(z, score, weights=[1.0, 3.0, 2.0])
+        assert bool(torch.isfinite(s).all()), score
+        ref = _loop_cascade(z / 1e300, lambda x, j: True, score, weights=[1.0, 3.0, 2.0])["conf"]  # scaled down
+        if score.startswith("max_logit"):  # exact in scale
+            np.testing.assert_allclose(s[-1].numpy() / 1e300, ref, rtol=1e-9)
+    z32 = (z / 1e308 * 3e38).float()
+    assert bool(torch.isfinite(CS.stage_scores(z32, "neg_energy")).all())
+
+
+# ------------------------------------------------------------------------------------------------------------
 # properties
 # ------------------------------------------------------------------------------------------------------------
 
@@ -415,6 +650,82 @@ def test_bad_input_names_the_argument():
             call()
 
 
+def test_windows_bad_input_names_the_argument():
+    s, ok = _val_stages(4, 30, 3, seed=5, score="msp")
+    rows, good = s[:-1], ok[:-1]
+    w = CS.fit_windows(rows, good, 0.1, target_coverage=0.5)
+    z = _logits(4, 10, 3, seed=6)
+    unreachable = good.clone()
+    unreachable[1] = False  # stage 2 never right
+    cases = [
+        (
+            ValueError,
+            r"scores.*shape \(M,\) or \(S, M\)",
+            lambda: CS.fit_windows(s[None], ok[None], 0.1, target_risk=0.2),
+        ),
+        (ValueError, "scores.*shape", lambda: CS.fit_windows(torch.ones(0), [], 0.1, target_coverage=0.5)),
+        (ValueError, "scores.*finite", lambda: CS.fit_windows(rows * math.nan, good, 0.1, target_risk=0.2)),
+        (TypeError, "scores", lambda: CS.fit_windows("abc", good, 0.1, target_risk=0.2)),
+        (
+            ValueError,
+            r"correct.*shape of scores \(3, 30\)",
+            lambda: CS.fit_windows(rows, good[:2], 0.1, target_risk=0.2),
+        ),
+        (ValueError, "correct.*boolean or 0/1", lambda: CS.fit_windows(rows, good * 2, 0.1, target_risk=0.2)),
+        (ValueError, "correct.*same device", lambda: CS.fit_windows(rows, good.to("meta"), 0.1, target_risk=0.2)),
+        (ValueError, "correct is needed with target_risk", lambda: CS.fit_windows(rows, None, 0.1, target_risk=0.2)),
+        (ValueError, "exactly one of target_risk and target_coverage", lambda: CS.fit_windows(rows, good, 0.1)),
+        (
+            ValueError,
+            "exactly one of target_risk and target_coverage",
+            lambda: CS.fit_windows(rows, good, 0.1, target_risk=0.2, target_coverage=0.5),
+        ),
+        (ValueError, r"target_risk.*\(0, 1\]", lambda: CS.fit_windows(rows, good, 0.1, target_risk=0.0)),
+        (TypeError, "target_risk", lambda: CS.fit_windows(rows, good, 0.1, target_risk="0.1")),
+        (ValueError, r"target_coverage.*\(0, 1\]", lambda: CS.fit_windows(rows, good, 0.1, target_coverage=1.5)),
+        (ValueError, "target_coverage.*finite", lambda: CS.fit_windows(rows, good, 0.1, target_coverage=math.nan)),
+        (
+            ValueError,
+            "target_risk.*lowest.*row 1 of scores",
+            lambda: CS.fit_windows(rows, unreachable, 0.1, target_risk=0.2),
+        ),
+        (ValueError, r"half_width.*\[0, 0.5\]", lambda: CS.fit_windows(rows, good, 0.6, target_risk=0.2)),
+        (ValueError, "half_width.*one number or 3", lambda: CS.fit_windows(rows, good, [0.1, 0.2], target_risk=0.2)),
+        (TypeError, "half_width", lambda: CS.fit_windows(rows, good, True, target_risk=0.2)),
+        (TypeError, "windows.*CascadeWindows", lambda: CS.adjust_windows({"tau": (0.5,)}, rows)),
+        (ValueError, r"scores.*one row per window \(3\)", lambda: CS.adjust_windows(w, rows[:2])),
+        (ValueError, "scores.*finite", lambda: CS.adjust_windows(w, rows * math.inf)),
+        (TypeError, "windows.*CascadeWindows", lambda: CS.fitted_cascade(z, None)),
+        (
+            ValueError,
+            r"windows must hold 3 window\(s\) for 4 stage",
+            lambda: CS.fitted_cascade(z, CS.fit_windows(rows[0], None, 0.1, target_coverage=0.5)),
+        ),
+        (ValueError, "windows must hold 1 window.*for 2 stage", lambda: CS.fitted_cascade(z, w, order=[0, 1])),
+        (ValueError, "policy.*'window'.*'threshold'", lambda: CS.fitted_cascade(z, w, policy="greedy")),
+        (ValueError, "score.*'msp'", lambda: CS.fitted_cascade(z, w, score="energy")),
+        (ValueError, r"costs.*\(4,\)", lambda: CS.fitted_cascade(z, w, costs=[1.0, 2.0])),
+        (ValueError, "tau must be finite", lambda: CS.CascadeWindows((math.nan,), (0.0,), (1.0,), (0.1,), (0.5,))),
+        (ValueError, "equal length", lambda: CS.CascadeWindows((0.5, 0.6), (0.0,), (1.0,), (0.1,), (0.5,))),
+        (ValueError, "equal length", lambda: CS.CascadeWindows((), (), (), (), ())),
+        (ValueError, "lo and hi", lambda: CS.CascadeWindows((0.5,), (1.0,), (0.0,), (0.1,), (0.5,))),
+        (ValueError, r"half_width.*\[0, 0.5\]", lambda: CS.CascadeWindows((0.5,), (0.0,), (1.0,), (0.7,), (0.5,))),
+        (ValueError, r"level.*\[0, 1\]", lambda: CS.CascadeWindows((0.5,), (0.0,), (1.0,), (0.1,), (1.5,))),
+        (TypeError, "tau.*sequence of numbers", lambda: CS.CascadeWindows(0.5, (0.0,), (1.0,), (0.1,), (0.5,))),
+        (TypeError, "lo.*sequence of numbers", lambda: CS.CascadeWindows((0.5,), ("0",), (1.0,), (0.1,), (0.5,))),
+        (TypeError, "hi.*sequence of numbers", lambda: CS.CascadeWindows((0.5,), (0.0,), (True,), (0.1,), (0.5,))),
+    ]
+    for exc, pattern, call in cases:
+        with pytest.raises(exc, match=pattern):
+            call()
+    # what is valid: numpy input, 0/1 correctness, a per-row list of half-widths, correct=None for a coverage target
+    w2 = CS.fit_windows(rows.numpy(), good.int().numpy(), [0.1, 0.2, 0.3], target_risk=0.5)
+    assert w2.half_width == (0.1, 0.2, 0.3)
+    assert all(math.isfinite(t) for t in w2.tau)
+    assert CS.fit_windows(rows, None, 0.1, target_coverage=0.5) == CS.fit_windows(rows, good, 0.1, target_coverage=0.5)
+    assert CS.adjust_windows(w, rows) == w  # adjusted on the val scores themselves: nothing moves
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
     z = _logits(3, 50, 4, seed=2)
@@ -427,6 +738,17 @@ def test_cuda_matches_cpu():  # pragma: no cover - runs where a GPU exists
     sweep = CS.window_sweep(z.cuda(), 0.6, [0.0, 0.2], val_scores=val.cuda(), labels=y.cuda())
     assert sweep[0].device.type == "cuda"
     assert SEL.ood_auroc(val.cuda(), z[0, :, 0].cuda()) == pytest.approx(SEL.ood_auroc(val, z[0, :, 0]))
+    s, ok = _val_stages(3, 40, 4, seed=4, score="neg_energy")
+    w_cpu = CS.fit_windows(s[:-1], ok[:-1], 0.2, target_risk=0.5)
+    w_gpu = CS.fit_windows(s[:-1].cuda(), ok[:-1].cuda(), 0.2, target_risk=0.5)
+    assert w_gpu == w_cpu
+    assert CS.adjust_windows(w_gpu, s[:-1].cuda() / 2) == CS.adjust_windows(w_cpu, s[:-1] / 2)
+    r = CS.fitted_cascade(z.cuda(), w_gpu, score="neg_energy", costs=[1.0, 2.0, 3.0])
+    assert r.exit_stage.device.type == "cuda"
+    assert (
+        r.exit_stage.cpu().tolist()
+        == CS.fitted_cascade(z, w_cpu, score="neg_energy", costs=[1.0, 2.0, 3.0]).exit_stage.tolist()
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1138,6 +1138,22 @@ def _evaluate(sd) -> float:
     return float(sd["head.bias"].sum())
 
 
+def _stage_rows():
+    return member_probs()[:2].amax(-1)  # (2, N): two stages' val scores
+
+
+def _stage_correct():
+    return member_probs()[:2].argmax(-1) == labels()
+
+
+def _cascade_windows():
+    return resolve("ensemble_lab.cascades.fit_windows")(_stage_rows(), _stage_correct(), 0.1, target_risk=1.0)
+
+
+def _windows_view(w):
+    return (w.tau, w.level, w.half_width, [x for x in (*w.lo, *w.hi) if not math.isinf(x)])
+
+
 def _cascade_result():
     return resolve("ensemble_lab.cascades.threshold_cascade")(member_logits(), 0.7)
 
@@ -1222,7 +1238,17 @@ def routines() -> tuple[Routine, ...]:
         ],
     )
     templates_ = texts(["a photo of the {}.", "the number {}"], extra=[bad("['no placeholder']", ["a photo"])])
-    score = choice(("msp", "neg_entropy", "max_logit", "neg_energy"))
+    score = choice(("msp", "neg_entropy", "max_logit", "neg_energy", "max_logit_of_mean", "neg_energy_of_mean"))
+    windows_arg = other(
+        "windows",
+        _cascade_windows,
+        [
+            bad("None", None),
+            bad("dict", {}),
+            bad_f("a tensor", lambda: torch.ones(2)),
+            bad("tuple of floats", (0.5,)),
+        ],
+    )
     order = index_list(K)
     costs = weights_arg(K, zeros_ok=True, kind="costs", skip=("[1e-320] * k",))
     cas_weights = weights_arg(K, extra=[bad("first member weighs 0", [0.0, 1.0, 1.0])])
@@ -1946,6 +1972,50 @@ def routines() -> tuple[Routine, ...]:
                     _cascade_result,
                     [bad("None", None), bad("dict", {}), bad_f("a cost tensor", lambda: torch.ones(N))],
                 )
+            ),
+        ),
+        R(
+            "ensemble_lab.cascades.fit_windows",
+            "cascades",
+            dict(
+                scores=tensor("scores", _stage_rows),
+                correct=correct_arg(_stage_correct),
+                half_width=real(
+                    0.1,
+                    lo=0.0,
+                    hi=0.5,
+                    extra=[
+                        valid("list of 2 (one per row)", [0.1, 0.2]),
+                        valid("numpy array of 2", np.array([0.1, 0.2])),
+                        valid_f("tensor of 2 (one per row)", lambda: torch.tensor([0.1, 0.2])),
+                        bad("list of 3 (2 rows)", [0.1, 0.2, 0.3]),
+                        bad("list [0.1, 0.6]", [0.1, 0.6]),
+                    ],
+                    skip=("list [0.5]", "array of 2", "tensor of 2"),
+                ),
+                target_risk=real(1.0, lo=0.0, hi=1.0, lo_open=True),
+            ),
+            view=_windows_view,
+            note="edges are +-inf where a window reaches an end of the scores, by design",
+        ),
+        R(
+            "ensemble_lab.cascades.adjust_windows",
+            "cascades",
+            dict(windows=windows_arg, scores=tensor("scores", lambda: member_probs()[1:].amax(-1))),
+            view=_windows_view,
+            note="edges are +-inf where a window reaches an end of the scores, by design",
+        ),
+        R(
+            "ensemble_lab.cascades.fitted_cascade",
+            "cascades",
+            dict(
+                member_logits=mlogits_,
+                windows=windows_arg,
+                score=score,
+                costs=costs,
+                order=order,
+                weights=cas_weights,
+                policy=choice(("window", "threshold")),
             ),
         ),
         # --------------------------------------------------------------------------- soups

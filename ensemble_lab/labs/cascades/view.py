@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import html
+import math
 
 import ipywidgets as w
+import torch
 
 from ... import cascades
 from ...plots import CostFrontierPlot, RiskCoveragePlot
 from ..figure import LabFigure
 from ..view import LabView, pct, split_options, table_html
 from .lab import POLICIES, TARGETS, CascadesLab
+
+
+class PolicyFrontierPlot(CostFrontierPlot):
+    """:class:`~ensemble_lab.plots.CostFrontierPlot` with a second swept line: the window policy's frontier (the
+    base's line) and the threshold policy's (dashed); the axes fit both."""
+
+    def __init__(self, ax):
+        super().__init__(ax, sweep_label="window policy (half-width sweep)")
+        (self.threshold,) = ax.plot([], [], "--", color="grey", label="threshold policy (threshold sweep)")
+        ax.legend(fontsize="small", frameon=False, loc="lower right")
+
+    @property
+    def artists(self) -> list:
+        return [*super().artists, self.threshold]
+
+    def update(self, frontiers: dict, current, points, ylabel: str) -> bool:
+        """``frontiers``: ``{"window": (cost, quality), "threshold": (cost, quality)}``; the rest as the base's."""
+        win, thr = frontiers["window"], frontiers["threshold"]
+        both = (torch.cat([win[0], thr[0]]), torch.cat([win[1], thr[1]]))
+        full = super().update(both, current, points, ylabel)  # the axes' ranges over both lines
+        self.sweep.set_data(win[0].numpy(), win[1].numpy())
+        self.threshold.set_data(thr[0].numpy(), thr[1].numpy())
+        return full
+
+
+def _edge(x: float) -> str:
+    return f"{x:.3f}" if math.isfinite(x) else ("−∞" if x < 0 else "+∞")
 
 
 def cascade_table_html(result) -> str:
@@ -39,15 +68,18 @@ def cascade_table_html(result) -> str:
             + "</div>"
         )
     if result.policy == "window":
-        where = (
-            f"window ({lo:.3f}, {hi:.3f}) on the exit score: the half-width is in quantile space of the first "
-            "stage's val scores"
-        )
+        space = "this split's scores (adjusted, no labels)" if result.adjusted else "its val scores"
+        where = f"stage 1 window ({_edge(lo)}, {_edge(hi)}): the half-width is in quantile space of {space}"
+        if len(result.stage_windows) > 1:
+            where += " · later stages: " + ", ".join(
+                f"stage {j + 2}: ({_edge(a)}, {_edge(b)}) around tau {t:.3f}"
+                for j, ((a, b), t) in enumerate(zip(result.stage_windows[1:], result.stage_tau[1:], strict=True))
+            )
     else:
-        where = "threshold policy: a stage's sample exits once its score reaches tau"
+        where = "threshold policy: a sample is passed on while its stage's score is below that stage's tau"
     return (
         f"<div><b>{html.escape(result.split)}</b> split · tau = {result.tau:.3f}, chosen on val for the "
-        f"target · {where}{table}<div>exits: {shares}</div>{ood}</div>"
+        f"target on the first stage's scores · {where}{table}<div>exits: {shares}</div>{ood}</div>"
     )
 
 
@@ -78,6 +110,10 @@ class CascadesView(LabView, lab=CascadesLab):
                 tooltip="in quantile space of val scores",
             ),
         )
+        self.adjusted = self.bind(
+            "adjusted",
+            w.Checkbox(description="adjusted window", tooltip="re-estimate the window on this split's scores"),
+        )
         self.score = self.bind("score", w.Dropdown(options=list(cascades.SCORES), description="exit score"))
         self.stages = self.link(
             w.IntSlider(min=1, max=lab.k, description="stages"),
@@ -99,7 +135,7 @@ class CascadesView(LabView, lab=CascadesLab):
         self.table = self.html("metrics")
         self.figure = LabFigure([["rc", "frontier"]], figsize=(7.6, 3.5))
         self.rc_plot = RiskCoveragePlot(self.figure.axes["rc"], list(lab.result.curves))
-        self.frontier_plot = CostFrontierPlot(self.figure.axes["frontier"])
+        self.frontier_plot = PolicyFrontierPlot(self.figure.axes["frontier"])
 
     def controls(self) -> list:
         return [
@@ -107,7 +143,8 @@ class CascadesView(LabView, lab=CascadesLab):
             self.target,
             self.policy,
             self.half_width,
-            w.HTML("<i>half-width: in quantile space of the first stage's val scores</i>"),
+            w.HTML("<i>half-width: in quantile space of each stage's val scores</i>"),
+            self.adjusted,
             self.score,
             self.stages,
             self.members,
@@ -127,7 +164,7 @@ class CascadesView(LabView, lab=CascadesLab):
             "coverage at the target risk" if self.lab.state.target_kind == "risk" else "risk at the target coverage"
         )
         full |= self.frontier_plot.update(
-            result.frontier,
+            result.frontiers,
             (result.cascade["macs"], result.quality),
             [(s["macs"], s["quality"]) for s in result.singles.values()],
             ylabel,
