@@ -25,8 +25,9 @@ Pooling and calibrating an ensemble
 -----------------------------------
 Wu & Gales (2021) and Rahaman & Thiery (2021): calibrating each member and then averaging the calibrated
 probabilities gives an *under*-confident ensemble (averaging diverse members already spreads the mass);
-pooling first and calibrating the pooled prediction repairs it.  Both orders are the same map with different
-parameters fitted, see :class:`PooledCalibrator`::
+pooling first and calibrating the pooled prediction repairs it.  One temperature after pooling never changes a
+class; member temperatures applied before probability averaging (even one shared T) can.  Both orders are the
+same map with different parameters fitted, see :class:`PooledCalibrator`::
 
     apply(z) = softmax( pool(z_1 / T_1, ..., z_K / T_K; w, rule) / T )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 # The artefacts the notebooks load; `python -m ensemble_lab.artefacts.prebuild` builds them (Binder's postBuild does).
 NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
-    {"dataset": "distorted", "arch": "mlp-m", "k": 8},  # 01_deep_ensembles
-    {"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40},  # 02_calibration: trained long, over-confident
+    # 01_deep_ensembles (and the members of 04): the headline over member seeds 0, 1, 2
+    *({"dataset": "distorted", "arch": "mlp-m", "k": 8, "seed": s} for s in (0, 1, 2)),
+    # 02_calibration: trained long, over-confident; seeds 0, 1, 2
+    *({"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40, "seed": s} for s in (0, 1, 2)),
     {"dataset": "distorted", "arch": "mlp-s", "k": 2},  # 04_early_exit_cascades: the family's small ...
     {"dataset": "distorted", "arch": "mlp-l", "k": 2},  # ... and large members (mlp-m: the 01 ensemble)
 )

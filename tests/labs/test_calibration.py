@@ -12,7 +12,7 @@ from ensemble_lab import calibration, calibration_error, metrics
 from ensemble_lab.combine import combine
 from ensemble_lab.labs import CalibrationLab, CalibrationState
 
-from .conftest import assert_refused
+from .conftest import assert_refused, html_table_rows
 
 
 def overconfident_predictions(k=4, n=600, c=5, seed=0):
@@ -231,3 +231,39 @@ def test_every_split_the_lab_accepts_can_be_shown(lab):
     assert view.split.value == "val"
     assert lab.status == ""
     assert lab.result.split == "val"
+
+
+def test_both_norms_each_with_its_own_estimator(lab):
+    p, y = _probs(lab)
+    r = lab.result
+    assert r.before["ece_l2"] == pytest.approx(metrics.ece(p, y, norm="l2"), abs=1e-6)
+    assert r.before["ece_l2"] >= r.before["ece"]  # the rms of the bins' gaps is at least their mean |gap|
+    assert lab.set(n_bins=7, strategy="quantile")
+    want = metrics.ece(p, y, n_bins=7, strategy="quantile", norm="l2")
+    assert lab.result.before["ece_l2"] == pytest.approx(want, abs=1e-6)
+    header = html_table_rows(lab.view.table.value)[0][1]
+    assert header[-3:-1] == ["ECE l1", "CE l2"]
+    assert lab.set(estimator="debiased")
+    assert "debiased CE (l2)" in lab.view.table.value
+
+
+def test_one_temperature_after_pooling_keeps_every_class_member_temperatures_do_not(lab):
+    z, y = lab.predictions.logits["test"], lab.predictions.labels["test"]
+    assert lab.result.changed == 0
+    assert lab.set(temperature=3.0)
+    assert lab.result.changed == 0
+    assert lab.result.after["accuracy"] == lab.result.before["accuracy"]
+    temps = [0.3, 1.0, 3.0, 10.0]
+    assert lab.set(order="calibrate-then-pool", member_temperatures=temps)
+    after = calibration.PooledCalibrator("prob", 1.0, torch.tensor(temps)).apply(z)
+    want = int((combine(z).argmax(1) != after.argmax(1)).sum())
+    assert want > 0
+    assert lab.result.changed == want
+    assert lab.result.after["accuracy"] == pytest.approx(metrics.accuracy(after, y))
+    assert f"{want} of 600 predictions change class" in lab.view.temperatures.value
+    # with probability averaging, even one temperature shared by every member can change the ensemble's class
+    assert lab.set(member_temperatures=[4.0] * 4)
+    shared = calibration.PooledCalibrator("prob", 1.0, torch.full((4,), 4.0)).apply(z)
+    assert lab.result.changed == int((combine(z).argmax(1) != shared.argmax(1)).sum())
+    assert lab.set(rule="logit")  # ... while with logit averaging it cannot
+    assert lab.result.changed == 0

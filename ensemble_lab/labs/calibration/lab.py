@@ -11,8 +11,14 @@ Headless use::
 What is compared: *before* is the pooled ensemble as trained (uniform weights, ``rule``, no temperature);
 *after* applies the temperatures of the State in the chosen ``order`` (``ensemble_lab.calibration``):
 
-- ``"pool-then-calibrate"``: ``softmax(pooled_logits(z) / temperature)``, one temperature after pooling;
-- ``"calibrate-then-pool"``: every member divided by its own temperature (``member_temperatures``), then pooled.
+- ``"pool-then-calibrate"``: ``softmax(pooled_logits(z) / temperature)``, one temperature after pooling; it never
+  changes a prediction's class (dividing one row of log-probabilities by T > 0 keeps its argmax);
+- ``"calibrate-then-pool"``: every member divided by its own temperature (``member_temperatures``), then pooled;
+  this changes each member's weight in the average, so it can change the ensemble's class (``changed`` counts
+  how many); with ``rule="prob"`` even one temperature shared by every member can.
+
+Both norms of the calibration error are shown, each with its own estimator: the binned l1 ECE and the binned
+(plug-in) l2 error with the State's bins, and the chosen ``estimator`` (binned l1, debiased l2, smooth l1).
 
 The temperature slider sets ``temperature`` in the first order and one temperature shared by every member in the
 second; "fit" fits them on the first ``n_cal`` samples of a seeded shuffle of the ``val`` split (one temperature,
@@ -67,9 +73,12 @@ class CalibrationResult:
     """What the Lab shows for one State.
 
     ``before``/``after``: accuracy, confidence (mean top-label confidence), nll, brier, ece (binned, l1, with the
-    State's bins) and ``error`` with ``error_low``/``error_high``: the chosen estimator and its 90% bootstrap
-    interval, all in probability units (``"debiased"`` reports the rooted l2 error ``sqrt(max(d, 0))`` of the
-    debiased squared error d, its interval the same transform of d's interval).  ``reliability_*``: binned
+    State's bins), ece_l2 (binned plug-in l2, ``metrics.ece(norm="l2")``, the same bins) and ``error`` with
+    ``error_low``/``error_high``: the chosen estimator and its 90% bootstrap interval, all in probability units
+    (``"debiased"`` reports the rooted l2 error ``sqrt(max(d, 0))`` of the debiased squared error d, its
+    interval the same transform of d's interval; it estimates the l2 error, not the l1 ECE).  ``changed``: how
+    many of the split's samples "after" puts in another class than "before" (0 for one temperature after
+    pooling).  ``reliability_*``: binned
     diagrams; ``curve_*``: the smoothed reliability curve ``(x, y)`` when the estimator is ``"smooth"``, else None.
     ``temperature`` and ``member_temperatures`` are what "after" applied; ``fitted`` holds what "fit" would set:
     ``{"temperature": T, "member_temperatures": [T_1, ..., T_K], "note": str | None}`` fitted on ``n_cal`` val
@@ -90,6 +99,7 @@ class CalibrationResult:
     temperature: float
     member_temperatures: tuple[float, ...]
     fitted: dict
+    changed: int
 
 
 class CalibrationLab(PredictionsLab):
@@ -133,6 +143,7 @@ class CalibrationLab(PredictionsLab):
         _, y = self._data.split(split)
         p = self._probs(split, rule, temperature, member_temperatures)
         row = metrics.summary(p, y, n_bins=n_bins, strategy=strategy, validate=False)
+        row["ece_l2"] = metrics.ece(p, y, n_bins=n_bins, strategy=strategy, norm="l2", validate=False)
         row["confidence"] = float(p.max(dim=1).values.double().mean())
         bandwidth = calibration_error.smooth_ece_bandwidth(p, y) if estimator == "smooth" else None  # solved once
         est, low, high = calibration_error.bootstrap_ece(
@@ -152,6 +163,13 @@ class CalibrationLab(PredictionsLab):
         rel = metrics.reliability(p, y, n_bins=n_bins, strategy=strategy, validate=False)
         curve = calibration_error.smooth_reliability(p, y, bandwidth, grid=101) if estimator == "smooth" else None
         return row, rel, curve
+
+    @cached(maxsize=64)
+    def _changed(self, split, rule, temperature, member_temperatures) -> int:
+        """How many samples of ``split`` the temperatures move to another class than the raw pool's."""
+        before = self._pooled(split, rule, (1.0,) * self.k).argmax(dim=1)
+        after = self._probs(split, rule, temperature, member_temperatures).argmax(dim=1)
+        return int((before != after).sum())
 
     @cached(maxsize=64)
     def _fitted(self, rule: str, n_cal: int, seed: int) -> dict:
@@ -211,6 +229,7 @@ class CalibrationLab(PredictionsLab):
             temperature=t_after,
             member_temperatures=mt_after,
             fitted=self._fitted(state.rule, n_cal, state.seed),
+            changed=self._changed(state.split, state.rule, t_after, mt_after),
         )
 
     # -- buttons ---------------------------------------------------------------------------------------

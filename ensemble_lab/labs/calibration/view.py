@@ -12,11 +12,12 @@ from ..figure import LabFigure
 from ..view import LabView, pct, split_options, table_html
 from .lab import ORDERS, CalibrationLab
 
-_ESTIMATOR_NAMES = {"binned": "binned ECE", "debiased": "debiased l2 CE", "smooth": "smooth ECE"}
+_ESTIMATOR_NAMES = {"binned": "binned ECE (l1)", "debiased": "debiased CE (l2)", "smooth": "smooth ECE (l1)"}
 
 
 def calibration_table_html(result) -> str:
-    """Before/after rows: accuracy, mean confidence, NLL, Brier and the chosen estimator with its interval."""
+    """Before/after rows: accuracy, mean confidence, NLL, Brier, the binned l1 and l2 errors, and the chosen
+    estimator with its interval (each column names its norm: l1 and l2 are different quantities)."""
     name = _ESTIMATOR_NAMES[result.estimator]
     rows = {
         side: (
@@ -24,11 +25,14 @@ def calibration_table_html(result) -> str:
             pct(m["confidence"]),
             f"{m['nll']:.3f}",
             f"{m['brier']:.3f}",
+            pct(m["ece"]),
+            pct(m["ece_l2"]),
             f"{pct(m['error'])} [{pct(m['error_low'])}, {pct(m['error_high'])}]",
         )
         for side, m in (("before", result.before), ("after", result.after))
     }
-    table = table_html(("accuracy", "confidence", "NLL", "Brier", f"{name} [90% CI]"), rows, bold=("after",))
+    header = ("accuracy", "confidence", "NLL", "Brier", "ECE l1", "CE l2", f"{name} [90% CI]")
+    table = table_html(header, rows, bold=("after",))
     return f"<div><b>{html.escape(result.split)}</b> split, {result.n_samples} samples{table}</div>"
 
 
@@ -41,7 +45,8 @@ def temperatures_html(result) -> str:
         now = "member temperatures <b>" + ", ".join(f"{t:.3g}" for t in result.member_temperatures) + "</b>"
         fit = ", ".join(f"{t:.3g}" for t in fitted["member_temperatures"])
     note = f"<br><i>{html.escape(fitted['note'])}</i>" if fitted.get("note") else ""
-    return f"<div>{now} · fitted on {result.n_cal} val samples: {fit}{note}</div>"
+    changed = f"<br>{result.changed} of {result.n_samples} predictions change class"
+    return f"<div>{now} · fitted on {result.n_cal} val samples: {fit}{changed}{note}</div>"
 
 
 class CalibrationView(LabView, lab=CalibrationLab):
