@@ -136,6 +136,18 @@ def test_equal_average_is_the_clip_prompt_ensemble(lab, data):
     torch.testing.assert_close(lab.result.weights, torch.full((len(POOL),), 1 / len(POOL), dtype=torch.float64))
 
 
+def test_equal_logits_is_the_mean_of_the_prompts_logits(lab, data):
+    """The ZPE authors' equal baseline (``agg_logits`` without weights): mean_p l[n, p, c], not CLIP's embedding
+    average, whose per-class re-normalisation can change predictions."""
+    assert lab.set(weighting="equal-logits")
+    z = data.logits("clean", POOL).mean(dim=1)
+    y = data.labels["clean"]
+    assert lab.result.metrics["accuracy"] == pytest.approx(_accuracy(z, y))
+    assert lab.result.metrics["nll"] == pytest.approx(metrics.nll(torch.softmax(z.double(), -1), y), rel=1e-6)
+    torch.testing.assert_close(lab.result.weights, torch.full((len(POOL),), 1 / len(POOL), dtype=torch.float64))
+    assert lab.result.table["clean"]["logit average"] == pytest.approx(_accuracy(z, y))
+
+
 def test_oracle_has_the_lowest_nll_on_the_labelled_domain(lab, data):
     zpe = lab.result.metrics["nll"]
     assert lab.set(weighting="oracle")

@@ -11,9 +11,11 @@ Headless use::
 
 Weightings (``WEIGHTINGS``): ``"equal"`` is the standard CLIP prompt ensemble (average the normalised text
 embeddings per class, re-normalise); the others weight the per-prompt logits, ``sum_p w_p l[n, p, c]``:
-``"max-logit"`` (ZPE's score without debiasing), ``"zpe-both"``, ``"zpe-pretrain"``, ``"zpe-test"`` (ZPE with
-that debiasing), ``"zpe-select"`` (keep the prompts whose robust z-score exceeds ``tau``, equal weights) and
-``"oracle"`` (the weights minimising NLL *with the labels*, a reference no zero-shot method can use).
+``"equal-logits"`` (equal weights: the average of the prompts' logits, the equal baseline of the ZPE authors'
+code, which differs from CLIP's by a per-class factor), ``"max-logit"`` (ZPE's score without debiasing),
+``"zpe-both"``, ``"zpe-pretrain"``, ``"zpe-test"`` (ZPE with that debiasing), ``"zpe-select"`` (keep the
+prompts whose robust z-score exceeds ``tau``, equal weights) and ``"oracle"`` (the weights minimising NLL *with
+the labels*, a reference no zero-shot method can use).
 Prompt scores use the first ``n_images`` images of a seeded shuffle of the domain (no labels); accuracy, NLL
 and ECE use all its images and labels.
 """
@@ -32,7 +34,7 @@ from ..state import N_BINS, TEMPERATURE, LabState, Setting
 
 __all__ = ["PromptsState", "PromptsResult", "PromptsLab", "WEIGHTINGS", "TABLE_COLUMNS"]
 
-WEIGHTINGS = ("equal", "max-logit", "zpe-both", "zpe-pretrain", "zpe-test", "zpe-select", "oracle")
+WEIGHTINGS = ("equal", "equal-logits", "max-logit", "zpe-both", "zpe-pretrain", "zpe-test", "zpe-select", "oracle")
 _DEBIAS = {
     "max-logit": "none",
     "zpe-both": "both",
@@ -40,9 +42,19 @@ _DEBIAS = {
     "zpe-test": "test",
     "zpe-select": "both",
     "equal": "both",
+    "equal-logits": "both",
     "oracle": "both",
 }  # the scores shown for each weighting
-TABLE_COLUMNS = ("class name", "plain prompt", "hand-crafted", "pool average", "max-logit", "ZPE", "ZPE select")
+TABLE_COLUMNS = (
+    "class name",
+    "plain prompt",
+    "hand-crafted",
+    "pool average",
+    "logit average",
+    "max-logit",
+    "ZPE",
+    "ZPE select",
+)
 
 
 class PromptsState(LabState):
@@ -67,8 +79,10 @@ class PromptsResult:
     ``metrics``: accuracy, nll, brier, ece (floats) of the current classifier on ``domain``; ``reliability``
     its diagram; ``selected`` the pool's templates, ``scores`` ``(P,)`` their ZPE scores under the debiasing
     that ``weighting`` uses (``"both"`` for equal and oracle, shown for reference) and ``weights`` ``(P,)`` the
-    weights used (uniform for ``"equal"``).  ``table``: domain -> column (``TABLE_COLUMNS``) -> accuracy, the
-    paper's layout, for the current pool, temperature and tau.
+    weights used (uniform for ``"equal"`` and ``"equal-logits"``).  ``table``: domain -> column
+    (``TABLE_COLUMNS``) -> accuracy, the paper's layout, for the current pool, temperature and tau; "pool
+    average" is CLIP's embedding average of the ticked pool, "logit average" the average of their logits (the ZPE
+    authors' equal baseline); "class name", "plain prompt" and "hand-crafted" are fixed embedding averages.
     """
 
     domain: str
@@ -166,6 +180,8 @@ class PromptsLab(Lab):
             return logits, scores, torch.full((p,), 1.0 / p, dtype=torch.float64)
         if weighting == "oracle":
             w = self._oracle(domain, templates, tuple(idx.tolist()))
+        elif weighting == "equal-logits":
+            w = torch.full((p,), 1.0 / p, dtype=torch.float64)
         elif weighting == "zpe-select":
             w = prompts.zpe_select(scores, state.tau)
         else:
@@ -233,6 +249,7 @@ class PromptsLab(Lab):
                 "plain prompt": self._fixed_row(domain, (self.plain,)),
                 "hand-crafted": self._fixed_row(domain, self.hand_crafted),
                 "pool average": acc("equal"),
+                "logit average": acc("equal-logits"),
                 "max-logit": acc("max-logit"),
                 "ZPE": acc("zpe-both"),
                 "ZPE select": acc("zpe-select"),

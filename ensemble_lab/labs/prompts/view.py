@@ -14,6 +14,7 @@ from .lab import WEIGHTINGS, PromptsLab
 
 _WEIGHTING_NAMES = {
     "equal": "equal average (CLIP)",
+    "equal-logits": "equal average of logits (ZPE paper)",
     "max-logit": "max-logit score (no debiasing)",
     "zpe-both": "ZPE, debiased (pre-train + test)",
     "zpe-pretrain": "ZPE, debiased (pre-train only)",
