@@ -21,6 +21,10 @@ Conventions: a resample draws as many units (samples, or clusters) as there are,
 >>> r = paired_bootstrap(accuracy, good, bad, y, n_resamples=200)
 >>> r.difference, r.resolved
 (0.5, True)
+
+:class:`ClusterResampler` draws the same resamples once and gets every resample of a metric that is a mean of
+per-sample terms (accuracy, NLL, Brier, a mean score) from per-cluster sums: one matrix product per comparison
+instead of two metric calls per resample.
 """
 
 from __future__ import annotations
@@ -31,16 +35,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import metrics
+from ._numerics import top_label
 from ._validation import (
     MAX_COUNT,
     accepts_keyword,
     as_tensor,
+    check_choice,
     check_finite_tensor,
     check_in_range,
     check_int,
     check_labels,
+    check_probs,
     check_same_device,
     check_seed,
+    check_vector,
     on_device_of,
 )
 
@@ -50,6 +59,9 @@ __all__ = [
     "two_sample_bootstrap",
     "resample_units",
     "percentile_interval",
+    "MEAN_METRICS",
+    "per_sample_terms",
+    "ClusterResampler",
     "OverSeeds",
     "over_seeds",
 ]
@@ -147,14 +159,21 @@ def _on_full_data(metric, pred: torch.Tensor, labels: torch.Tensor, name: str, l
     return _number(value, name)
 
 
-def _cluster_ids(clusters, n: int, like: torch.Tensor, name: str = "clusters") -> torch.Tensor:
-    """``clusters`` ``(N,)`` any integer group ids -> dense ids ``0..U-1`` (int64, on ``like``'s device)."""
-    c = as_tensor(on_device_of(clusters, name, like, "pred_a"), name, floating=False)
-    if c.ndim != 1 or c.shape[0] != n:
+def _check_group_ids(c: torch.Tensor, n: int | None, name: str) -> torch.Tensor:
+    """``c`` as ``(N,)`` integer group ids: ``N = n`` when given, else any ``N >= 1``."""
+    if n is None and (c.ndim != 1 or c.shape[0] < 1):
+        raise ValueError(f"{name} must have shape (N,) with N >= 1, got shape {tuple(c.shape)}")
+    if n is not None and (c.ndim != 1 or c.shape[0] != n):
         raise ValueError(f"{name} must have shape ({n},), one group id per sample, got shape {tuple(c.shape)}")
     if torch.is_floating_point(c) or c.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer group ids, got dtype {c.dtype}")
-    return torch.unique(c, return_inverse=True)[1]
+    return c
+
+
+def _cluster_ids(clusters, n: int, like: torch.Tensor, name: str = "clusters") -> torch.Tensor:
+    """``clusters`` ``(N,)`` any integer group ids -> dense ids ``0..U-1`` (int64, on ``like``'s device)."""
+    c = as_tensor(on_device_of(clusters, name, like, "pred_a"), name, floating=False)
+    return torch.unique(_check_group_ids(c, n, name), return_inverse=True)[1]
 
 
 def _groups(clusters, n: int, like: torch.Tensor, name: str = "clusters"):
@@ -259,6 +278,187 @@ def paired_bootstrap(
         n_units=units,
         n_resamples=m,
     )
+
+
+#: the metrics that are means of per-sample terms (:func:`per_sample_terms`), which :class:`ClusterResampler`
+#: resamples from per-cluster sums; each equals the function of ``ensemble_lab.metrics`` of that name
+MEAN_METRICS = ("accuracy", "nll", "brier")
+_MEAN_METRIC_FUNCTIONS = {"accuracy": metrics.accuracy, "nll": metrics.nll, "brier": metrics.brier}
+
+
+def _terms(metric: str, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`per_sample_terms` of checked ``p`` ``(N, C)`` and ``y`` ``(N,)``."""
+    if metric == "accuracy":
+        return top_label(p.contiguous(), y)[1].to(torch.float64)
+    p_y = p.gather(1, y[:, None]).squeeze(1)
+    if metric == "nll":
+        return -torch.log(p_y.clamp(min=torch.finfo(p.dtype).tiny)).to(torch.float64)
+    q = p.to(torch.float64)  # brier: sum_c (p_c - 1[c = y])^2
+    return (q * q).sum(dim=1) - 2 * p_y.to(torch.float64) + 1
+
+
+def per_sample_terms(metric: str, probs, labels, *, validate: bool = True) -> torch.Tensor:
+    """``(N,)`` float64 per-sample terms whose mean is ``metrics.<metric>(probs, labels)``, for ``metric`` in
+    :data:`MEAN_METRICS`: ``1[argmax p = y]`` (ties to the lowest class), ``-log max(p_y, tiny)``, and
+    ``sum_c (p_c - 1[c = y])^2``; ``probs`` ``(N, C)``, ``labels`` ``(N,)``.  ``validate=False`` skips the checks
+    of ``probs`` and ``labels`` (for rows already checked), as the metrics' own flag does.
+
+    >>> t = per_sample_terms("brier", torch.tensor([[0.9, 0.1], [0.4, 0.6]], dtype=torch.float64), [0, 0])
+    >>> [round(v, 6) for v in t.tolist()]
+    [0.02, 0.72]
+    """
+    check_choice(metric, "metric", MEAN_METRICS)
+    if not validate:
+        return _terms(metric, probs, labels)
+    p = check_probs(probs).detach()
+    return _terms(metric, p, check_labels(on_device_of(labels, "labels", p, "probs"), p.shape[0], p.shape[1]))
+
+
+class ClusterResampler:
+    """The resamples of a paired (cluster) bootstrap, drawn once and shared by many comparisons on one evaluation
+    set.
+
+    The draws are those of ``paired_bootstrap(metric, a, b, labels, clusters=clusters, n_resamples=n_resamples,
+    seed=seed)``: :func:`resample_units` over the ``U`` distinct cluster ids in sorted order (or over the ``N``
+    samples when ``clusters`` is None), each drawn cluster with all its samples.  A metric that is a mean of
+    per-sample terms ``t`` ``(N,)`` is, on resample ``r``, ``counts[r] @ unit_sums(t) / totals[r]``, so all the
+    resamples of a comparison are one matrix product; :meth:`interval` turns resampled differences into the
+    percentile interval of :func:`paired_bootstrap`, and equals it on the same draws (to float rounding).
+
+    Args:
+        clusters: ``(N,)`` integer group ids (e.g. the source digit of each image), or None: every sample is its
+            own unit, and ``n`` must be given.
+        n_resamples: bootstrap resamples, an int in ``[2, 10**7]``.
+        level: the intervals' coverage, in (0, 1).
+        seed: the draws' seed, an int in ``[0, 2**63 - 1]``.
+        n: the number of samples ``N``; checked against ``clusters`` when both are given.
+        device: where the draws live when ``clusters`` is None (default cpu); otherwise the clusters' device.
+
+    Attributes:
+        n: ``N``.  n_units: ``U`` (``N`` without clusters).  n_resamples, level, seed: as given.
+        values: ``(U,)`` the distinct cluster ids, sorted.  ids: ``(N,)`` int64 unit of each sample, ``0 .. U-1``.
+        sizes: ``(U,)`` float64 samples per unit.  counts: ``(n_resamples, U)`` float64, how often each resample
+        draws each unit.  totals: ``(n_resamples,)`` float64 samples in each resample (``counts @ sizes``).
+
+    Example:
+        >>> y = torch.arange(40) % 2
+        >>> good, flat = torch.nn.functional.one_hot(y, 2).double(), torch.full((40, 2), 0.5, dtype=torch.float64)
+        >>> r = ClusterResampler(torch.arange(40) // 2, n_resamples=200)
+        >>> r.counts.shape, r.n_units
+        (torch.Size([200, 20]), 20)
+        >>> d = r.compare("accuracy", good, flat, y)  # ties go to class 0: flat is right on half
+        >>> d.difference, d.resolved, d.n_units
+        (0.5, True, 20)
+        >>> s = paired_bootstrap(metrics.accuracy, good, flat, y, clusters=torch.arange(40) // 2, n_resamples=200)
+        >>> abs(s.low - d.low) < 1e-12 and abs(s.high - d.high) < 1e-12
+        True
+    """
+
+    def __init__(
+        self, clusters=None, n_resamples: int = 1000, level: float = 0.9, seed: int = 0, *, n=None, device=None
+    ):
+        if n is not None:
+            n = check_int(n, "n", minimum=1, maximum=MAX_COUNT)
+        if clusters is None:
+            if n is None:
+                raise ValueError("n must be given when clusters is None (every sample its own unit), got None")
+            c = torch.arange(n, device="cpu" if device is None else device)
+        else:
+            c = _check_group_ids(as_tensor(clusters, "clusters", floating=False), n, "clusters")
+            if device is not None and torch.device(device) != c.device:
+                raise ValueError(f"device must be the clusters' device ({c.device}) or None, got {device}")
+        self.n_resamples = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
+        self.level = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
+        self.seed = check_seed(seed)
+        self.values, self.ids = torch.unique(c, return_inverse=True)
+        self.n = int(c.shape[0])
+        self.n_units = int(self.values.shape[0])
+        draws = resample_units(self.n_units, self.n_resamples, self.seed, c.device)
+        self.counts = torch.zeros(self.n_resamples, self.n_units, dtype=torch.float64, device=c.device)
+        self.counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
+        self.sizes = torch.bincount(self.ids, minlength=self.n_units).to(torch.float64)
+        self.totals = self.counts @ self.sizes
+
+    def same_clusters(self, clusters) -> bool:
+        """Whether ``clusters`` group the samples as this resampler's do (so its draws can be reused)."""
+        c = as_tensor(clusters, "clusters", floating=False)
+        return c.shape == (self.n,) and bool(torch.equal(torch.unique(c, return_inverse=True)[1], self.ids))
+
+    def units_of(self, clusters, name: str = "clusters", n: int | None = None) -> torch.Tensor:
+        """``(M,)`` int64 unit index of other samples' cluster ids ``clusters`` ``(M,)`` (``M = n`` when given),
+        e.g. shifted copies of the resampled images; each id must be one of :attr:`values`."""
+        c = _check_group_ids(as_tensor(clusters, name, floating=False), n, name)
+        idx = torch.searchsorted(self.values, c).clamp(max=self.n_units - 1)
+        if not bool((self.values[idx] == c).all()):
+            raise ValueError(
+                f"{name} must name clusters of the in-distribution set (the samples these resamples draw), got "
+                f"{int((self.values[idx] != c).sum())} id(s) not among its {self.n_units} clusters"
+            )
+        return idx
+
+    def unit_sums(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """Per-sample terms ``(N,)`` or ``(N, S)`` -> their sums per unit, ``(U,)`` or ``(U, S)`` float64."""
+        t = torch.as_tensor(per_sample)
+        if t.ndim not in (1, 2) or t.shape[0] != self.n:
+            raise ValueError(f"per_sample must have shape ({self.n},) or ({self.n}, S), got {tuple(t.shape)}")
+        out = torch.zeros((self.n_units, *t.shape[1:]), dtype=torch.float64, device=t.device)
+        return out.index_add_(0, self.ids, t.to(torch.float64))
+
+    def resampled_sums(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """``(n_resamples,)`` or ``(n_resamples, S)``: the sum of per-sample terms ``(N,)``/``(N, S)`` on every
+        resample (a drawn cluster counts as often as it is drawn)."""
+        return self.counts @ self.unit_sums(per_sample)
+
+    def resampled_means(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """``(n_resamples,)`` or ``(n_resamples, S)``: the mean of per-sample terms on every resample."""
+        sums = self.resampled_sums(per_sample)
+        return sums / (self.totals if sums.ndim == 1 else self.totals[:, None])
+
+    def interval(self, estimate: float, resampled) -> PairedDifference:
+        """A :class:`PairedDifference` from a difference ``estimate`` on the full data and ``resampled``, its
+        ``(n_resamples,)`` values on these resamples (resampled differences): the interval of
+        :func:`percentile_interval` at :attr:`level`, resolved when it excludes 0."""
+        d = as_tensor(resampled, "resampled").detach()
+        if d.shape != (self.n_resamples,):
+            raise ValueError(
+                f"resampled must have shape ({self.n_resamples},), one value per resample, got {tuple(d.shape)}"
+            )
+        check_finite_tensor(d, "resampled")
+        low, high = percentile_interval(d.cpu().numpy(), self.level)
+        return PairedDifference(
+            difference=_number(estimate, "the full data", "estimate"),
+            low=low,
+            high=high,
+            level=self.level,
+            resolved=bool(low > 0 or high < 0),
+            n_units=self.n_units,
+            n_resamples=self.n_resamples,
+        )
+
+    def compare_means(self, values_a, values_b) -> PairedDifference:
+        """``mean(values_a) - mean(values_b)`` of per-sample values ``(N,)`` with its paired interval."""
+        va, vb = check_vector(values_a, "values_a"), check_vector(values_b, "values_b", like=values_a)
+        for name, v in (("values_a", va), ("values_b", vb)):
+            if v.shape[0] != self.n:
+                raise ValueError(f"{name} must have shape ({self.n},), one value per sample, got {tuple(v.shape)}")
+        d = va.to(torch.float64) - vb.to(torch.float64)
+        return self.interval(float(d.mean()), self.resampled_means(d))
+
+    def compare(self, metric: str, pred_a, pred_b, labels) -> PairedDifference:
+        """``metric(pred_a) - metric(pred_b)`` for ``metric`` in :data:`MEAN_METRICS`, with its paired interval:
+        ``pred_a``, ``pred_b`` ``(N, C)`` probabilities of this resampler's N samples, ``labels`` ``(N,)``.  The
+        difference is ``ensemble_lab.metrics``' on the full data; the resamples are means of
+        :func:`per_sample_terms`."""
+        check_choice(metric, "metric", MEAN_METRICS)
+        a, b = check_probs(pred_a, "pred_a").detach(), check_probs(pred_b, "pred_b").detach()
+        if a.shape[0] != self.n:
+            raise ValueError(f"pred_a must have shape ({self.n}, C), one row per sample, got {tuple(a.shape)}")
+        if b.shape != a.shape:
+            raise ValueError(f"pred_b must have the shape of pred_a {tuple(a.shape)}, got {tuple(b.shape)}")
+        y = check_labels(on_device_of(labels, "labels", a, "pred_a"), self.n, a.shape[1], "labels")
+        full = _MEAN_METRIC_FUNCTIONS[metric]
+        estimate = full(a, y, validate=False) - full(b, y, validate=False)
+        return self.interval(estimate, self.resampled_means(_terms(metric, a, y) - _terms(metric, b, y)))
 
 
 def _checked_sample(pred, labels, name: str, labels_name: str, like=None):

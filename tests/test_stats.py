@@ -11,9 +11,12 @@ import torch
 
 from ensemble_lab import metrics
 from ensemble_lab.stats import (
+    MEAN_METRICS,
+    ClusterResampler,
     PairedDifference,
     over_seeds,
     paired_bootstrap,
+    per_sample_terms,
     percentile_interval,
     resample_units,
     two_sample_bootstrap,
@@ -300,3 +303,118 @@ def test_two_sample_bad_input_names_the_argument(kwargs, error, match):
     positional = [args.pop(k) for k in ("metric", "pred_a", "labels_a", "pred_b", "labels_b")]
     with pytest.raises(error, match=match):
         two_sample_bootstrap(*positional, **args)
+
+
+# -- the cluster resampler: the draws of paired_bootstrap, drawn once ------------------------------------------
+
+
+def _soft_pair(n: int, seed: int, c: int = 4):
+    """Two sets of float64 probabilities (N, C) that differ, and labels: neither one-hot nor flat."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, c, (n,), generator=g)
+    z = torch.randn(n, c, generator=g, dtype=torch.float64) + 1.5 * torch.nn.functional.one_hot(y, c)
+    a = torch.softmax(z, -1)
+    b = torch.softmax(z + torch.randn(n, c, generator=g, dtype=torch.float64), -1)
+    return a, b, y
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+@pytest.mark.parametrize("name", MEAN_METRICS)
+def test_cluster_resampler_equals_paired_bootstrap_on_the_same_draws(name, clustered):
+    a, b, y = _soft_pair(150, seed=2)
+    # ids that are neither dense nor sorted: the units are the distinct ids in sorted order, as paired_bootstrap has
+    clusters = (
+        (torch.randint(0, 40, (150,), generator=torch.Generator().manual_seed(4)) * 7 - 50) if clustered else None
+    )
+    metric = getattr(metrics, name)
+    want = paired_bootstrap(metric, a, b, y, clusters=clusters, n_resamples=300, level=0.8, seed=5)
+    r = ClusterResampler(clusters, 300, 0.8, 5, n=150)
+    got = r.compare(name, a, b, y)
+    fields = ("difference", "low", "high", "resolved", "n_units", "n_resamples", "level")
+    got_fields, want_fields = ([getattr(d, f) for f in fields] for d in (got, want))
+    assert got_fields == pytest.approx(want_fields, abs=1e-9)
+    # the same interval from the parts: per-sample terms, their resampled means, interval()
+    ta, tb = per_sample_terms(name, a, y), per_sample_terms(name, b, y)
+    assert float(ta.mean()) == pytest.approx(metric(a, y), abs=1e-12)
+    by_parts = r.interval(metric(a, y) - metric(b, y), r.resampled_means(ta) - r.resampled_means(tb))
+    assert (by_parts.low, by_parts.high) == pytest.approx((got.low, got.high), abs=1e-12)
+
+
+def test_cluster_resampler_counts_sums_and_means():
+    clusters = torch.tensor([30, 10, 10, 20, 30, 30])
+    r = ClusterResampler(clusters, n_resamples=7, seed=3)
+    assert (r.n, r.n_units) == (6, 3)
+    assert r.values.tolist() == [10, 20, 30]
+    assert r.ids.tolist() == [2, 0, 0, 1, 2, 2]
+    assert r.sizes.tolist() == [2.0, 1.0, 3.0]
+    draws = resample_units(3, 7, seed=3)
+    for row in range(7):
+        assert r.counts[row].tolist() == [float((draws[row] == u).sum()) for u in range(3)]
+    assert r.counts.sum(dim=1).tolist() == [3.0] * 7
+    v = torch.arange(6, dtype=torch.float64)
+    assert r.unit_sums(v).tolist() == [3.0, 3.0, 9.0]
+    assert r.unit_sums(torch.stack([v, 2 * v], 1)).shape == (3, 2)
+    for row in range(7):  # a resample's mean: every sample counts as often as its cluster is drawn
+        w = r.counts[row, r.ids]
+        assert float(r.resampled_means(v)[row]) == pytest.approx(float((w * v).sum() / w.sum()), abs=1e-12)
+    two = r.resampled_means(torch.stack([v, 2 * v], 1))
+    assert torch.allclose(two[:, 1], 2 * two[:, 0])
+    assert r.same_clusters(clusters + 1)
+    assert not r.same_clusters(torch.tensor([0, 1, 1, 2, 0, 1]))
+    assert r.units_of(torch.tensor([20, 30])).tolist() == [1, 2]
+    d = r.compare_means(v, torch.zeros(6, dtype=torch.float64))
+    assert d.difference == pytest.approx(2.5)
+    assert d.n_units == 3
+    plain = ClusterResampler(None, n_resamples=7, seed=3, n=6)
+    assert plain.n_units == 6
+    assert torch.equal(plain.counts.sum(1), torch.full((7,), 6.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(clusters=None), ValueError, "n must be given when clusters is None"),
+        (dict(clusters=torch.rand(10)), ValueError, "clusters must hold integer group ids"),
+        (dict(clusters=torch.zeros(2, 5, dtype=torch.long)), ValueError, r"clusters must have shape \(N,\)"),
+        (dict(n=9), ValueError, r"clusters must have shape \(9,\)"),
+        (dict(n=0), ValueError, "n must be"),
+        (dict(clusters="abc"), TypeError, "clusters must be"),
+        (dict(n_resamples=1), ValueError, "n_resamples"),
+        (dict(level=1.0), ValueError, "level"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(device="meta"), ValueError, "device must be the clusters' device"),
+    ],
+)
+def test_cluster_resampler_refuses_bad_construction(kwargs, error, match):
+    args = dict(clusters=torch.arange(10) // 2, n_resamples=10) | kwargs
+    with pytest.raises(error, match=match):
+        ClusterResampler(**args)
+
+
+def test_cluster_resampler_refuses_bad_comparisons():
+    a, b, y = _soft_pair(10, seed=0)
+    r = ClusterResampler(torch.arange(10) // 2, n_resamples=10)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        r.compare("ece", a, b, y)
+    with pytest.raises(ValueError, match=r"pred_a must have shape \(10, C\)"):
+        r.compare("nll", a[:5], b[:5], y[:5])
+    with pytest.raises(ValueError, match="pred_b must have the shape of pred_a"):
+        r.compare("nll", a, torch.full((10, 3), 1 / 3, dtype=torch.float64), y)
+    with pytest.raises(ValueError, match="pred_b must lie in"):
+        r.compare("nll", a, b - 0.1, y)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        r.compare("nll", a, b, y[:3])
+    with pytest.raises(ValueError, match="resampled must have shape"):
+        r.interval(0.0, torch.zeros(3))
+    with pytest.raises(ValueError, match="resampled must be finite"):
+        r.interval(0.0, torch.full((10,), float("nan")))
+    with pytest.raises(ValueError, match="estimate returned nan"):
+        r.interval(float("nan"), torch.zeros(10))
+    with pytest.raises(ValueError, match="per_sample must have shape"):
+        r.unit_sums(torch.zeros(4))
+    with pytest.raises(ValueError, match="out_clusters must name clusters of the in-distribution set"):
+        r.units_of(torch.tensor([0, 99]), "out_clusters")
+    with pytest.raises(ValueError, match=r"values_b must have shape \(10,\)"):
+        r.compare_means(torch.zeros(10), torch.zeros(4))
+    with pytest.raises(ValueError, match="metric must be one of"):
+        per_sample_terms("ece", a, y)

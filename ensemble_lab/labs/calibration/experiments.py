@@ -33,7 +33,6 @@ from ..._numerics import top_label, uniform_bins
 from ..._validation import (
     MAX_COUNT,
     MAX_SEED,
-    as_tensor,
     check_in_range,
     check_int,
     check_labels_for,
@@ -264,26 +263,7 @@ METRICS: dict[str, Callable] = {
 }
 
 
-def _unit_counts(clusters, n: int, n_resamples: int, seed: int):
-    """Dense cluster ids ``(N,)`` (as ``stats.paired_bootstrap`` numbers them), the number of units U and how
-    often each resample drew each unit ``(m, U)`` float64 (the draws of ``stats.resample_units``)."""
-    if clusters is None:
-        ids = torch.arange(n)
-    else:
-        c = as_tensor(clusters, "clusters", floating=False)
-        if c.ndim != 1 or c.shape[0] != n:
-            raise ValueError(f"clusters must have shape ({n},), one group id per sample, got shape {tuple(c.shape)}")
-        if torch.is_floating_point(c) or c.dtype == torch.bool:
-            raise ValueError(f"clusters must hold integer group ids, got dtype {c.dtype}")
-        ids = torch.unique(c, return_inverse=True)[1]
-    units = int(ids.max()) + 1
-    draws = stats.resample_units(units, n_resamples, seed)
-    counts = torch.zeros(n_resamples, units, dtype=torch.float64)
-    counts.scatter_add_(1, draws, torch.ones(1, dtype=torch.float64).expand(draws.shape))
-    return ids, units, counts
-
-
-def _per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, units: int, n_bins: int):
+def _per_unit(probs: torch.Tensor, labels: torch.Tensor, resampler: stats.ClusterResampler, n_bins: int):
     """Per-unit sums ``(U, 4 + 2B)``: samples, hits, confidence, NLL, then per-bin confidence and hits."""
     conf, correct = top_label(probs, labels)
     conf64, hit = conf.double(), correct.double()
@@ -296,7 +276,7 @@ def _per_unit(probs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor, unit
     idx = torch.arange(n)
     rows[idx, 4 + bins] = conf64
     rows[idx, 4 + n_bins + bins] = hit
-    return torch.zeros(units, rows.shape[1], dtype=torch.float64).index_add_(0, ids, rows)
+    return resampler.unit_sums(rows)
 
 
 def _values(sums: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:
@@ -360,23 +340,11 @@ def paired_intervals(
     bins = check_int(n_bins, "n_bins", minimum=1, maximum=10_000)
     m = check_int(n_resamples, "n_resamples", minimum=2, maximum=100_000)
     lv = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
-    ids, units, counts = _unit_counts(clusters, a.shape[0], m, check_seed(seed))
-    sums_a, sums_b = _per_unit(a, y, ids, units, bins), _per_unit(b, y, ids, units, bins)
+    r = stats.ClusterResampler(clusters, m, lv, seed, n=a.shape[0])
+    sums_a, sums_b = _per_unit(a, y, r, bins), _per_unit(b, y, r, bins)
     full_a, full_b = _values(sums_a.sum(0), bins), _values(sums_b.sum(0), bins)
-    boot_a, boot_b = _values(counts @ sums_a, bins), _values(counts @ sums_b, bins)
-    out = {}
-    for name in wanted:
-        low, high = stats.percentile_interval((boot_a[name] - boot_b[name]).tolist(), lv)
-        out[name] = stats.PairedDifference(
-            difference=float(full_a[name] - full_b[name]),
-            low=low,
-            high=high,
-            level=lv,
-            resolved=bool(low > 0 or high < 0),
-            n_units=units,
-            n_resamples=m,
-        )
-    return out
+    boot_a, boot_b = _values(r.counts @ sums_a, bins), _values(r.counts @ sums_b, bins)
+    return {name: r.interval(full_a[name] - full_b[name], boot_a[name] - boot_b[name]) for name in wanted}
 
 
 @_one_thread

@@ -7,9 +7,9 @@ sources.  Every comparison here is therefore *paired* (both predictions on the s
 :func:`ensemble_lab.stats.paired_bootstrap`.
 
 A notebook makes hundreds of such comparisons, and :func:`~ensemble_lab.stats.paired_bootstrap` calls the metric
-twice per resample (about 2.5 s for 1,000 resamples of 5,000 images).  :class:`Resampler` draws the same resamples
-(``stats.resample_units`` over the sorted unique cluster ids, as ``paired_bootstrap`` does) once per evaluation set,
-and computes each resampled metric from per-cluster sums instead: accuracy, NLL and Brier are means of per-image
+twice per resample (about 2.5 s for 1,000 resamples of 5,000 images).  :class:`Resampler`, a
+:class:`~ensemble_lab.stats.ClusterResampler`, draws the same resamples once per evaluation set, and computes each
+resampled metric from per-cluster sums instead: accuracy, NLL and Brier are means of per-image
 terms, and top-label ECE with uniform bins is a sum over bins of ``|sum of (correct - confidence)|``, the bin of an
 image being fixed by its confidence.  One comparison is then one matrix product over the (resamples x clusters)
 count matrix.  The OOD AUROC is resampled from one sort of the OOD scores, each sample weighted by how often its
@@ -43,7 +43,6 @@ from ..._validation import (
     as_tensor,
     check_choice,
     check_finite_tensor,
-    check_in_range,
     check_int,
     check_labels,
     check_member_logits,
@@ -58,7 +57,7 @@ from ..._validation import (
 from ...calibration import fit_histogram_binning
 from ...combine import best_member, combine, learn_weights
 from ...selective import ood_auroc
-from ...stats import OverSeeds, PairedDifference, over_seeds, percentile_interval, resample_units
+from ...stats import ClusterResampler, OverSeeds, PairedDifference, over_seeds, per_sample_terms
 from ..base import lab_work
 
 __all__ = [
@@ -120,51 +119,26 @@ def _one_thread(fn):
 # ----------------------------------------------------------------------------------------------------------
 
 
-class Resampler:
-    """Cluster-bootstrap resamples of one evaluation set, drawn once and shared by many paired comparisons.
+class Resampler(ClusterResampler):
+    """Cluster-bootstrap resamples of one evaluation set (a :class:`~ensemble_lab.stats.ClusterResampler`, the
+    draws of ``stats.paired_bootstrap(..., clusters=clusters, n_resamples=n_resamples, seed=seed)``), with the
+    comparisons of notebook 01: the average member of ``(K, N, C)`` member probabilities, top-label ECE with
+    uniform bins from per-bin sums, and OOD AUROCs.
 
     Args:
         clusters: ``(N,)`` integer group ids (the source digit of each image); whole groups are resampled.
         n_resamples: bootstrap resamples, an int in ``[2, 10**7]``.
         level: the intervals' coverage, in (0, 1).
-        seed: the draws' seed; the draws are those of ``stats.paired_bootstrap(..., clusters=clusters,
-            n_resamples=n_resamples, seed=seed)``: ``stats.resample_units(U, n_resamples, seed)`` over the ``U``
-            distinct ids in sorted order.
+        seed: the draws' seed.
 
-    Attributes:
-        ids: ``(N,)`` int64 dense cluster index of each sample, ``0 .. U-1``.
-        n_units: ``U``.  counts: ``(n_resamples, U)`` float64, how often each cluster is drawn by each resample.
+    Attributes: those of :class:`~ensemble_lab.stats.ClusterResampler` (``ids``, ``n_units``, ``counts``, ...).
     """
 
     def __init__(self, clusters, n_resamples: int = 1000, level: float = 0.9, seed: int = 0):
-        c = as_tensor(clusters, "clusters", floating=False)
-        if c.ndim != 1 or c.shape[0] < 1:
-            raise ValueError(f"clusters must have shape (N,) with N >= 1, got shape {tuple(c.shape)}")
-        if torch.is_floating_point(c) or c.dtype == torch.bool:
-            raise ValueError(f"clusters must hold integer group ids, got dtype {c.dtype}")
-        self.n_resamples = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
-        self.level = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
-        self.seed = check_seed(seed)
-        self.values, self.ids = torch.unique(c, return_inverse=True)
-        self.n = int(c.shape[0])
-        self.n_units = int(self.values.shape[0])
-        draws = resample_units(self.n_units, self.n_resamples, self.seed, c.device)
-        self.counts = torch.zeros(self.n_resamples, self.n_units, dtype=torch.float64, device=c.device)
-        self.counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
-        self._sizes = torch.bincount(self.ids, minlength=self.n_units).to(torch.float64)  # (U,) samples per cluster
+        super().__init__(clusters, n_resamples, level, seed)
         self._weights32 = None  # float32 counts and per-sample weights, made by the first auroc_draws
 
-    def same_clusters(self, clusters) -> bool:
-        """Whether ``clusters`` are the ids this Resampler was drawn for (so its draws can be reused)."""
-        c = as_tensor(clusters, "clusters", floating=False)
-        return c.shape == (self.n,) and bool(torch.equal(torch.unique(c, return_inverse=True)[1], self.ids))
-
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _unit_sums(self, per_sample: torch.Tensor) -> torch.Tensor:
-        """``(N, S)`` per-sample terms -> ``(U, S)`` sums per cluster (float64)."""
-        out = torch.zeros(self.n_units, per_sample.shape[1], dtype=torch.float64, device=per_sample.device)
-        return out.index_add_(0, self.ids, per_sample.to(torch.float64))
-
     def _check_pred(self, pred, name: str) -> torch.Tensor:
         t = as_tensor(pred, name).detach()
         t = check_member_probs(t, name) if t.ndim == 3 else check_probs(t, name)
@@ -178,7 +152,6 @@ class Resampler:
         """``(n_resamples,)`` values of ``metric`` on every resample (the average member's for ``(K, N, C)``)."""
         members = p if p.ndim == 3 else p.unsqueeze(0)  # (K, N, C)
         k = members.shape[0]
-        denom = self.counts @ self._sizes  # (m,) samples per resample
         if metric == "ece":
             edges = uniform_edges(n_bins, members)
             terms = torch.zeros(self.n, k * n_bins, dtype=torch.float64, device=members.device)
@@ -186,10 +159,11 @@ class Resampler:
                 conf, correct = top_label(members[j].contiguous(), y)
                 cols = bin_index(conf.to(edges.dtype), edges) + j * n_bins
                 terms[torch.arange(self.n, device=members.device), cols] = correct.to(torch.float64) - conf.double()
-            gaps = (self.counts @ self._unit_sums(terms)).view(self.n_resamples, k, n_bins)
-            return gaps.abs().sum(dim=2).mean(dim=1) / denom
-        per_sample = torch.stack([_per_sample(metric, members[j], y) for j in range(k)], dim=1)  # (N, K)
-        return (self.counts @ self._unit_sums(per_sample)).mean(dim=1) / denom
+            gaps = self.resampled_sums(terms).view(self.n_resamples, k, n_bins)
+            return gaps.abs().sum(dim=2).mean(dim=1) / self.totals
+        terms = [per_sample_terms(metric, members[j], y, validate=False) for j in range(k)]
+        per_sample = torch.stack(terms, dim=1)  # (N, K)
+        return self.resampled_sums(per_sample).mean(dim=1) / self.totals
 
     # -- comparisons -----------------------------------------------------------------------------------------
     def compare(self, metric: str, pred_a, pred_b, labels, *, n_bins: int = 15) -> PairedDifference:
@@ -217,14 +191,8 @@ class Resampler:
 
     def compare_values(self, values_a, values_b) -> PairedDifference:
         """``mean(values_a) - mean(values_b)`` of per-sample values ``(N,)`` (e.g. each image's mutual information
-        on a shifted copy against the clean one), with its paired cluster-bootstrap interval."""
-        va, vb = check_vector(values_a, "values_a"), check_vector(values_b, "values_b", like=values_a)
-        for name, v in (("values_a", va), ("values_b", vb)):
-            if v.shape[0] != self.n:
-                raise ValueError(f"{name} must have shape ({self.n},), one value per sample, got {tuple(v.shape)}")
-        d = (va.to(torch.float64) - vb.to(torch.float64)).unsqueeze(1)
-        resampled = (self.counts @ self._unit_sums(d)).squeeze(1) / (self.counts @ self._sizes)
-        return self.interval(float(d.mean()), resampled)
+        on a shifted copy against the clean one): ``ClusterResampler.compare_means``."""
+        return self.compare_means(values_a, values_b)
 
     def compare_auroc(self, in_a, out_a, in_b, out_b, *, out_clusters=None) -> PairedDifference:
         """``ood_auroc(in_a, out_a) - ood_auroc(in_b, out_b)``: two OOD scores (higher = in-distribution) on the
@@ -237,29 +205,7 @@ class Resampler:
         """
         auc_a, draws_a = self.auroc_draws(in_a, out_a, out_clusters=out_clusters)
         auc_b, draws_b = self.auroc_draws(in_b, out_b, out_clusters=out_clusters)
-        if draws_a.shape != draws_b.shape:  # pragma: no cover - same resamples by construction
-            raise AssertionError("resamples differ")
         return self.interval(auc_a - auc_b, draws_a - draws_b)
-
-    def interval(self, estimate: float, resampled) -> PairedDifference:
-        """A :class:`~ensemble_lab.stats.PairedDifference` from a difference on the full data and its
-        ``(n_resamples,)`` values on this Resampler's resamples (e.g. differences of two :meth:`auroc_draws`)."""
-        d = as_tensor(resampled, "resampled").detach()
-        if d.shape != (self.n_resamples,):
-            raise ValueError(
-                f"resampled must have shape ({self.n_resamples},), one value per resample, got {tuple(d.shape)}"
-            )
-        check_finite_tensor(d, "resampled")
-        low, high = percentile_interval(d.cpu().numpy(), self.level)
-        return PairedDifference(
-            difference=float(estimate),
-            low=low,
-            high=high,
-            level=self.level,
-            resolved=bool(low > 0 or high < 0),
-            n_units=self.n_units,
-            n_resamples=self.n_resamples,
-        )
 
     def auroc_draws(self, scores_in, scores_out, *, out_clusters=None) -> tuple[float, torch.Tensor]:
         """``(ood_auroc(scores_in, scores_out), (n_resamples,) AUROCs on the resamples)``.
@@ -273,7 +219,12 @@ class Resampler:
         s_out = check_vector(scores_out, "scores_out", like=s_in, like_name="scores_in")
         if s_in.shape[0] != self.n:
             raise ValueError(f"scores_in must have shape ({self.n},), one score per sample, got {tuple(s_in.shape)}")
-        ids_out = self._ids_of(out_clusters, s_out.shape[0])
+        if out_clusters is None and s_out.shape[0] != self.n:
+            raise ValueError(
+                f"out_clusters must be given when the OOD set has another size ({s_out.shape[0]}) than the "
+                f"in-distribution set ({self.n})"
+            )
+        ids_out = self.ids if out_clusters is None else self.units_of(out_clusters, "out_clusters", s_out.shape[0])
         dt = torch.promote_types(torch.promote_types(s_in.dtype, s_out.dtype), torch.float64)
         values, order = s_out.to(dt).sort()
         lo = torch.searchsorted(values, s_in.to(dt), right=False)  # OOD scores strictly below each s_i
@@ -289,38 +240,9 @@ class Resampler:
             cum = torch.nn.functional.pad(torch.cumsum(c.index_select(1, ids_sorted), dim=1), (1, 0))
             pairs = w_in[a : a + 256] * (cum.index_select(1, lo) + cum.index_select(1, hi))
             draws[a : a + 256] = pairs.sum(dim=1, dtype=torch.float64) / 2
-        n_in = self.counts @ self._sizes
+        n_in = self.totals
         n_out = self.counts @ torch.bincount(ids_out, minlength=self.n_units).to(torch.float64)
         return ood_auroc(s_in, s_out), draws / (n_in * n_out)
-
-    def _ids_of(self, out_clusters, n_out: int) -> torch.Tensor:
-        if out_clusters is None:
-            if n_out != self.n:
-                raise ValueError(
-                    f"out_clusters must be given when the OOD set has another size ({n_out}) than the "
-                    f"in-distribution set ({self.n})"
-                )
-            return self.ids
-        c = as_tensor(out_clusters, "out_clusters", floating=False)
-        if c.shape != (n_out,) or torch.is_floating_point(c) or c.dtype == torch.bool:
-            raise ValueError(f"out_clusters must be ({n_out},) integer ids, got {c.dtype} of shape {tuple(c.shape)}")
-        idx = torch.searchsorted(self.values, c).clamp(max=self.n_units - 1)
-        if not bool((self.values[idx] == c).all()):
-            raise ValueError(
-                "out_clusters must name clusters of the in-distribution set (shifted copies of its images)"
-            )
-        return idx
-
-
-def _per_sample(metric: str, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` float64 per-sample term of a mean metric (the conventions of ``ensemble_lab.metrics``)."""
-    if metric == "accuracy":
-        return top_label(p.contiguous(), y)[1].to(torch.float64)
-    p_y = p.gather(1, y[:, None]).squeeze(1)
-    if metric == "nll":
-        return -torch.log(p_y.clamp(min=torch.finfo(p.dtype).tiny)).to(torch.float64)
-    q = p.to(torch.float64)  # brier: sum_c (p_c - 1[c = y])^2
-    return (q * q).sum(dim=1) - 2 * p_y.to(torch.float64) + 1
 
 
 def _full_metric(metric: str, p: torch.Tensor, y: torch.Tensor, n_bins: int) -> float:

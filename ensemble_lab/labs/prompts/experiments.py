@@ -28,9 +28,10 @@ whose mean logits ZPE subtracts (:func:`pretrain_logits`, a fresh draw of ``n`` 
 per seed) and the unlabelled test images that score the prompts (:func:`scoring_index`, a random subset per seed).
 MiniCLIP itself is one training run: its weights ship with the package, and no seed here retrains it.
 
-:class:`PairedResampler` draws the resamples of ``stats.paired_bootstrap`` once per evaluation set and computes
-each resampled accuracy or NLL from per-cluster sums (one matrix product per comparison instead of 2,000 metric
-calls); the tests check its intervals against ``stats.paired_bootstrap`` on the same draws.
+:class:`PairedResampler` (a :class:`~ensemble_lab.stats.ClusterResampler`) draws the resamples of
+``stats.paired_bootstrap`` once per evaluation set and computes each resampled accuracy or NLL from per-cluster sums
+(one matrix product per comparison instead of 2,000 metric calls); the tests check its intervals against
+``stats.paired_bootstrap`` on the same draws.
 
 Units: accuracy as a fraction (``scale=100`` prints points), NLL in nats, scores in logit units (MiniCLIP's
 logit scale is about 18, CLIP's 100).
@@ -52,20 +53,17 @@ import torch
 import torch.nn.functional as F
 
 from ... import metrics, prompts
-from ..._numerics import top_label
 from ..._validation import (
     MAX_COUNT,
     as_tensor,
     check_choice,
-    check_in_range,
     check_int,
-    check_labels,
     check_positive,
     check_probs,
     check_seed,
     check_strings,
 )
-from ...stats import OverSeeds, PairedDifference, over_seeds, percentile_interval, resample_units
+from ...stats import ClusterResampler, OverSeeds, PairedDifference, over_seeds
 
 __all__ = [
     "SEEDS",
@@ -139,49 +137,15 @@ _COMPARED = ("accuracy", "nll")
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _per_sample(metric: str, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` float64 per-sample terms whose mean is ``metrics.accuracy`` or ``metrics.nll`` of ``p``."""
-    if metric == "accuracy":
-        return top_label(p, y)[1].to(torch.float64)
-    p_y = p.gather(1, y[:, None]).squeeze(1)
-    return -torch.log(p_y.clamp(min=torch.finfo(p.dtype).tiny)).to(torch.float64)
-
-
-class PairedResampler:
-    """Paired cluster-bootstrap resamples of one evaluation set, drawn once and shared by many comparisons.
-
-    The draws are those of ``stats.paired_bootstrap(metric, a, b, labels, clusters=clusters,
-    n_resamples=n_resamples, seed=seed)``: ``stats.resample_units(U, n_resamples, seed)`` over the ``U`` distinct
-    cluster ids in sorted order, each drawn cluster with all its samples.  Accuracy and NLL are means of
-    per-sample terms, so a resample's value is ``counts @ (sums per cluster) / counts @ (sizes)``.
+class PairedResampler(ClusterResampler):
+    """Paired cluster-bootstrap resamples of one evaluation set, drawn once and shared by many comparisons: a
+    :class:`~ensemble_lab.stats.ClusterResampler` (the draws of ``stats.paired_bootstrap(metric, a, b, labels,
+    clusters=clusters, n_resamples=n_resamples, seed=seed)``) that compares accuracy and NLL.
 
     Args:
         clusters: ``(N,)`` integer group ids (the source digit of each image).
         n_resamples: an int in ``[2, 10**7]``.  level: the intervals' coverage in (0, 1).  seed: the draws' seed.
     """
-
-    def __init__(self, clusters, n_resamples: int = 1000, level: float = 0.9, seed: int = 0):
-        c = as_tensor(clusters, "clusters", floating=False)
-        if c.ndim != 1 or c.shape[0] < 1:
-            raise ValueError(f"clusters must have shape (N,) with N >= 1, got shape {tuple(c.shape)}")
-        if torch.is_floating_point(c) or c.dtype == torch.bool:
-            raise ValueError(f"clusters must hold integer group ids, got dtype {c.dtype}")
-        self.n_resamples = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
-        self.level = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
-        self.seed = check_seed(seed)
-        self.ids = torch.unique(c, return_inverse=True)[1]
-        self.n = int(c.shape[0])
-        self.n_units = int(self.ids.max()) + 1
-        draws = resample_units(self.n_units, self.n_resamples, self.seed, c.device)
-        self.counts = torch.zeros(self.n_resamples, self.n_units, dtype=torch.float64, device=c.device)
-        self.counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
-        sizes = torch.bincount(self.ids, minlength=self.n_units).to(torch.float64)
-        self._denominator = self.counts @ sizes  # (R,) samples in each resample
-
-    def _resampled(self, per_sample: torch.Tensor) -> torch.Tensor:
-        sums = torch.zeros(self.n_units, dtype=torch.float64, device=per_sample.device)
-        sums.index_add_(0, self.ids, per_sample)
-        return self.counts @ sums / self._denominator
 
     def compare(self, metric: str, probs_a, probs_b, labels) -> PairedDifference:
         """``metric(probs_a) - metric(probs_b)`` (``"accuracy"`` or ``"nll"``) with its paired interval.
@@ -197,20 +161,7 @@ class PairedResampler:
                     f"{name} must have shape ({self.n}, C) like probs_a, one row per clustered sample, "
                     f"got shape {tuple(p.shape)}"
                 )
-        y = check_labels(labels, self.n, a.shape[1], "labels")
-        full = metrics.accuracy if metric == "accuracy" else metrics.nll
-        estimate = full(a, y, validate=False) - full(b, y, validate=False)
-        diffs = self._resampled(_per_sample(metric, a, y) - _per_sample(metric, b, y))
-        low, high = percentile_interval(diffs.cpu().numpy(), self.level)
-        return PairedDifference(
-            difference=float(estimate),
-            low=low,
-            high=high,
-            level=self.level,
-            resolved=bool(low > 0 or high < 0),
-            n_units=self.n_units,
-            n_resamples=self.n_resamples,
-        )
+        return super().compare(metric, a, b, labels)
 
 
 # ----------------------------------------------------------------------------------------------------------
