@@ -19,6 +19,11 @@
 * **Cached predictions**: every model's logits on every split, and for every endpoint the WiSE-FT curve at
   :data:`ALPHAS` as the two head terms of :func:`~ensemble_lab.soups.interpolation_head_terms`.
 
+* **Data seeds**: ``soup_world(seed=s)`` draws the target task from the pools of ``source_split(s)``.  MiniCLIP was
+  pre-trained on the training pool of seed 0 only, so for ``s != 0`` about half of the val/test source digits
+  (897 and 863 of 1,700 test images for seeds 1 and 2) are digits MiniCLIP saw in pre-training, under other
+  distortions; the effect on zero-shot accuracy is not resolved (05_model_soups_wise_ft measures it).
+
 Everything is keyed by the config and the source of the modules that produce it (:mod:`ensemble_lab.cache`).
 """
 

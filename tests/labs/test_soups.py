@@ -11,6 +11,7 @@ from soups_fixtures import tiny_world
 from ensemble_lab import combine, metrics, soups
 from ensemble_lab.artefacts.soup_world import ALPHAS, SHIFTED, ZERO_SHOT, endpoint_name
 from ensemble_lab.labs.soups import ALL_SHIFTED, SoupsLab, SoupsState
+from ensemble_lab.labs.soups import lab as soups_lab
 
 from .conftest import assert_refused
 
@@ -99,6 +100,25 @@ def test_soup_rows_match_the_soup_routines(lab, world):
     coefficients, groups = r.learned
     assert coefficients.shape == (4, len(groups))
     assert torch.allclose(coefficients.sum(0), torch.ones(len(groups), dtype=torch.float64))
+
+
+def test_soup_mix_is_the_tables_and_mix_soups_without_the_learned_soup(lab, world):
+    names = [endpoint_name(3e-4), endpoint_name(1e-3), "LS 0.1"]
+    assert lab.set(ingredients=names[::-1])
+    mix = lab.soup_mix(names[::-1])  # checklist order whatever the order asked
+    assert mix is lab.soup_mix(names)  # computed once per checklist, shared with the table
+    assert mix.greedy_kept == lab.result.greedy_kept
+    yt = world.labels["test"]
+    for row in ("uniform soup", "greedy soup", "learned soup", "output ensemble"):
+        assert _acc(mix.logits[row]["test"], yt) == pytest.approx(lab.result.table[row]["acc_id"])
+    quick = soups_lab.mix_soups(world, names, learned=False)
+    assert "learned soup" not in quick.logits
+    assert quick.learned[1] == ()
+    assert torch.equal(quick.logits["greedy soup"]["test"], mix.logits["greedy soup"]["test"])
+    with pytest.raises(ValueError, match="names must be a non-empty list"):
+        lab.soup_mix(["nope"])
+    with pytest.raises(ValueError, match="names must be ingredients of the world"):
+        soups_lab.mix_soups(world, ["nope"])
 
 
 def test_split_and_line(lab, world):

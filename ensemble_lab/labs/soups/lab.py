@@ -32,7 +32,18 @@ from ...artefacts.soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, So
 from ..base import FIT_SPLIT, Lab, cached
 from ..state import N_BINS, LabState, Setting
 
-__all__ = ["SoupsState", "SoupsResult", "SoupsLab", "SOUPS", "SHIFT_CHOICES", "ALL_SHIFTED"]
+__all__ = [
+    "SoupsState",
+    "SoupsResult",
+    "SoupsLab",
+    "SoupMix",
+    "mix_soups",
+    "forward_splits",
+    "SOUPS",
+    "SHIFT_CHOICES",
+    "ALL_SHIFTED",
+    "ID_SPLIT",
+]
 
 SOUPS = ("uniform", "greedy", "learned", "output ensemble")
 ALL_SHIFTED = "all shifted"
@@ -104,6 +115,74 @@ def _metrics_row(logits_id, y_id, logits_shift, y_shift, n_bins, passes, macs) -
     }
 
 
+@dataclass(frozen=True)
+class SoupMix:
+    """The soups of one checklist: ``logits``: row -> split -> ``(N_s, C)`` logits of the ``"uniform soup"``,
+    ``"greedy soup"``, ``"learned soup"`` and ``"output ensemble"`` (the log of the mean of the ingredients'
+    probabilities) on every split of the world; ``greedy_kept``: the ingredients the greedy soup kept, in the
+    order added; ``learned``: the learned soup's ``(n, G)`` coefficients and group names."""
+
+    logits: dict[str, dict[str, torch.Tensor]]
+    greedy_kept: tuple[str, ...]
+    learned: tuple[torch.Tensor, tuple[str, ...]]
+
+
+def forward_splits(world: SoupWorld, state_dict) -> dict[str, torch.Tensor]:
+    """split -> ``(N_s, C)`` logits of ``world.model`` with the weights ``state_dict`` on every split of the world
+    (the model is given back its zero-shot weights afterwards)."""
+    model = world.model
+    model.load_state_dict(state_dict)
+    with torch.no_grad():
+        out = {s: model(x) for s, x in world.images.items()}
+    model.load_state_dict(world.states[ZERO_SHOT])
+    return out
+
+
+def mix_soups(world: SoupWorld, names, *, val_accuracy=None, learned: bool = True) -> SoupMix:
+    """The uniform, greedy and learned soups of the ingredients ``names`` and their output ensemble.
+
+    The greedy soup sorts the ingredients by ``val_accuracy`` (name -> val accuracy; computed from the cached
+    logits when None) and adds each only if the val accuracy of the soup *strictly* rises
+    (:func:`~ensemble_lab.soups.greedy_soup`, the authors' code); the learned soup fits one set of coefficients
+    per layer on the val split (``LEARNED_STEPS`` Adam steps at ``LEARNED_LR``); ``learned=False`` skips it (its
+    row is then absent and ``SoupMix.learned`` is empty).  Costs real forward passes (seconds).
+    """
+    names = tuple(names)
+    if not names:
+        raise ValueError("names must hold at least one ingredient, got none")
+    unknown = [n for n in names if n not in world.recipes]
+    if unknown:
+        raise ValueError(f"names must be ingredients of the world, got {unknown}")
+    w = world
+    states = [w.states[n] for n in names]
+    xv, yv = w.images[FIT_SPLIT], w.labels[FIT_SPLIT]
+    if val_accuracy is None:
+        val_accuracy = {n: metrics.top1_accuracy(w.logits[n][FIT_SPLIT], yv) for n in names}
+
+    def held_out_accuracy(sd) -> float:
+        w.model.load_state_dict(sd)
+        with torch.no_grad():
+            acc = metrics.top1_accuracy(w.model(xv), yv)
+        w.model.load_state_dict(w.states[ZERO_SHOT])
+        return acc
+
+    greedy = soups.greedy_soup(states, held_out_accuracy, scores=[val_accuracy[n] for n in names])
+    member_logits = torch.stack([torch.cat([w.logits[n][s] for s in w.images]).double() for n in names])
+    sizes = [w.images[s].shape[0] for s in w.images]
+    ensemble = combine_module.combine(member_logits, rule="prob")  # (N, C) mean of probabilities
+    logits = {
+        "uniform soup": forward_splits(w, soups.uniform_soup(states)),
+        "greedy soup": forward_splits(w, greedy),
+    }
+    mixing: tuple = (torch.empty(0), ())
+    if learned:
+        fit = soups.learned_soup(w.model, states, xv, yv, steps=LEARNED_STEPS, lr=LEARNED_LR)
+        logits["learned soup"] = forward_splits(w, fit)
+        mixing = (fit.coefficients, fit.groups)
+    logits["output ensemble"] = dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes), strict=False))
+    return SoupMix(logits, tuple(names[i] for i in greedy.kept), mixing)
+
+
 class SoupsLab(Lab):
     """Interactive model soups and WiSE-FT over a :class:`~ensemble_lab.artefacts.soup_world.SoupWorld`.
 
@@ -164,47 +243,22 @@ class SoupsLab(Lab):
             raise ValueError("ingredients must hold at least one ingredient: check one to make a soup")
         return tuple(n for n in self.names if n in state.ingredients)  # checklist order, no repeats
 
-    def _forward(self, state_dict) -> dict[str, torch.Tensor]:
-        model = self.world.model
-        model.load_state_dict(state_dict)
-        with torch.no_grad():
-            out = {s: model(x) for s, x in self.world.images.items()}
-        model.load_state_dict(self.world.states[ZERO_SHOT])
-        return out
-
     @cached(maxsize=32)
-    def _soups(self, checked: tuple[str, ...]):
+    def _soups(self, checked: tuple[str, ...]) -> SoupMix:
         """Per checklist, once: the soups' logits on every split, the greedy order and the learned weights."""
         self.busy = f"computing soups for {len(checked)} ingredient{'s' * (len(checked) != 1)} (a few seconds)…"
         try:
-            return self._mix(checked)
+            return mix_soups(self.world, checked, val_accuracy={n: self._val_acc[n] for n in checked})
         finally:
             self.busy = ""
 
-    def _mix(self, checked: tuple[str, ...]):
-        w = self.world
-        states = [w.states[n] for n in checked]
-        xv, yv = w.images[FIT_SPLIT], w.labels[FIT_SPLIT]
-
-        def val_accuracy(sd) -> float:
-            w.model.load_state_dict(sd)
-            with torch.no_grad():
-                acc = float((w.model(xv).argmax(-1) == yv).double().mean())
-            w.model.load_state_dict(w.states[ZERO_SHOT])
-            return acc
-
-        greedy = soups.greedy_soup(states, val_accuracy, scores=[self._val_acc[n] for n in checked])
-        learned = soups.learned_soup(w.model, states, xv, yv, steps=LEARNED_STEPS, lr=LEARNED_LR)
-        member_logits = torch.stack([torch.cat([w.logits[n][s] for s in w.images]).double() for n in checked])
-        sizes = [w.images[s].shape[0] for s in w.images]
-        ensemble = combine_module.combine(member_logits, rule="prob")  # (N, C) mean of probabilities
-        logits = {
-            "uniform soup": self._forward(soups.uniform_soup(states)),
-            "greedy soup": self._forward(greedy),
-            "learned soup": self._forward(learned),
-            "output ensemble": dict(zip(w.images, torch.split(ensemble.clamp_min(1e-300).log(), sizes), strict=False)),
-        }
-        return logits, tuple(checked[i] for i in greedy.kept), (learned.coefficients, learned.groups)
+    def soup_mix(self, names) -> SoupMix:
+        """The soups of the ingredients ``names`` (any order; checklist order is used), computed once per
+        checklist and shared with the table (:func:`mix_soups`)."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown or not names:
+            raise ValueError(f"names must be a non-empty list of the Lab's ingredients, got {list(names)}")
+        return self._soups(tuple(n for n in self.names if n in names))
 
     @cached(maxsize=64)
     def _rows(self, checked, endpoint, split, n_bins):
@@ -212,7 +266,7 @@ class SoupsLab(Lab):
         w = self.world
         shift = self._shift_splits(split)
         y_id, y_sh = w.labels[ID_SPLIT], self._labels(shift)
-        soup_logits, _, _ = self._soups(checked)
+        soup_logits = self._soups(checked).logits
         best = max(checked, key=lambda n: self._val_acc[n])
         sources = {
             "zero-shot": (w.logits[ZERO_SHOT], 1),
@@ -259,7 +313,7 @@ class SoupsLab(Lab):
             table[name] = row
             if name.startswith("fine-tuned"):
                 table[f"WiSE-FT (alpha {ALPHAS[i]:g})"] = wise
-        _, kept, learned = self._soups(checked)
+        mix = self._soups(checked)
         current = "output ensemble" if state.soup == "output ensemble" else f"{state.soup} soup"
         return SoupsResult(
             alphas=torch.tensor(ALPHAS, dtype=torch.float64),
@@ -269,8 +323,8 @@ class SoupsLab(Lab):
             point={k: float(v[i]) for k, v in curve.items() if not k.endswith("_logits")},
             table=table,
             current=current,
-            greedy_kept=kept,
-            learned=learned,
+            greedy_kept=mix.greedy_kept,
+            learned=mix.learned,
             line=self._line(state.line_a, state.line_b),
             shift_name="all shifted styles" if state.split == ALL_SHIFTED else state.split,
         )
