@@ -103,7 +103,9 @@ def train_ensemble(
     opt, sched = optimizer(ens.parameters(), recipe, total_steps)
     gens = _order_generators(seed, k)
     ens.train()
-    bar = tqdm(total=epochs * steps, desc=f"training {k} x {spec.name}", unit="step", disable=not progress)
+    bar = tqdm(
+        total=epochs * steps, desc=f"training {k} x {spec.name}", unit="step", disable=not progress, mininterval=1.0
+    )
     first = True
     try:
         for epoch in range(epochs):
@@ -159,7 +161,7 @@ def train_members_one_by_one(
     gens = _order_generators(seed, k)
     members = []
     desc = f"training {k} x {spec.name} one by one"
-    bar = tqdm(total=k * epochs * steps, desc=desc, unit="step", disable=not progress)
+    bar = tqdm(total=k * epochs * steps, desc=desc, unit="step", disable=not progress, mininterval=1.0)
     try:
         for i in range(k):
             model = build_model(spec, tuple(images.shape[1:]), n_classes, seed=member_seed(seed, i)).to(device)

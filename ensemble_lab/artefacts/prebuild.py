@@ -10,7 +10,8 @@ NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
     # 02_calibration: trained long, over-confident; seeds 0, 1, 2
     *({"dataset": "distorted", "arch": "mlp-m", "k": 8, "epochs": 40, "seed": s} for s in (0, 1, 2)),
     {"dataset": "distorted", "arch": "mlp-s", "k": 2},  # 04_early_exit_cascades: the family's small ...
-    {"dataset": "distorted", "arch": "mlp-l", "k": 2},  # ... and large members (mlp-m: the 01 ensemble)
+    # ... and one large model per member seed (mlp-m: the 01 ensemble)
+    *({"dataset": "distorted", "arch": "mlp-l", "k": 2, "seed": s} for s in (0, 1, 2)),
 )
 
 

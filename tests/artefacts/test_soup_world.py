@@ -50,30 +50,29 @@ def test_classifier_rejects_bad_heads():
 
 
 def test_styled_digits_splits_draw_on_disjoint_source_digits(tmp_cache, monkeypatch):
-    """Train, val and test styled digits are drawn from disjoint sets of scikit-learn source digits: the raw
-    digits each split renders are recorded and matched back to their source index."""
+    """Train, val and test styled digits are drawn from disjoint sets of source digits: the raw digits each split
+    renders are recorded and are exactly the source digits its ``sources`` names."""
     from ensemble_lab.data import captions
-    from ensemble_lab.data.digits import raw_digits
+    from ensemble_lab.data.sources import source_digits
 
-    raw, _ = raw_digits()
-    flat = raw.reshape(raw.shape[0], -1)
-    used = {}
+    raw, _, _ = source_digits()
+    rendered = {}
     render = captions._render
 
     def recording_render(images, styles, gen):
-        hits = (images.reshape(images.shape[0], 1, -1) == flat.unsqueeze(0)).all(-1)  # (n, n_raw)
-        used[split] = set(hits.float().argmax(1).tolist())
-        assert bool(hits.any(1).all())  # every rendered digit is one of the raw digits
+        rendered[split] = images.clone()
         return render(images, styles, gen)
 
     monkeypatch.setattr(captions, "_render", recording_render)
+    used = {}
     for split in ("train", "val", "test"):
-        styled_digits(split, "clean", 300)
-    assert len(used) == 3
+        ds = styled_digits(split, "clean", 300)
+        assert torch.equal(rendered[split], raw[ds.sources])
+        used[split] = set(ds.sources.tolist())
     assert not used["train"] & used["val"]
     assert not used["train"] & used["test"]
     assert not used["val"] & used["test"]
-    assert min(len(v) for v in used.values()) > 100
+    assert min(len(v) for v in used.values()) == 300  # pools of 1,699+ sources: 300 images, 300 sources
 
 
 def test_styled_digits_are_deterministic_per_split_and_style():
