@@ -55,6 +55,14 @@ def test_cluster_means_equal_the_paired_bootstrap_of_accuracy():
     assert ours.difference == pytest.approx(ref.difference, abs=1e-12)
     assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
     assert (ours.resolved, ours.n_units, ours.n_resamples) == (ref.resolved, ref.n_units, ref.n_resamples)
+    # a stats.ClusterResampler on the same draws: its counts, and its own comparison of accuracy, are these
+    shared = stats.ClusterResampler(clusters, n_resamples=400, seed=5)
+    assert isinstance(means, stats.ClusterResampler)
+    assert torch.equal(means.counts, shared.counts)
+    assert torch.equal(means.totals, shared.totals)
+    theirs = shared.compare("accuracy", a, b, y)
+    assert theirs.difference == pytest.approx(ours.difference, abs=1e-12)
+    assert (theirs.low, theirs.high, theirs.resolved) == (ours.low, ours.high, ours.resolved)
 
 
 def test_cluster_means_ece_equals_the_paired_bootstrap_of_ece():

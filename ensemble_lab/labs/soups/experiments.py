@@ -52,14 +52,7 @@ from ..._validation import (
     check_strings,
 )
 from ...artefacts.soup_world import ALPHAS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
-from ...stats import (
-    OverSeeds,
-    PairedDifference,
-    over_seeds,
-    percentile_interval,
-    resample_units,
-    two_sample_bootstrap,
-)
+from ...stats import ClusterResampler, OverSeeds, PairedDifference, over_seeds, two_sample_bootstrap
 from ..base import FIT_SPLIT
 from .lab import ID_SPLIT, SoupMix, mix_soups
 
@@ -123,8 +116,10 @@ SOUP_PAIRS = (
 # ----------------------------------------------------------------------------------------------------------
 
 
-class ClusterMeans:
-    """Cluster-bootstrap resamples of one evaluation set, drawn once, for the mean of any per-image term.
+class ClusterMeans(ClusterResampler):
+    """Cluster-bootstrap resamples of one evaluation set, drawn once, for the mean of any per-image term: a
+    :class:`~ensemble_lab.stats.ClusterResampler` on the cpu whose :meth:`estimate` and :meth:`compare` take
+    per-image terms ``(N,)`` or ``(K, N)`` (rather than a metric's name and predictions), with ECE's interval.
 
     Args:
         clusters: ``(N,)`` integer group ids (the source digit of each image); whole groups are resampled.
@@ -136,26 +131,12 @@ class ClusterMeans:
     The mean of a per-image term ``v`` on a resample is ``sum_u c_u S_u / sum_u c_u n_u`` (``c_u``: how often
     cluster ``u`` is drawn, ``S_u`` the sum of ``v`` over its images, ``n_u`` their number): exactly the metric
     ``paired_bootstrap`` computes on the expanded resample when the metric is a mean (accuracy, for instance).
+
+    Attributes: those of :class:`~ensemble_lab.stats.ClusterResampler` (``ids``, ``n_units``, ``counts``, ...).
     """
 
     def __init__(self, clusters, n_resamples: int = 1000, level: float = 0.9, seed: int = 0):
-        c = as_tensor(clusters, "clusters", floating=False)
-        if c.ndim != 1 or c.shape[0] < 1:
-            raise ValueError(f"clusters must have shape (N,) with N >= 1, got shape {tuple(c.shape)}")
-        if torch.is_floating_point(c) or c.dtype == torch.bool:
-            raise ValueError(f"clusters must hold integer group ids, got dtype {c.dtype}")
-        self.n_resamples = check_int(n_resamples, "n_resamples", minimum=2, maximum=MAX_COUNT)
-        self.level = check_in_range(level, "level", 0.0, 1.0, lo_open=True, hi_open=True)
-        self.seed = check_seed(seed)
-        self.ids = torch.unique(c.cpu(), return_inverse=True)[1]
-        self.n = int(c.shape[0])
-        self.n_units = int(self.ids.max()) + 1
-        draws = resample_units(self.n_units, self.n_resamples, self.seed)
-        counts = torch.zeros(self.n_resamples, self.n_units, dtype=torch.float64)
-        counts.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
-        self.counts = counts  # (m, U)
-        sizes = torch.bincount(self.ids, minlength=self.n_units).to(torch.float64)
-        self._denominators = counts @ sizes  # (m,) images in each resample
+        super().__init__(as_tensor(clusters, "clusters", floating=False).cpu(), n_resamples, level, seed)
 
     def _values(self, values, name: str) -> torch.Tensor:
         v = as_tensor(values, name).detach().cpu().to(torch.float64)
@@ -167,9 +148,9 @@ class ClusterMeans:
     def resampled(self, values) -> torch.Tensor:
         """``(n_resamples, ...)`` float64: the mean over each resample's images of ``values`` ``(..., N)``."""
         v = self._values(values, "values")
-        flat = v.reshape(-1, self.n)
-        sums = torch.zeros(flat.shape[0], self.n_units, dtype=torch.float64).index_add_(1, self.ids, flat)
-        out = (self.counts @ sums.T) / self._denominators[:, None]  # (m, K)
+        sums = self.unit_sums(v.reshape(-1, self.n).T)  # (U, K)
+        # counts @ a column-major (U, K), the layout of the module's first version: BLAS rounds by layout
+        out = (self.counts @ sums.T.contiguous().T) / self.totals[:, None]  # (m, K)
         return out.reshape(self.n_resamples, *v.shape[:-1])
 
     def estimate(self, values):
@@ -182,8 +163,8 @@ class ClusterMeans:
         res = self.resampled(v)
         full = v.mean(-1)
         if v.ndim == 1:
-            return self._result(float(full), res)
-        return tuple(self._result(float(full[k]), res[:, k]) for k in range(v.shape[0]))
+            return self.interval(float(full), res)
+        return tuple(self.interval(float(full[k]), res[:, k]) for k in range(v.shape[0]))
 
     def compare(self, a, b):
         """The mean of ``a`` minus that of ``b`` (both ``(N,)`` or ``(K, N)``, per-image terms of two models on the
@@ -206,8 +187,7 @@ class ClusterMeans:
         bins = uniform_bins(conf, n_bins)[0].to(torch.int64)
         gap = correct.to(torch.float64) - conf.to(torch.float64)
         sums = torch.zeros(self.n_units, n_bins, dtype=torch.float64).index_put_((self.ids, bins), gap, accumulate=True)
-        res = (self.counts @ sums).abs_().sum(1) / self._denominators
-        return metrics.ece(p, y, n_bins=n_bins), res
+        return metrics.ece(p, y, n_bins=n_bins), (self.counts @ sums).abs_().sum(1) / self.totals
 
     def compare_ece(self, probs_a, probs_b, labels, n_bins: int = 15) -> PairedDifference:
         """``ece(probs_a) - ece(probs_b)`` (top-label, ``n_bins`` uniform bins; ``(N, C)`` probabilities of two
@@ -216,11 +196,7 @@ class ClusterMeans:
         n_bins = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_COUNT)
         full_a, res_a = self._ece_terms(probs_a, labels, n_bins, "probs_a")
         full_b, res_b = self._ece_terms(probs_b, labels, n_bins, "probs_b")
-        return self._result(full_a - full_b, res_a - res_b)
-
-    def _result(self, full: float, res: torch.Tensor) -> PairedDifference:
-        low, high = percentile_interval(res.numpy(), self.level)
-        return PairedDifference(full, low, high, self.level, bool(low > 0 or high < 0), self.n_units, self.n_resamples)
+        return self.interval(full_a - full_b, res_a - res_b)
 
 
 def interval_text(result: PairedDifference, *, scale: float = 100.0, digits: int = 1, unit: str = " points") -> str:
@@ -240,6 +216,20 @@ def _clusters(world: SoupWorld, splits: Sequence[str]) -> torch.Tensor:
     if all(s in world.sources and world.sources[s].numel() for s in splits):
         return torch.cat([world.sources[s] for s in splits])
     return torch.arange(sum(world.labels[s].shape[0] for s in splits))
+
+
+def _check_tag(tag: str) -> None:
+    if tag not in EVALUATION:
+        raise ValueError(f"tag must be one of {tuple(EVALUATION)}, got {tag!r}")
+
+
+def _checked_names(names: Sequence[str], known: Mapping, what: str) -> tuple[str, ...]:
+    """``names`` as a tuple of strings, each a key of ``known`` (the world's ``what``: models, ingredients)."""
+    names = tuple(check_strings(names, "names"))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"names must be {what} of the world, got {unknown}")
+    return names
 
 
 class _LazyMeans(dict):
@@ -551,12 +541,8 @@ def confidence_minus_accuracy(evaluation: Evaluation, names: Sequence[str], tag:
     """name -> mean top-label confidence minus accuracy of the cached model ``name`` (an ingredient or the zero-shot
     model) on evaluation set ``tag``, with its interval (> 0: over-confident)."""
     w = evaluation.world
-    names = tuple(check_strings(names, "names"))
-    unknown = [n for n in names if n not in w.logits]
-    if unknown:
-        raise ValueError(f"names must be models of the world, got {unknown}")
-    if tag not in EVALUATION:
-        raise ValueError(f"tag must be one of {tuple(EVALUATION)}, got {tag!r}")
+    names = _checked_names(names, w.logits, "models")
+    _check_tag(tag)
     y = evaluation.labels[tag]
     out = {}
     for name in names:
@@ -597,12 +583,8 @@ def confidence_gaps(evaluation: Evaluation, names: Sequence[str], tag: str = "id
     """The confidence gaps of the ingredients ``names`` and of their output ensembles on ``tag`` (see
     :class:`ConfidenceGaps`); ``names`` must hold at least one plain and one smoothed ingredient."""
     w = evaluation.world
-    names = tuple(check_strings(names, "names"))
-    unknown = [n for n in names if n not in w.recipes]
-    if unknown:
-        raise ValueError(f"names must be ingredients of the world, got {unknown}")
-    if tag not in EVALUATION:
-        raise ValueError(f"tag must be one of {tuple(EVALUATION)}, got {tag!r}")
+    names = _checked_names(names, w.recipes, "ingredients")
+    _check_tag(tag)
     smoothed = smoothed_ingredients(w, names)
     plain = tuple(n for n in names if n not in smoothed)
     if not smoothed or not plain:
@@ -745,12 +727,8 @@ def seen_sources_effect(evaluation: Evaluation, seen, names: Sequence[str], tag:
     """Split evaluation set ``tag`` by whether an image's source digit is in ``seen`` (1-D integer source ids) and
     compare each cached model of ``names`` on the two parts (see :class:`Overlap`)."""
     w = evaluation.world
-    if tag not in EVALUATION:
-        raise ValueError(f"tag must be one of {tuple(EVALUATION)}, got {tag!r}")
-    names = tuple(check_strings(names, "names"))
-    unknown = [n for n in names if n not in w.logits]
-    if unknown:
-        raise ValueError(f"names must be models of the world, got {unknown}")
+    _check_tag(tag)
+    names = _checked_names(names, w.logits, "models")
     ids = as_tensor(seen, "seen", floating=False).cpu()
     if ids.ndim != 1 or torch.is_floating_point(ids) or ids.dtype == torch.bool:
         raise ValueError(
