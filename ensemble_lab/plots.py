@@ -26,6 +26,7 @@ __all__ = [
     "image_grid",
     "StaticFigure",
     "SERIES_COLORS",
+    "draw_interval",
 ]
 
 _ENSEMBLE = "#1f77b4"
@@ -454,6 +455,22 @@ class LossLinePlot:
         self.acc_ax.set_ylim(*static[2])
         self._static = static
         return True
+
+
+def draw_interval(ax, y: float, result, color: str, *, label=None, scale: float = 100.0) -> None:
+    """One paired interval on ``ax`` as a horizontal bar at height ``y``: ``result.low .. result.high`` times
+    ``scale`` (100: points), with a dot at ``result.difference``, filled when ``result.resolved`` and hollow when
+    not (a :class:`~ensemble_lab.stats.PairedDifference` or anything with those four attributes)."""
+    ax.plot([result.low * scale, result.high * scale], [y, y], color=color, lw=2, solid_capstyle="butt")
+    ax.plot(
+        [result.difference * scale],
+        [y],
+        "o",
+        color=color,
+        markerfacecolor=color if result.resolved else "white",
+        markersize=5,
+        label=label,
+    )
 
 
 def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS
+from ...plots import SERIES_COLORS, draw_interval
 from .experiments import BinnedRules, Comparisons, OODResult, SizeCurves
 
 __all__ = ["forest", "members_figure", "size_figure", "learned_figure", "rules_figure", "ood_figure"]
@@ -40,16 +40,7 @@ def forest(ax, comparisons: Comparisons, keys: Sequence, labels: Sequence[str], 
             r = comparisons.results[seed][key]
             color = SERIES_COLORS[j % len(SERIES_COLORS)]
             y = y0 + offsets[j]
-            ax.plot([r.low * scale, r.high * scale], [y, y], color=color, lw=2, solid_capstyle="butt")
-            ax.plot(
-                [r.difference * scale],
-                [y],
-                "o",
-                color=color,
-                markerfacecolor=color if r.resolved else "white",
-                markersize=5,
-                label=f"seed {seed}" if row == 0 else None,
-            )
+            draw_interval(ax, y, r, color, label=f"seed {seed}" if row == 0 else None, scale=scale)
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
     ax.set_yticks(range(n))
     ax.set_yticklabels(list(labels)[::-1], fontsize="small")

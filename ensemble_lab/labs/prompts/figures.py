@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from ...plots import SERIES_COLORS
+from ...plots import SERIES_COLORS, draw_interval
 from .experiments import METHOD_NAMES, DebiasTable, DomainTable, ScoreAnatomy, ScoringCurve, SeedsHeadline
 
 __all__ = ["domain_figure", "score_figure", "debias_figure", "scoring_figure", "GROUP_COLORS"]
@@ -34,19 +34,6 @@ def _figure(figsize) -> Figure:
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _interval(ax, y: float, r, color: str, label=None, scale: float = 100.0) -> None:
-    ax.plot([r.low * scale, r.high * scale], [y, y], color=color, lw=2, solid_capstyle="butt")
-    ax.plot(
-        [r.difference * scale],
-        [y],
-        "o",
-        color=color,
-        markerfacecolor=color if r.resolved else "white",
-        markersize=5,
-        label=label,
-    )
-
-
 def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> Figure:
     """Experiment 1: ZPE minus each equal baseline per domain and averaged over the domains (90% paired
     intervals, clustered by source digit); and, when ``headline`` is given, the averaged difference for each
@@ -61,7 +48,7 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
     for j, b in enumerate(baselines):
         for i, d in enumerate(rows):
             y = len(rows) - 1 - i + offsets[j]
-            _interval(ax, y, table.differences[b][d], _BASELINE_COLORS.get(b, "black"))
+            draw_interval(ax, y, table.differences[b][d], _BASELINE_COLORS.get(b, "black"))
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.5, color="black", lw=0.5, alpha=0.5)
     ax.set_yticks(range(len(rows)))
@@ -88,7 +75,7 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
         for j, b in enumerate(baselines):
             for i, s in enumerate(seeds):
                 y = len(seeds) - 1 - i + offsets[j]
-                _interval(ax, y, headline.intervals[s][b], _BASELINE_COLORS.get(b, "black"))
+                draw_interval(ax, y, headline.intervals[s][b], _BASELINE_COLORS.get(b, "black"))
         ax.axvline(0.0, color="black", lw=0.8, ls="--")
         ax.set_yticks(range(len(seeds)))
         ax.set_yticklabels([f"seed {s}" for s in seeds][::-1], fontsize="small")
@@ -141,7 +128,7 @@ def debias_figure(table: DebiasTable) -> Figure:
     axes = fig.subplots(1, 3, sharey=True)
     for ax, metric, scale, unit in ((axes[0], "accuracy", 100.0, "points"), (axes[1], "nll", 1.0, "nats")):
         for i, m in enumerate(methods):
-            _interval(ax, len(methods) - 1 - i, table.vs_reference[metric][m], SERIES_COLORS[i % 8], scale=scale)
+            draw_interval(ax, len(methods) - 1 - i, table.vs_reference[metric][m], SERIES_COLORS[i % 8], scale=scale)
         ax.axvline(0.0, color="black", lw=0.8, ls="--")
         better = "higher is better" if metric == "accuracy" else "lower is better"
         ax.set_xlabel(f"{metric} - {METHOD_NAMES[table.reference]} ({unit})\n{better}", fontsize="small")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS
+from ...plots import SERIES_COLORS, draw_interval
 from .experiments import SOUP_PAIRS, ConfidenceGaps, Fixes, LossLine, SeedRun, WiseCurve
 
 __all__ = ["wise_figure", "barrier_figure", "soups_figure", "confidence_figure", "bang_figure"]
@@ -90,16 +90,7 @@ def soups_figure(runs: Sequence[SeedRun], pairs: Sequence[tuple[str, str]] = SOU
                 r = run.soups.differences[pair][tag]
                 color = SERIES_COLORS[j % len(SERIES_COLORS)]
                 y = y0 + offsets[j]
-                ax.plot([100 * r.low, 100 * r.high], [y, y], color=color, lw=2, solid_capstyle="butt")
-                ax.plot(
-                    [100 * r.difference],
-                    [y],
-                    "o",
-                    color=color,
-                    markerfacecolor=color if r.resolved else "white",
-                    markersize=5,
-                    label=f"seed {run.seed}" if row == 0 else None,
-                )
+                draw_interval(ax, y, r, color, label=f"seed {run.seed}" if row == 0 else None)
         ax.axvline(0.0, color="black", lw=0.8, ls="--")
         ax.set_yticks(range(len(pairs)))
         ax.set_yticklabels([f"{a} - {b}" for a, b in pairs][::-1], fontsize="small")
