@@ -22,7 +22,6 @@ percent or points); NLL in nats.  Everything returned is a python float, a tenso
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,18 +69,6 @@ __all__ = [
 #: rooted debiased l2 (calibration_error.debiased_ece, uniform bins, sqrt(max(d, 0))) and its square d itself
 SWEEP_ESTIMATORS = ("l1", "l2", "l2_debiased", "l2_debiased_squared")
 ORDER_NAMES = ("as trained", "calibrate-then-pool", "pool-then-calibrate")
-
-
-def _one_thread(fn):
-    """Run an experiment as a Lab's work runs (``labs.base.lab_work``): one at a time, on one torch thread.  Its
-    tensors are small, and more threads than free cores make every small operation wait on the scheduler."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        with lab_work():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _ints(values, name: str, low: int, high: int = MAX_COUNT) -> tuple[int, ...]:
@@ -161,7 +148,7 @@ class BiasSweep:
         return self.estimates[estimator]
 
 
-@_one_thread
+@lab_work()
 def bias_sweep(
     world: CalibrationWorld,
     n_bins: Sequence[int] = (3, 5, 10, 15, 30, 100),
@@ -212,7 +199,7 @@ def bias_sweep(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@_one_thread
+@lab_work()
 def estimator_table(probs, labels, n_bins: Sequence[int] = (5, 10, 15, 30, 50, 100)) -> dict[str, tuple[float, ...]]:
     """l1 and l2 calibration error of ``probs`` ``(N, C)`` against ``labels`` ``(N,)``, each with its own
     estimators, one value per bin count (uniform bins):
@@ -291,7 +278,7 @@ def _values(sums: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:
     }
 
 
-@_one_thread
+@lab_work()
 def paired_intervals(
     pred_a,
     pred_b,
@@ -347,7 +334,7 @@ def paired_intervals(
     return {name: r.interval(full_a[name] - full_b[name], boot_a[name] - boot_b[name]) for name in wanted}
 
 
-@_one_thread
+@lab_work()
 def argmax_changes(
     pred_a, pred_b, *, clusters=None, n_resamples: int = 1000, level: float = 0.9, seed: int = 0
 ) -> stats.PairedDifference:
@@ -397,7 +384,7 @@ class Calibrated:
     sources: torch.Tensor | None
 
 
-@_one_thread
+@lab_work()
 def calibrated_ensembles(predictions, split: str = "test", fit_split: str = "val", rule: str = "prob") -> Calibrated:
     """The ensemble of ``predictions`` (``logits``/``labels``/``sources`` by split, e.g.
     ``zoo.ensemble_predictions(...)``) as trained, calibrated member-first and pool-first, with the temperatures
@@ -427,7 +414,7 @@ def calibrated_ensembles(predictions, split: str = "test", fit_split: str = "val
     )
 
 
-@_one_thread
+@lab_work()
 def summary_row(probs, labels, n_bins: int = 15) -> dict[str, float]:
     """accuracy, confidence (mean top-label), the gap, NLL, ECE (l1) and the binned l2 error of one ensemble."""
     row = metrics.summary(probs, labels, n_bins=n_bins)
@@ -437,7 +424,7 @@ def summary_row(probs, labels, n_bins: int = 15) -> dict[str, float]:
     return row
 
 
-@_one_thread
+@lab_work()
 def member_scaling(
     predictions,
     member: int = 0,
@@ -489,7 +476,7 @@ class ShiftRow:
     needed: float
 
 
-@_one_thread
+@lab_work()
 def shift_rows(
     predictions,
     splits: Sequence[str],
@@ -525,7 +512,7 @@ def shift_rows(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@_one_thread
+@lab_work()
 def pooling_comparison(
     predictions, split: str = "test", fit_split: str = "val", n_bins: int = 15, n_resamples: int = 1000, seed: int = 0
 ) -> dict:
@@ -552,7 +539,7 @@ def pooling_comparison(
     }
 
 
-@_one_thread
+@lab_work()
 def pooling_over_seeds(runs: Mapping[int, object], **kwargs) -> tuple[dict, dict]:
     """:func:`pooling_comparison` for the ensemble of each seed in ``runs`` (seed -> predictions, e.g.
     :func:`load_seeds`), and the headline numbers summarised over the seeds (``kwargs`` go to

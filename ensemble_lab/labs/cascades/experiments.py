@@ -38,7 +38,6 @@ multiply-accumulates (MACs) per image.  Shapes: member logits ``(K, N, C)``, sco
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,18 +105,6 @@ HALF_WIDTHS = tuple(i / 40 for i in range(13))
 SHIFTS = ("noise-2", "blur-2", "contrast-2", "rotation-2", "occlusion-2", "salt_pepper-2")
 #: the architectures of the headline: the cascade's members, and the one larger single model
 MEDIUM, LARGE = "mlp-m", "mlp-l"
-
-
-def _one_thread(fn):
-    """Run an experiment as a Lab's work runs (``labs.base.lab_work``): one at a time, on one torch thread (its many
-    small tensor operations run several times faster on one thread than on two contended ones)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        with lab_work():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 def _split_sources(predictions, split: str) -> torch.Tensor:
@@ -455,7 +442,7 @@ class PolicySweep:
         return tuple(q for q, d in zip(self.half_widths, self.difference, strict=True) if d.resolved)
 
 
-@_one_thread
+@lab_work()
 def policy_sweep(
     cascade: Cascade,
     half_widths: Sequence[float] = HALF_WIDTHS,
@@ -548,7 +535,7 @@ class ShiftComparison:
     scores: dict[str, torch.Tensor]
 
 
-@_one_thread
+@lab_work()
 def shift_comparison(
     cascade: Cascade,
     splits: Sequence[str] = ("test", *SHIFTS),
@@ -634,7 +621,7 @@ class HeadlineRun:
     differences: dict[tuple[str, str], PairedDifference]
 
 
-@_one_thread
+@lab_work()
 def headline_run(
     medium,
     large,

@@ -30,7 +30,6 @@ clusters ``(N,)``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,18 +99,6 @@ OOD_SCORES = ("mutual information", "entropy", "max probability")
 SEEDS = (0, 1, 2)
 
 _NAMES = {"accuracy": "accuracy", "nll": "NLL", "brier": "Brier", "ece": "ECE"}
-
-
-def _one_thread(fn):
-    """Run an experiment as a Lab's work runs (``labs.base.lab_work``): one at a time, on one torch thread.  Its
-    many small tensor operations are several times faster on one thread than on two contended ones."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        with lab_work():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -396,7 +383,7 @@ def member_probs(member_logits) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@_one_thread
+@lab_work()
 def ensemble_vs_members(
     predictions_by_seed,
     split: str = "test",
@@ -461,7 +448,7 @@ class SizeCurves:
         return self.values[check_choice(metric, "metric", tuple(self.values))][:, idx].mean(dim=1)
 
 
-@_one_thread
+@lab_work()
 def size_curves(
     predictions_by_seed,
     splits: Sequence[str],
@@ -491,7 +478,7 @@ def size_curves(
     return SizeCurves(tuple(by_seed), tuple(splits), tuple(sizes), out)
 
 
-@_one_thread
+@lab_work()
 def size_comparisons(
     predictions_by_seed,
     splits: Sequence[str],
@@ -528,7 +515,7 @@ def size_comparisons(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@_one_thread
+@lab_work()
 def learned_vs_uniform(
     predictions_by_seed,
     splits: Sequence[str],
@@ -569,7 +556,7 @@ def learned_vs_uniform(
 # ----------------------------------------------------------------------------------------------------------
 
 
-@_one_thread
+@lab_work()
 def rule_comparisons(
     predictions,
     splits: Sequence[str],
@@ -673,7 +660,7 @@ class BinnedRules:
     geo_raw: torch.Tensor
 
 
-@_one_thread
+@lab_work()
 def binned_rules(
     predictions,
     split: str = "test",
@@ -735,7 +722,7 @@ def ood_scores(member_logits) -> dict[str, torch.Tensor]:
     return {"mutual information": -mi, "entropy": -h, "max probability": pbar.max(dim=-1).values}
 
 
-@_one_thread
+@lab_work()
 def mutual_information_growth(
     predictions_by_seed,
     kinds: Sequence[str],
@@ -795,7 +782,7 @@ class OODResult:
         return f"{split}: AUROC " + ", ".join(parts)
 
 
-@_one_thread
+@lab_work()
 def ood_detection(
     predictions_by_seed,
     out_splits: Sequence[str],
