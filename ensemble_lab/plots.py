@@ -27,6 +27,7 @@ __all__ = [
     "StaticFigure",
     "SERIES_COLORS",
     "draw_interval",
+    "draw_band",
 ]
 
 _ENSEMBLE = "#1f77b4"
@@ -471,6 +472,17 @@ def draw_interval(ax, y: float, result, color: str, *, label=None, scale: float 
         markersize=5,
         label=label,
     )
+
+
+def draw_band(ax, x, results, color: str, *, label=None, scale: float = 100.0, alpha: float = 0.18, **line) -> None:
+    """Paired intervals along ``x`` on ``ax``: a line through ``results``' differences times ``scale`` (100:
+    points) over a band from their ``low`` to their ``high`` (:class:`~ensemble_lab.stats.PairedDifference` or
+    anything with those attributes); ``line`` goes to the line (``ls``, ``lw``, ``marker``, ...)."""
+    y = np.array([r.difference for r in results]) * scale
+    lo = np.array([r.low for r in results]) * scale
+    hi = np.array([r.high for r in results]) * scale
+    ax.fill_between(x, lo, hi, color=color, alpha=alpha, lw=0)
+    ax.plot(x, y, color=color, label=label, **line)
 
 
 def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):

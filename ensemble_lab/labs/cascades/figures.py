@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS
+from ...plots import SERIES_COLORS, draw_band
 from .experiments import HEADLINE_PAIRS, Headline, PolicySweep, ShiftComparison
 
 __all__ = ["window_figure", "policy_figure", "shift_figure"]
@@ -87,11 +87,7 @@ def window_figure(val_scores, tau: float, window: tuple[float, float], threshold
 
 
 def _band(ax, x, results, color, label, marker="o") -> None:
-    y = np.array([100 * r.difference for r in results])
-    lo = np.array([100 * r.low for r in results])
-    hi = np.array([100 * r.high for r in results])
-    ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
-    ax.plot(x, y, marker=marker, ms=3.5, color=color, label=label)
+    draw_band(ax, x, results, color, label=label, alpha=0.15, marker=marker, ms=3.5)
 
 
 def policy_figure(sweep: PolicySweep, singles: Sequence[str] | None = None) -> Figure:

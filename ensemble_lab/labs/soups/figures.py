@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS, draw_interval
+from ...plots import SERIES_COLORS, draw_band, draw_interval
 from .experiments import SOUP_PAIRS, ConfidenceGaps, Fixes, LossLine, SeedRun, WiseCurve
 
 __all__ = ["wise_figure", "barrier_figure", "soups_figure", "confidence_figure", "bang_figure"]
@@ -26,12 +26,8 @@ def _figure(figsize) -> Figure:
 
 
 def _band(ax, x, results, color, label=None, scale=100.0, ls="-", lw=1.8, alpha=0.18) -> None:
-    """A line through ``results``' differences with their intervals as a band."""
-    y = np.array([r.difference for r in results]) * scale
-    lo = np.array([r.low for r in results]) * scale
-    hi = np.array([r.high for r in results]) * scale
-    ax.fill_between(x, lo, hi, color=color, alpha=alpha, lw=0)
-    ax.plot(x, y, color=color, ls=ls, lw=lw, label=label)
+    """A line through ``results``' differences with their intervals as a band (this module's style)."""
+    draw_band(ax, x, results, color, label=label, scale=scale, alpha=alpha, ls=ls, lw=lw)
 
 
 def wise_figure(runs: Sequence[SeedRun], endpoint: str, alpha: float | None = None) -> Figure:
