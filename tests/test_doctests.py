@@ -32,6 +32,7 @@ CONTRACTS = {
     "ensemble_lab.cascades": ("window_cascade",),
     "ensemble_lab.soups": ("interpolate", "uniform_soup", "greedy_soup"),
     "ensemble_lab.stats": ("paired_bootstrap",),
+    "ensemble_lab.exercises": ("list_exercises", "check", "hint", "solution"),
 }
 
 
