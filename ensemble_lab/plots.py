@@ -25,17 +25,60 @@ __all__ = [
     "mosaic_figure",
     "image_grid",
     "StaticFigure",
+    "describe",
+    "PALETTE",
     "SERIES_COLORS",
+    "SERIES_LINESTYLES",
+    "SERIES_MARKERS",
+    "series_style",
     "draw_interval",
     "draw_band",
 ]
 
-_ENSEMBLE = "#1f77b4"
-_GAP = "#d62728"
-_MUTED = "#7f7f7f"
-_FULL = "#2ca02c"
+PALETTE = {
+    # Okabe & Ito (2008), "Color Universal Design": eight colours told apart under the common colour-vision
+    # deficiencies (matplotlib's default 'tab10' is not: its green, red and brown merge under deuteranopia),
+    # plus a neutral grey for references.  Every Lab drawing and static figure takes its colours from here; the
+    # series also differ by line style or marker (SERIES_LINESTYLES, SERIES_MARKERS), never by colour alone.
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+    "grey": "#7F7F7F",
+}
+_ENSEMBLE = PALETTE["blue"]
+_GAP = PALETTE["vermillion"]
+_MUTED = PALETTE["grey"]
+_FULL = PALETTE["bluish green"]
 # colours for compared models (single models, ...): none is the ensemble's blue or the full ensemble's green
-SERIES_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728")
+SERIES_COLORS = tuple(
+    PALETTE[name] for name in ("orange", "reddish purple", "sky blue", "vermillion", "black", "yellow", "grey")
+)
+# line styles and markers that go with SERIES_COLORS (the j-th series: style j), so that series differ by more than
+# colour; the ensemble ("-") and the full ensemble ("--") keep the two plain styles
+SERIES_LINESTYLES = ("-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (6, 2)), (0, (2, 2)))
+SERIES_MARKERS = ("s", "^", "D", "v", "P", "X", "*")
+
+
+def series_style(j: int) -> dict:
+    """The colour, line style and marker of the ``j``-th compared series (wrapping around), as plot keywords.
+
+    >>> series_style(0) == {"color": SERIES_COLORS[0], "ls": SERIES_LINESTYLES[0], "marker": SERIES_MARKERS[0]}
+    True
+    >>> series_style(len(SERIES_COLORS))["color"] == SERIES_COLORS[0]
+    True
+    """
+    if isinstance(j, bool) or not isinstance(j, int) or j < 0:
+        raise ValueError(f"j must be a non-negative int, got {j!r}")
+    return {
+        "color": SERIES_COLORS[j % len(SERIES_COLORS)],
+        "ls": SERIES_LINESTYLES[j % len(SERIES_LINESTYLES)],
+        "marker": SERIES_MARKERS[j % len(SERIES_MARKERS)],
+    }
 
 
 def mosaic_figure(mosaic, figsize=(8.0, 4.0), **gridspec):
@@ -71,7 +114,7 @@ class ReliabilityPlot:
         ax.set_ylabel("accuracy")
         ax.set_title(title, fontsize="medium")
         self._ece_text = ax.text(0.97, 0.04, "", transform=ax.transAxes, ha="right", va="bottom")
-        (self._curve,) = ax.plot([], [], color="black", lw=1.5, label="smoothed accuracy (smooth ECE)")
+        (self._curve,) = ax.plot([], [], color=PALETTE["black"], lw=1.5, label="smoothed accuracy (smooth ECE)")
         if hist_ax is not None:
             hist_ax.set_xlim(0, 1)
             hist_ax.set_ylim(0, 1)  # fixed, so that an update never re-lays the axes out
@@ -236,19 +279,25 @@ class RiskCoveragePlot:
     policy, the band of coverages the window spans.
 
     ``names``: the curves, in legend order; ``"cascade"`` is drawn bold in the ensemble's blue, ``"full
-    ensemble"`` in green, the others in :data:`SERIES_COLORS`.  ``update`` returns True when the risk axis
-    changed (a full draw is needed).
+    ensemble"`` dashed in green, the others in :func:`series_style` (colour, line style and marker differ).
+    ``update`` returns True when the risk axis changed (a full draw is needed).
     """
 
     def __init__(self, ax: Axes, names: Sequence[str], title: str = "Risk-coverage"):
         self.ax = ax
-        others = iter(SERIES_COLORS * 4)
         self.lines = {}
+        j = 0
         for name in names:
-            color = _ENSEMBLE if name == "cascade" else _FULL if name == "full ensemble" else next(others)
-            (self.lines[name],) = ax.plot([], [], lw=2 if name == "cascade" else 1, label=name, color=color)
-        self.tau_line = ax.axvline(0, color="grey", ls=":", lw=1, label="coverage at tau")
-        self.band = ax.axvspan(0, 0, color="grey", alpha=0.15, lw=0, label="window")
+            if name == "cascade":
+                style = {"color": _ENSEMBLE, "ls": "-", "marker": "o", "lw": 2}
+            elif name == "full ensemble":
+                style = {"color": _FULL, "ls": "--", "marker": "o", "mfc": "white", "lw": 1.3}
+            else:
+                style, j = {**series_style(j), "lw": 1.3}, j + 1
+            # a marker every tenth of the curve's length: the curves differ by line style, marker and colour
+            (self.lines[name],) = ax.plot([], [], label=name, ms=4, markevery=0.1, **style)
+        self.tau_line = ax.axvline(0, color=_MUTED, ls=":", lw=1, label="coverage at tau")
+        self.band = ax.axvspan(0, 0, color=_MUTED, alpha=0.15, lw=0, label="window")
         ax.set_xlim(0, 1)
         ax.set_xlabel("coverage")
         ax.set_ylabel("selective risk")
@@ -289,7 +338,7 @@ class CostFrontierPlot:
         self.ax = ax
         (self.sweep,) = ax.plot([], [], "-", color=_ENSEMBLE, label=sweep_label)
         (self.current,) = ax.plot([], [], "*", ms=12, color=_ENSEMBLE, label="current")
-        self.points = ax.scatter([], [], color="black", marker="o", label="single models", zorder=3)
+        self.points = ax.scatter([], [], color=PALETTE["black"], marker="o", label="single models", zorder=3)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("MACs per sample")
@@ -341,7 +390,7 @@ class WiseCurvePlot:
     draw is needed); ranges snap to a 0.05 grid so that most moves only blit.
     """
 
-    _STYLES = (("id", _ENSEMBLE, "-", "ID"), ("shift", "#ff7f0e", "--", "shifted"))
+    _STYLES = (("id", _ENSEMBLE, "-", "ID"), ("shift", PALETTE["orange"], "--", "shifted"))
 
     def __init__(self, ax: Axes):
         self.ax = ax
@@ -417,7 +466,7 @@ class LossLinePlot:
     """Loss (left axis) and accuracy (right axis, dashed) along a straight line between two models.  ``update``
     returns True when the title or an axis range changed (a full draw)."""
 
-    def __init__(self, ax: Axes, color: str = "#6a3d9a"):
+    def __init__(self, ax: Axes, color: str = PALETTE["reddish purple"]):
         self.ax = ax
         self.acc_ax = la = ax.twinx()
         (self.loss,) = ax.plot([], [], "-o", color=color, lw=2, ms=3, label="val loss")
@@ -489,7 +538,8 @@ def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size
     """A figure of grey-scale or RGB images ``(M, C, H, W)`` in [0, 1], ``ncols`` per row, with optional titles.
 
     The figure is not registered with pyplot (no live canvas, nothing redrawn after each cell): show it with
-    :class:`StaticFigure`.
+    :class:`StaticFigure`.  Its default description (see :func:`describe`) counts the images and lists the
+    first titles; a notebook should say what the images are.
     """
     from matplotlib.figure import Figure
 
@@ -508,24 +558,86 @@ def image_grid(images, titles: Sequence[str] | None = None, ncols: int = 8, size
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray_r", vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(titles[i], fontsize="x-small")
+    named = "" if titles is None else ": " + ", ".join(str(t) for t in titles[:8])
+    named += ", ..." if titles is not None and len(titles) > 8 else ""
+    return describe(fig, f"A grid of {len(imgs)} images, {ncols} per row{named}.")
+
+
+def describe(fig, description: str):
+    """Attach a default one-line text description to ``fig`` (its ``el_description``, which
+    :class:`StaticFigure` shows when it is given none) and return ``fig``.
+
+    >>> from matplotlib.figure import Figure
+    >>> describe(Figure(), "An empty figure.").el_description
+    'An empty figure.'
+    """
+    if not isinstance(description, str) or not description.strip():
+        raise ValueError(f"description must be a non-empty str, got {description!r}")
+    fig.el_description = " ".join(description.split())
     return fig
 
 
 class StaticFigure:
-    """A figure as a picture: Jupyter shows it as a PNG (readable without a kernel, and never redrawn by the
-    kernel when the page asks), rendered once here.
+    """A figure as a picture with its one-line text description: Jupyter shows a PNG (readable without a kernel,
+    e.g. on GitHub, and never redrawn by the kernel when the page asks), rendered once here, and the description
+    under it as a line of text (CSS class ``el-figure-description``).
+
+    Args:
+        fig: a matplotlib figure.
+        description: one line saying what the figure shows, for readers who cannot see it.  When None, the
+            figure's ``el_description`` attribute is used if it has one (the ``figures`` modules of the Labs
+            attach a default one to every figure they return); a notebook should still say what *its* figure
+            shows.
+        dpi: the PNG's resolution.
+
+    In a notebook the picture is one output in three forms: ``text/html``, a ``<figure>`` whose ``<img>`` has the
+    description as its ``alt`` text and as a visible caption (JupyterLab and Voila show this form: their own
+    image renderer writes no ``alt``); ``image/png``, the same picture for viewers that show no HTML; and
+    ``text/plain``, the description.  Without a description it is the PNG alone.
 
     >>> from matplotlib.figure import Figure
-    >>> StaticFigure(Figure(figsize=(1, 1)))._repr_png_()[:4]
-    b'\\x89PNG'
+    >>> picture = StaticFigure(Figure(figsize=(1, 1)), description="An empty square.")
+    >>> picture._repr_png_()[:4], picture.description
+    (b'\\x89PNG', 'An empty square.')
     """
 
-    def __init__(self, fig, dpi: float = 100):
+    def __init__(self, fig, description: str | None = None, dpi: float = 100):
         from io import BytesIO
 
+        if description is None:
+            description = getattr(fig, "el_description", None)
+        if description is not None and not isinstance(description, str):
+            raise TypeError(f"description must be a str or None, got {type(description).__name__}")
+        text = " ".join(description.split()) if description else ""
+        if description is not None and not text:
+            raise ValueError("description must say what the figure shows, got an empty string")
+        self.description = text or None
         with BytesIO() as buffer:
             fig.savefig(buffer, format="png", dpi=dpi)
             self.png = buffer.getvalue()
 
     def _repr_png_(self) -> bytes:
         return self.png
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """The output Jupyter shows: ``(data, metadata)``.
+
+        >>> from matplotlib.figure import Figure
+        >>> data, metadata = StaticFigure(Figure(figsize=(1, 1)), description="Nothing.")._repr_mimebundle_()
+        >>> sorted(data), metadata
+        (['image/png', 'text/html', 'text/plain'], {'image/png': {'alt': 'Nothing.'}})
+        """
+        import base64
+        import html
+
+        png = base64.b64encode(self.png).decode("ascii")
+        if not self.description:
+            return {"image/png": png, "text/plain": "<Figure>"}, {}
+        text = html.escape(self.description, quote=True)
+        figure = (
+            f"<figure class='el-static-figure' style='margin:0'><img src='data:image/png;base64,{png}' "
+            f"alt=\"{text}\" style='max-width:100%'/><figcaption class='el-figure-description'><i>Figure:</i> "
+            f"{text}</figcaption></figure>"
+        )
+        data = {"text/html": figure, "image/png": png, "text/plain": f"Figure: {self.description}"}
+        return data, {"image/png": {"alt": self.description}}

@@ -137,3 +137,176 @@ def test_a_lab_figure_answers_a_draw_request_from_its_picture_when_nothing_chang
     figure.axes["rel"].set_title("new")  # stale: renders
     canvas._handle_message(canvas, {"type": "draw"}, [])
     assert len(renders) == 3
+
+
+# -- accessibility: a colour-blind-safe palette, series told apart by more than colour, text descriptions --------
+# Machado, Oliveira & Fernandes (2009), "A physiologically-based model for simulation of color vision deficiency":
+# deuteranopia at severity 1.0, applied to linear RGB.
+_DEUTERANOPIA = (
+    (0.367322, 0.860646, -0.227968),
+    (0.280085, 0.672501, 0.047413),
+    (-0.011820, 0.042940, 0.968881),
+)
+
+
+def _lab_under_deuteranopia(hex_colour: str):
+    """CIELAB (D65) of ``hex_colour`` as a deuteranope sees it (the Machado matrix in linear RGB)."""
+    import numpy as np
+
+    srgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    lin = np.clip(np.array(_DEUTERANOPIA) @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _min_distance(colours) -> float:
+    import itertools
+
+    import numpy as np
+
+    labs = [_lab_under_deuteranopia(c) for c in colours]
+    return min(float(np.linalg.norm(a - b)) for a, b in itertools.combinations(labs, 2))
+
+
+def test_the_deuteranopia_check_tells_tab10_from_okabe_ito():
+    """The oracle itself: tab10's green, red and brown merge under deuteranopia (the issue's finding), Okabe-Ito's
+    colours do not."""
+    tab10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+    assert _min_distance(tab10) < 10
+    from ensemble_lab.plots import PALETTE
+
+    assert _min_distance([v for k, v in PALETTE.items() if k != "grey"]) > 15  # the eight Okabe-Ito colours
+
+
+def test_the_cascades_curves_stay_apart_under_deuteranopia():
+    """The risk-coverage curves of the cascades Lab (cascade, full ensemble, up to five single models): pairwise
+    distinct colours under deuteranopia, and each its own (line style, marker) pair as well."""
+    from matplotlib.figure import Figure
+
+    from ensemble_lab.plots import RiskCoveragePlot
+
+    names = ["cascade", "full ensemble", "first member alone", "one mlp-l", "one mlp-s", "big", "small"]
+    plot = RiskCoveragePlot(Figure().subplots(), names)
+    lines = [plot.lines[n] for n in names]
+    assert _min_distance([line.get_color() for line in lines]) > 15
+    styles = [(line.get_linestyle(), line.get_marker()) for line in lines]
+    assert len(set(styles)) == len(lines), styles
+
+
+def test_series_style_pairs_colour_with_line_style_and_marker():
+    from ensemble_lab.plots import PALETTE, SERIES_COLORS, series_style
+
+    assert set(SERIES_COLORS) <= set(PALETTE.values())
+    pairs = {(series_style(j)["ls"], series_style(j)["marker"]) for j in range(len(SERIES_COLORS))}
+    assert len(pairs) == len(SERIES_COLORS)
+    with pytest.raises(ValueError, match="j must be"):
+        series_style(-1)
+
+
+def test_lab_drawings_use_only_the_palette():
+    """Every coloured artist of the Lab drawings takes its colour from plots.PALETTE."""
+    import matplotlib.colors as mcolors
+    from matplotlib.figure import Figure
+
+    from ensemble_lab import plots
+
+    allowed = {mcolors.to_hex(c) for c in plots.PALETTE.values()} | {"#ffffff"}
+    fig = Figure()
+    axes = fig.subplots(2, 4).flat
+    drawings = [
+        plots.ReliabilityPlot(next(axes), next(axes)),
+        plots.WeightBars(next(axes), 3),
+        plots.RiskCoveragePlot(next(axes), ["cascade", "full ensemble", "a", "b"]),
+        plots.CostFrontierPlot(next(axes)),
+        plots.WiseCurvePlot(next(axes)),
+        plots.LossLinePlot(next(axes)),
+    ]
+    r = reliability(torch.tensor([[0.7, 0.3], [0.2, 0.8]]), torch.tensor([0, 0]), n_bins=2)
+    drawings[0].update(r)
+    colours = set()
+    for d in drawings:
+        for a in d.artists:
+            for getter in ("get_color", "get_facecolor", "get_edgecolor"):
+                if hasattr(a, getter):
+                    value = getattr(a, getter)()
+                    values = [value] if isinstance(value, str) or len(getattr(value, "shape", ())) < 2 else value
+                    for v in values:
+                        if mcolors.to_rgba(v)[3] > 0:
+                            colours.add(mcolors.to_hex(v))
+    assert colours, "no coloured artist found"
+    assert colours <= allowed, colours - allowed
+
+
+def test_static_figure_shows_its_description_beside_the_png():
+    import base64
+    from html.parser import HTMLParser
+
+    from matplotlib.figure import Figure
+
+    from ensemble_lab.plots import StaticFigure
+
+    fig = Figure(figsize=(1, 1))
+    picture = StaticFigure(fig, description='  NLL falls as "members" are added.\n')
+    assert picture.description == 'NLL falls as "members" are added.'
+    data, metadata = picture._repr_mimebundle_()
+    assert base64.b64decode(data["image/png"]) == picture.png  # the PNG, readable without a kernel or HTML
+    assert picture.png[:4] == b"\x89PNG"
+    assert metadata == {"image/png": {"alt": 'NLL falls as "members" are added.'}}
+    assert data["text/plain"] == 'Figure: NLL falls as "members" are added.'
+
+    class Parse(HTMLParser):
+        img, caption, in_caption = None, "", False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.img = dict(attrs)
+            self.in_caption |= tag == "figcaption"
+
+        def handle_endtag(self, tag):
+            self.in_caption &= tag != "figcaption"
+
+        def handle_data(self, text):
+            if self.in_caption:
+                self.caption += text
+
+    parsed = Parse()
+    parsed.feed(data["text/html"])
+    assert parsed.img["alt"] == 'NLL falls as "members" are added.'
+    assert base64.b64decode(parsed.img["src"].removeprefix("data:image/png;base64,")) == picture.png
+    assert parsed.caption == 'Figure: NLL falls as "members" are added.'
+    # HTML in a description is shown as text
+    assert "&lt;b&gt;" in StaticFigure(fig, description="<b>x</b>")._repr_mimebundle_()[0]["text/html"]
+
+
+def test_static_figure_takes_the_figure_default_description_and_checks_it():
+    from matplotlib.figure import Figure
+
+    from ensemble_lab.plots import StaticFigure
+
+    fig = Figure(figsize=(1, 1))
+    assert StaticFigure(fig).description is None
+    assert sorted(StaticFigure(fig)._repr_mimebundle_()[0]) == ["image/png", "text/plain"]  # the picture only
+    fig.el_description = "A default description."
+    assert StaticFigure(fig).description == "A default description."
+    assert StaticFigure(fig, description="Given.").description == "Given."
+    with pytest.raises(TypeError, match="description must be a str"):
+        StaticFigure(fig, description=3)
+    with pytest.raises(ValueError, match="description must say"):
+        StaticFigure(fig, description="   ")
+
+
+def test_lab_figure_caption_follows_describe():
+    from ensemble_lab.labs.figure import LabFigure
+
+    figure = LabFigure([["a"]], figsize=(2, 2), description="first")
+    assert figure.caption in figure.widget.children
+    assert "el-figure-description" in figure.caption._dom_classes
+    assert figure.widget.children.index(figure.caption) == 1  # under the canvas
+    figure.describe("a <b>bold</b>\nclaim")
+    assert figure.description == "a <b>bold</b> claim"
+    assert figure.caption.value == "a &lt;b&gt;bold&lt;/b&gt; claim"
+    with pytest.raises(TypeError, match="text must be a str"):
+        figure.describe(None)

@@ -30,7 +30,9 @@ False
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from typing import Any, ClassVar
 import torch
 import traitlets
 
+from . import links
 from .state import FIT_SPLIT, LabState
 
 __all__ = [
@@ -53,6 +56,8 @@ __all__ = [
 ]
 
 _WORK = threading.RLock()
+_LABS: dict[str, type] = {}  # KEY -> Lab class, for links (filled as Lab modules are imported)
+_OPENING: contextvars.ContextVar = contextvars.ContextVar("opening_link", default=None)  # see Lab.from_link
 
 
 @contextmanager
@@ -100,11 +105,23 @@ class cached:  # noqa: N801 - used as a decorator, like functools.cached_propert
 class Lab(traitlets.HasTraits):
     """Base class.  A subclass names its ``State`` class and defines ``compute(state) -> result``; it may
     narrow settings to its data (``limits()``), give instance defaults (``defaults()``) and buttons
-    (``BUTTONS`` and ``_press_<name>`` methods)."""
+    (``BUTTONS`` and ``_press_<name>`` methods).  A concrete Lab names its ``KEY`` (what its links call it,
+    :mod:`ensemble_lab.labs.links`) and its ``CHALLENGES`` (:mod:`ensemble_lab.labs.challenges`)."""
 
     State: ClassVar[type[LabState]] = LabState
     View: ClassVar[type | None] = None  # set by the View class (see LabView)
     BUTTONS: ClassVar[tuple[str, ...]] = ()
+    KEY: ClassVar[str] = ""  # the Lab's name in its links ("" for a base class: it has none)
+    CHALLENGES: ClassVar[tuple] = ()  # goals shown in the Lab (Challenge objects)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        key = vars(cls).get("KEY", "")
+        if key:
+            known = _LABS.get(key)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"KEY {key!r} of {cls.__name__} is already the key of {known.__name__}")
+            _LABS[key] = cls
 
     status = traitlets.Unicode("", help="the last message for the learner; empty when all is well")
     result = traitlets.Any(None, help="what compute() returned for the current state")
@@ -113,7 +130,30 @@ class Lab(traitlets.HasTraits):
 
     def __init__(self, state: LabState | None = None):
         super().__init__()
+        opening, token = _OPENING.get(), None
+        if opening is not None:
+            token = _OPENING.set(None)  # consumed: a Lab built inside this one opens no link
+        try:
+            self._setup(state, opening)
+        finally:
+            if token is not None:
+                _OPENING.reset(token)
+        self.state.observe(self._on_state_change, names=self.state.settings())
+
+    def _setup(self, state: LabState | None, opening: dict | None) -> None:
         with lab_work():
+            if opening is not None:
+                if state is not None:
+                    raise ValueError("state: give a link or a state, not both")
+                state = self._state_from_link(opening)
+                self.state = state
+                self._quiet = False
+                self._view = None
+                try:
+                    self.result = self.compute(state)
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"link: its settings do not fit this Lab's data: {_message(exc)}") from None
+                return
             if state is None:
                 state = self.State(**self.defaults())
                 state.limit(**self.limits())
@@ -128,7 +168,6 @@ class Lab(traitlets.HasTraits):
             self._quiet = False
             self._view = None
             self.result = self.compute(state)
-        state.observe(self._on_state_change, names=state.settings())
 
     # -- to be provided by subclasses -------------------------------------------------------------------
     def compute(self, state: LabState):  # pragma: no cover - abstract
@@ -141,6 +180,107 @@ class Lab(traitlets.HasTraits):
     def defaults(self) -> dict[str, Any]:
         """Settings of a new State that depend on the Lab's data (e.g. one weight per member)."""
         return {}
+
+    # -- links ------------------------------------------------------------------------------------------
+    def _default_settings(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(every setting of a new State on this data, the data-dependent defaults as the State holds them)``."""
+        data_defaults = self.defaults()
+        fresh = self.State(**data_defaults)
+        return fresh.to_dict(), {name: getattr(fresh, name) for name in sorted(data_defaults)}
+
+    def link(self) -> str:
+        """The current State as a short URL-safe string (:mod:`~ensemble_lab.labs.links`): reopen it with
+        ``type(lab).from_link(text, <the same data>)``, or ``Lab.from_link(text, <the same data>)``."""
+        if not self.KEY:
+            raise TypeError(f"{type(self).__name__} has no KEY, so it cannot make links")
+        defaults, data_defaults = self._default_settings()
+        return links.encode_link(self.KEY, self.state.to_dict(), defaults, data_defaults)
+
+    @classmethod
+    def from_link(cls, text: str, *data, **data_kwargs) -> Lab:
+        """The Lab named in link ``text``, built on ``data`` (the constructor's arguments, e.g. the same
+        predictions) and set to the link's State.
+
+        ``Lab.from_link`` opens any Lab's link; ``SomeLab.from_link`` refuses a link of another Lab.  A link holds
+        settings, not data (see :mod:`~ensemble_lab.labs.links` for why): give the data the Lab was built on.  A
+        garbled link, an unknown version, a link made on data with other defaults, or settings this data cannot
+        take: a ValueError naming ``link`` that says which.
+        """
+        decoded = links.decode_link(text)
+        klass = _LABS.get(decoded["key"])
+        if klass is None:
+            raise ValueError(f"link names an unknown Lab {decoded['key']!r}; known: {', '.join(sorted(_LABS))}")
+        if not issubclass(klass, cls):
+            raise ValueError(f"link is a link of {klass.__name__}, not of {cls.__name__}")
+        if "state" in data_kwargs:
+            raise ValueError("state: give a link or a state, not both")
+        token = _OPENING.set(decoded)
+        try:
+            return klass(*data, **data_kwargs)
+        finally:
+            _OPENING.reset(token)
+
+    def _state_from_link(self, decoded: dict) -> LabState:
+        """A new State: this data's defaults with the link's settings (refused with a ValueError naming ``link``)."""
+        defaults, data_defaults = self._default_settings()
+        if decoded["digest"] != links.defaults_digest(data_defaults):
+            raise ValueError(
+                "link was made on other data (its Lab's defaults, e.g. the number of members, differ from this "
+                "data's): open it on the data it was made on"
+            )
+        settings = decoded["settings"]
+        unknown = sorted(set(settings) - set(defaults))
+        if unknown:
+            raise ValueError(f"link has unknown setting(s) {unknown} for {type(self).__name__}")
+        try:
+            state = self.State(**{**defaults, **settings})
+            state.limit(**self.limits())
+        except (traitlets.TraitError, ValueError, TypeError) as exc:
+            raise ValueError(f"link: its settings do not fit this Lab's data: {_message(exc)}") from None
+        return state
+
+    def apply_link(self, text: str) -> bool:
+        """Set this Lab to the State of link ``text`` (a link of this Lab, made on the same data).  A bad link: a
+        ValueError naming ``link``; settings the Lab refuses: False, with ``status`` saying why."""
+        decoded = links.decode_link(text)
+        if decoded["key"] != self.KEY:
+            klass = _LABS.get(decoded["key"])
+            named = klass.__name__ if klass else f"an unknown Lab {decoded['key']!r}"
+            raise ValueError(f"link is a link of {named}, not of {type(self).__name__}")
+        state = self._state_from_link(decoded)
+        return self.set(**state.to_dict())
+
+    def open_link_from_url(self) -> bool | None:
+        """Apply ``?lab=<link>`` from the page's URL, where the front end tells it; a no-op elsewhere.
+
+        - Voila: the kernel's environment holds the page request's query string (``QUERY_STRING``, Voila's
+          documented request info), so the link is applied at once: True if one was applied, False if there was
+          none or it was refused (``status`` says why).
+        - JupyterLab / Notebook 7 (and Voila too): the kernel cannot see the page's URL; when ``anywidget`` is
+          installed, a tiny invisible widget is displayed whose front end reads ``window.location.search`` and
+          sends it back; the link is applied when that message arrives (after the cell has run).  Returns None.
+        - No front end (a script, a test, nbconvert): nothing happens; returns False.
+        """
+        query = _voila_query()
+        if query is not None:
+            return self._open_query(query)
+        from . import page
+
+        return None if page.read_page_query(self._open_query) else False
+
+    def _open_query(self, query: str) -> bool:
+        text = links.link_from_query(query)
+        if not text:
+            return False
+        try:
+            return self.apply_link(text)
+        except (TypeError, ValueError) as exc:
+            self.status = f"the page's link was not opened: {_message(exc)}"
+            return False
+
+    def challenge_status(self) -> list[tuple[Any, bool, str]]:
+        """``[(challenge, solved, progress text), ...]`` for the current result and State, one per challenge."""
+        return [c.status(self.result, self.state) for c in self.CHALLENGES]
 
     # -- changing settings ------------------------------------------------------------------------------
     def set(self, **changes) -> bool:
@@ -309,3 +449,11 @@ def split_predictions(predictions, fit_split: str = FIT_SPLIT) -> SplitPredictio
         raise ValueError(f"predictions must contain a split to evaluate on besides {fit_split!r}")
     k, _, c = next(iter(shapes.values()))
     return SplitPredictions(logits, labels, k, c, fit_split, eval_splits)
+
+
+def _voila_query() -> str | None:
+    """The page request's query string when this kernel serves a Voila page (Voila puts the request in the
+    kernel's environment: ``SERVER_SOFTWARE`` is ``voila/<version>``), else None."""
+    if not os.environ.get("SERVER_SOFTWARE", "").startswith("voila"):
+        return None
+    return os.environ.get("QUERY_STRING", "")

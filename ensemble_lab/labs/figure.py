@@ -12,6 +12,8 @@ changed or a drawing asked for one (an axis range or a title moved).
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 
 from ..plots import mosaic_figure
@@ -142,19 +144,40 @@ class BlitManager:
 class LabFigure:
     """The figure of a View: ``axes`` by mosaic label, ``widget`` to place, ``show(artists, full)`` to redraw.
 
+    ``widget`` holds the canvas and, under it, the figure's one-line text description (``caption``, CSS class
+    ``el-figure-description``), which the View sets with :meth:`describe` (it may change with the State).  The
+    browser's accessibility helper names the figure after it (``role="img"``).
+
     Args:
         mosaic, figsize, **gridspec: as :func:`ensemble_lab.plots.mosaic_figure`.
+        description: the first text description (a View usually sets it in ``draw``).
     """
 
-    def __init__(self, mosaic, figsize=(7.6, 3.8), **gridspec):
+    def __init__(self, mosaic, figsize=(7.6, 3.8), description: str = "", **gridspec):
         self.fig, self.axes = mosaic_figure(mosaic, figsize=figsize, **gridspec)
         self.box = FigureBox(self.fig)
-        self.widget = self.box.widget
+        self.caption = widgets.HTML()
+        self.caption.add_class("el-figure-description")
+        self.describe(description)
+        self.widget = widgets.VBox([self.box.widget, self.caption], layout=widgets.Layout(max_width="100%"))
+        self.widget.add_class("el-figure-block")
         self.blit = BlitManager(self.fig.canvas)
         self.frozen = False
         self._owed = True  # a full render is owed (nothing rendered yet, or a full draw was asked for)
         if self.box.interactive:
             self._answer_draws_from_the_picture()
+
+    @property
+    def description(self) -> str:
+        """The figure's one-line text description (plain text)."""
+        return self._description
+
+    def describe(self, text: str) -> None:
+        """Set the one-line text description shown under the figure (plain text; HTML-escaped here)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        self._description = " ".join(text.split())
+        self.caption.value = html.escape(self._description)
 
     def show(self, artists, full: bool = False) -> None:
         """Show the drawings: blit ``artists`` over the background, or a full draw if they are not the artists of

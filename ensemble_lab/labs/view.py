@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 
 import ipywidgets as w
 
+from . import page
+from .accessibility import AccessibilityHelper
 from .base import lab_work
 from .figure import LabFigure
 
@@ -61,7 +63,8 @@ def table_html(
     """A small HTML table: ``header`` names the columns after the row names; ``rows`` maps a row name to its
     (already formatted) cells.  Rows named in ``bold`` are bold (class ``el-bold``).  Everything is HTML-escaped."""
     cell = "padding:2px 8px"
-    head = "".join(f"<th style='{cell}'>{html.escape(h)}</th>" for h in ("", *header))
+    # the corner cell is a td: an empty th is a header without a name (axe: empty-table-header)
+    head = f"<td style='{cell}'></td>" + "".join(f"<th style='{cell}'>{html.escape(h)}</th>" for h in header)
     body = []
     for name, cells in rows.items():
         mark = " class='el-bold' style='font-weight:bold'" if name in bold else ""
@@ -152,7 +155,13 @@ class LabView:
             ],
             layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
         )
-        self.widget = w.VBox([self.status, body], layout=w.Layout(width="100%", max_width="100%"))
+        # the accessibility helper: names the controls and figures in the browser (labs/accessibility.py)
+        self.a11y = AccessibilityHelper(lab_name=f"{self.CSS_NAME.replace('-', ' ')} Lab")
+        self._build_challenges_and_link()
+        self.widget = w.VBox(
+            [self.status, self.challenge_panel, body, self.link_row, self.a11y],
+            layout=w.Layout(width="100%", max_width="100%"),
+        )
         self.widget.add_class("el-lab")
         self.widget.add_class(f"el-{self.CSS_NAME}")
         self.refresh()
@@ -285,11 +294,69 @@ class LabView:
         self.refresh()
 
     def refresh(self) -> None:
-        """Show the State in every control, the result in every output, and the status."""
+        """Show the State in every control, the result in every output, the challenges and the status."""
         with lab_work():
             self.sync_controls()
             self.draw(self.lab.result)
+            self.show_challenges()
+            if self.link_text:
+                self.show_link()
             self.show_status()
+
+    # -- challenges and the link row ----------------------------------------------------------------------
+    def _build_challenges_and_link(self) -> None:
+        """The challenge panel (under the status line; hidden when the Lab has none) and the "copy link" row."""
+        self.challenge_panel = w.HTML(layout=w.Layout(display="" if self.lab.CHALLENGES else "none"))
+        self.challenge_panel.add_class("el-challenges")
+        self.link_text = ""
+        self.link_button = w.Button(
+            description="copy link",
+            icon="link",
+            tooltip="a link that reopens this Lab in its current state (Lab.from_link, or ?lab= on the page's URL)",
+            layout=w.Layout(width="105px"),
+        )
+        self.link_button.add_class("el-copy-link")
+        self.link_button.on_click(lambda _b: self.copy_link())
+        self.link_field = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        self.link_field.add_class("el-link")
+        self.clipboard = page.clipboard()  # None without anywidget: the field still shows the link to copy
+        row = [self.link_button, self.link_field] + ([self.clipboard] if self.clipboard is not None else [])
+        self.link_row = w.HBox(row, layout=w.Layout(width="100%", max_width="100%", align_items="center"))
+        self.link_row.add_class("el-link-row")
+
+    def show_challenges(self) -> None:
+        """Each goal with its progress; a solved one is marked with ✓ and the word "solved" (not colour alone)."""
+        items = []
+        for challenge, solved, progress in self.lab.challenge_status():
+            mark = "<b style='color:#1b5e20'>✓ solved</b>" if solved else "<span style='color:#424242'>○ open</span>"
+            css = "el-challenge el-solved" if solved else "el-challenge el-open"
+            items.append(
+                f"<li class='{css}' data-key='{html.escape(challenge.key)}'"
+                f" style='margin:2px 0'>{mark} <b>{html.escape(challenge.title)}</b>: {html.escape(challenge.goal)}"
+                f"<br><small class='el-progress'>{html.escape(progress)}</small></li>"
+            )
+        self.challenge_panel.value = (
+            "<div role='group' aria-label='challenges'><b>Challenges</b>"
+            f"<ul style='margin:2px 0 6px 0;padding-left:1.2em;list-style:none'>{''.join(items)}</ul></div>"
+            if items
+            else ""
+        )
+
+    def show_link(self) -> None:
+        """Fill the read-only link field with the current State's link."""
+        self.link_text = self.lab.link()
+        self.link_field.value = (
+            "<input type='text' readonly aria-label=\"link to this Lab's state\" "
+            f"style='width:100%;font-family:monospace;font-size:11px' value='{html.escape(self.link_text)}' "
+            ">"
+        )
+
+    def copy_link(self) -> str:
+        """Show the current link in the field and, where the page allows it, copy it to the clipboard."""
+        self.show_link()
+        if self.clipboard is not None:
+            self.clipboard.copy(self.link_text)
+        return self.link_text
 
     def show_status(self) -> None:
         """The status line: the Lab's message (a warning), what it is computing (progress), or ok."""

@@ -365,3 +365,170 @@ def wait_for_figure(page, sc: Scenario, before: str = "", timeout_ms: int = 30_0
     drawn = f"([sel, before]) => {{ const p = ({CANVAS_PIXELS})(sel); return p !== '' && p !== before; }}"
     page.wait_for_function(drawn, arg=[canvas, before], timeout=timeout_ms, polling=100)
     return page.evaluate(CANVAS_PIXELS, canvas)
+
+
+# -- accessibility: an axe-core audit, and the keyboard ----------------------------------------------------------
+# axe-core rules that fail the audit; the others (moderate, minor: landmarks, heading order) are printed only
+FAILING_IMPACTS = ("critical", "serious")
+
+# Violations that come from Voila's or JupyterLab's own page (its template, its chrome), not from a notebook's
+# cells, widgets or outputs, with the reason they cannot be fixed here: rule id -> reason.  A node counts as the
+# project's own when it lies in a notebook cell, an output or a Lab (OWN_CONTENT); any other node of a rule that
+# is not listed here fails the audit, so that a new one gets a reason or a fix.
+CHROME_ALLOWED = {
+    "region": (
+        "Voila's lab template renders the notebook in plain <div>s with no <main> landmark; a template change "
+        "(a custom Voila template) is outside this project"
+    ),
+    "landmark-one-main": "Voila's lab template has no <main> element (the page's chrome, as for 'region')",
+    "page-has-heading-one": "the page's first heading is the notebook's own h1, rendered by Voila's template",
+}
+OWN_CONTENT = ".jp-Cell, .jp-OutputArea, .jp-OutputArea-output, .el-lab"
+
+_CLASSIFY = r"""([targets, own]) => targets.map(t => {
+  const el = document.querySelector(t[t.length - 1]);
+  return !!(el && el.closest(own));
+})"""
+
+
+@dataclass
+class AxeFinding:
+    rule: str
+    impact: str
+    help: str
+    own: int  # nodes in the project's own content
+    chrome: int  # nodes in Voila's or JupyterLab's page around it
+    examples: list[str]
+
+
+def axe_audit(page) -> list[AxeFinding]:
+    """Run axe-core (bundled by axe-playwright-python) on ``page``; one finding per violated rule, its nodes
+    split into the project's own content and the page's chrome."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    response = Axe().run(page).response
+    findings = []
+    for v in response["violations"]:
+        targets = [n["target"] for n in v["nodes"]]
+        own = page.evaluate(_CLASSIFY, [targets, OWN_CONTENT])
+        examples = [f"{n['target'][-1]}: {n['html'][:120]}" for n in v["nodes"][:3]]
+        findings.append(AxeFinding(v["id"], v["impact"] or "minor", v["help"], sum(own), len(own) - sum(own), examples))
+    return findings
+
+
+def audit_problems(findings: list[AxeFinding]) -> list[str]:
+    """What fails the audit: a critical or serious violation in the project's own content, or in the page's
+    chrome unless its rule is in CHROME_ALLOWED."""
+    problems = []
+    for f in findings:
+        if f.impact not in FAILING_IMPACTS:
+            continue
+        if f.own:
+            problems.append(f"{f.impact} {f.rule} ({f.own} own nodes): {f.help}; e.g. {f.examples}")
+        if f.chrome and f.rule not in CHROME_ALLOWED:
+            problems.append(f"{f.impact} {f.rule} ({f.chrome} nodes of the page's chrome, not allow-listed): {f.help}")
+    return problems
+
+
+def audit_summary(findings: list[AxeFinding]) -> dict[str, int]:
+    """Violated nodes by impact (own and chrome together)."""
+    out: dict[str, int] = {}
+    for f in findings:
+        out[f.impact] = out.get(f.impact, 0) + f.own + f.chrome
+    return out
+
+
+# Where the keyboard focus is: a short description of document.activeElement
+FOCUSED = r"""() => {
+  const a = document.activeElement;
+  if (!a || a === document.body) return {where: 'body'};
+  const label = document.getElementById(a.getAttribute('aria-labelledby') || ''), slider = a.closest('.widget-slider');
+  const readout = slider && slider.querySelector('.widget-readout');
+  return {
+    where: a.className && typeof a.className === 'string' ? a.className.split(' ').slice(0, 3).join('.') : a.tagName,
+    tag: a.tagName, handle: a.classList.contains('noUi-handle'),
+    canvas: a.classList.contains('jupyter-matplotlib-canvas-div'),
+    inLab: !!a.closest('.el-lab'), name: a.getAttribute('aria-label') || '',
+    labelledby: label ? label.textContent : '', valuetext: a.getAttribute('aria-valuetext') || '',
+    readout: readout ? readout.textContent : '',
+  };
+}"""
+
+# Voila has rendered every cell (its "Executing i of n" spinner, #loading, is gone)
+RENDERED = "() => !document.getElementById('loading') && !!document.querySelector('.jp-Cell')"
+
+# The Lab's controls have been named by the accessibility helper (it runs after the widgets render)
+LAB_NAMED = r"""(lab) => {
+  const root = document.querySelector(lab);
+  if (!root || root.getAttribute('role') !== 'region') return false;
+  const handles = root.querySelectorAll('.noUi-handle');
+  return Array.from(handles).every(h => h.getAttribute('aria-labelledby') || h.getAttribute('aria-label'));
+}"""
+
+
+def tab_until(page, want: Callable[[dict], bool], presses: int = 40, key: str = "Tab") -> tuple[dict, list[dict]]:
+    """Press ``key`` until the focused element satisfies ``want``; returns it and every element focused on the
+    way (an AssertionError names them when none did)."""
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press(key)
+        now = page.evaluate(FOCUSED)
+        seen.append(now)
+        if want(now):
+            return now, seen
+    went = [s["where"] for s in seen]
+    raise AssertionError(f"{presses} x {key} never reached the element wanted; focus went: {went}")
+
+
+def keyboard_run(page, sc: Scenario) -> dict:
+    """A Lab from the keyboard alone: Tab from the Lab's first control reaches a named slider handle, the arrow
+    keys move it (the Lab's numbers change, and the handle announces the readout's value), Tab goes on past the
+    figure (no canvas in the Tab order) and out of the Lab; a figure given focus by a click lets Tab, Shift+Tab
+    and Escape take it away.  Returns what it saw."""
+    lab = f".{sc.lab}"
+    page.wait_for_function(LAB_NAMED, arg=lab, timeout=ACTION_TIMEOUT_MS)
+    page.evaluate(
+        "(lab) => document.querySelector(lab).querySelector('select, input, button, [tabindex=\"0\"]').focus()", lab
+    )
+    handle, on_the_way = tab_until(page, lambda f: f.get("handle") and f.get("inLab"))
+    assert handle["labelledby"] or handle["name"], f"a slider handle without an accessible name: {handle}"
+    assert handle["valuetext"] == handle["readout"].strip(), f"the handle announces {handle['valuetext']!r}: {handle}"
+    ring = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; }"
+    )
+    assert ring[0] != "none", f"the focused handle shows no focus ring: {ring}"
+    assert ring[1] >= 2, f"the focused handle's focus ring is thinner than 2 px: {ring}"
+
+    def arrow(control, i):
+        page.keyboard.press("ArrowRight")
+        return "ArrowRight on the focused slider handle"
+
+    move = move_and_wait(page, sc, move=arrow, row=None)
+    page.wait_for_function(
+        "() => { const a = document.activeElement, s = a.closest('.widget-slider');"
+        " return a.getAttribute('aria-valuetext') === s.querySelector('.widget-readout').textContent.trim(); }"
+    )
+    moved = page.evaluate(FOCUSED)
+    assert moved["valuetext"] != handle["valuetext"], f"the handle still announces {handle['valuetext']!r}"
+    out, after = tab_until(page, lambda f: not f.get("inLab"), presses=80)
+    visited = on_the_way + after
+    canvases = [f for f in visited if f.get("canvas")]
+    assert not canvases, f"Tab stopped on a figure's canvas: {canvases}"
+    # a click gives a figure the focus: each of Tab, Shift+Tab and Escape takes it away
+    canvas = page.locator(f"{lab} .jupyter-matplotlib-canvas-div").first
+    for key in ("Tab", "Shift+Tab", "Escape"):
+        canvas.focus()
+        assert page.evaluate(FOCUSED).get("canvas"), "the figure's canvas could not be focused"
+        page.keyboard.press(key)
+        assert not page.evaluate(FOCUSED).get("canvas"), f"{key} did not leave the figure: the canvas swallowed it"
+    return {
+        "handle": handle["labelledby"] or handle["name"],
+        "value_before": handle["valuetext"],
+        "value_after": moved["valuetext"],
+        "numbers_before": move.before,
+        "numbers_after": move.after,
+        "focus_ring": f"{ring[1]:g}px {ring[0]} {ring[2]}",
+        "tab_stops_in_lab": sum(1 for f in visited if f.get("inLab")),
+        "left_the_lab_to": out["where"],
+    }

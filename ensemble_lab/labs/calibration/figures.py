@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS, ReliabilityPlot
+from ...plots import PALETTE, SERIES_COLORS, ReliabilityPlot, describe, series_style
 from .experiments import ORDER_NAMES, BiasSweep, ShiftRow
 
 __all__ = ["bias_figure", "estimators_figure", "reliability_figure", "shift_figure", "pooling_figure"]
 
 _TRUE = "black"
-_LIMIT = "#7f7f7f"
+_LIMIT = PALETTE["grey"]
 
 
 def _pct(ax, axis: str = "y") -> None:
@@ -35,10 +35,11 @@ def bias_figure(sweeps: Mapping[str, BiasSweep], n_bins_against_n: Sequence[int]
         bins = np.asarray(s.n_bins)
         shown = [s.sizes[0], s.sizes[len(s.sizes) // 2], s.sizes[-1]] if len(s.sizes) > 2 else list(s.sizes)
         ax = row[0]
-        for colour, n in zip(SERIES_COLORS, shown, strict=False):
+        for j, (colour, n) in enumerate(zip(SERIES_COLORS, shown, strict=False)):
             i = s.sizes.index(n)
             lo, hi = s.band("l1")
-            ax.plot(bins, s.mean("l1")[i].numpy(), "o-", color=colour, ms=3, label=f"N = {n:,}")
+            marker = series_style(j)["marker"]
+            ax.plot(bins, s.mean("l1")[i].numpy(), "-", marker=marker, color=colour, ms=3, label=f"N = {n:,}")
             ax.fill_between(bins, lo[i].numpy(), hi[i].numpy(), color=colour, alpha=0.15, lw=0)
         ax.axhline(s.true_l1, color=_TRUE, ls="--", lw=1.2, label="true l1")
         ax.plot(bins, s.binned_l1.numpy(), ":", color=_LIMIT, lw=1.5, label="binned, N = inf")
@@ -72,7 +73,12 @@ def bias_figure(sweeps: Mapping[str, BiasSweep], n_bins_against_n: Sequence[int]
             _pct(ax)
             ax.set_ylim(bottom=0)
             ax.legend(fontsize="x-small", frameon=False)
-    return fig
+    return describe(
+        fig,
+        "How binned calibration-error estimates depend on the number of bins and the sample size N, per world: "
+        "binned ECE (l1) and l2 error against bins for several N (markers), with the N = infinity limit dotted, "
+        "and binned ECE against N for a few bin counts.",
+    )
 
 
 def estimators_figure(tables: Mapping[str, Mapping[str, Sequence[float]]], n_bins: Sequence[int]) -> Figure:
@@ -83,10 +89,12 @@ def estimators_figure(tables: Mapping[str, Mapping[str, Sequence[float]]], n_bin
     styles = ("-", "--", ":", "-.")
     bins = np.asarray(n_bins)
     for style, (label, table) in zip(styles, tables.items(), strict=False):
-        ax1.plot(bins, table["l1 binned"], "o" + style, color="#1f77b4", ms=3, label=f"binned, {label}")
-        ax1.plot(bins, table["l1 smooth"], style, color="#2ca02c", label=f"smooth (no bins), {label}")
-        ax2.plot(bins, table["l2 binned"], "o" + style, color="#ff7f0e", ms=3, label=f"plug-in, {label}")
-        ax2.plot(bins, table["l2 debiased"], "s" + style, color="#9467bd", ms=3, label=f"debiased, {label}")
+        ax1.plot(bins, table["l1 binned"], "o" + style, color=PALETTE["blue"], ms=3, label=f"binned, {label}")
+        ax1.plot(bins, table["l1 smooth"], style, color=PALETTE["bluish green"], label=f"smooth (no bins), {label}")
+        ax2.plot(bins, table["l2 binned"], "o" + style, color=PALETTE["orange"], ms=3, label=f"plug-in, {label}")
+        ax2.plot(
+            bins, table["l2 debiased"], "s" + style, color=PALETTE["reddish purple"], ms=3, label=f"debiased, {label}"
+        )
     ax1.set_title("l1: expected calibration error", fontsize="medium")
     ax2.set_title("l2: root mean squared calibration error", fontsize="medium")
     ax1.set_ylabel("estimate")
@@ -96,7 +104,11 @@ def estimators_figure(tables: Mapping[str, Mapping[str, Sequence[float]]], n_bin
         ax.set_ylim(bottom=0)
         _pct(ax)
         ax.legend(fontsize="x-small", frameon=False)
-    return fig
+    return describe(
+        fig,
+        "Calibration-error estimators against the number of uniform bins: left, l1 (binned and smooth ECE); "
+        "right, l2 (plug-in and debiased); each estimator its own colour and marker.",
+    )
 
 
 def reliability_figure(panels: Sequence[tuple[str, object]], size: float = 3.2) -> Figure:
@@ -113,7 +125,11 @@ def reliability_figure(panels: Sequence[tuple[str, object]], size: float = 3.2) 
             ax.set_ylabel("")
             hist.set_ylabel("")
             ax.get_legend().remove()
-    return fig
+    return describe(
+        fig,
+        "Reliability diagrams side by side, one per model or setting: accuracy per confidence bin against the "
+        "diagonal, with the ECE in each panel and the share of samples per bin below.",
+    )
 
 
 def shift_figure(rows: Sequence[ShiftRow]) -> Figure:
@@ -126,8 +142,8 @@ def shift_figure(rows: Sequence[ShiftRow]) -> Figure:
     before = [r.before["ece"] for r in rows]
     after = [r.after["ece"] for r in rows]
     ax1.hlines(y, np.minimum(before, after), np.maximum(before, after), color=_LIMIT, lw=1)
-    ax1.plot(before, y, "o", mfc="white", color="#d62728", label="before (as trained)")
-    ax1.plot(after, y, "o", color="#1f77b4", label="after (T from clean val)")
+    ax1.plot(before, y, "o", mfc="white", color=PALETTE["vermillion"], label="before (as trained)")
+    ax1.plot(after, y, "o", color=PALETTE["blue"], label="after (T from clean val)")
     ax1.set_yticks(y, [f"{r.split}  (T needed {r.needed:.2f})" for r in rows])
     ax1.set_xlabel("ECE (15 bins)")
     ax1.set_xlim(left=0)
@@ -136,11 +152,15 @@ def shift_figure(rows: Sequence[ShiftRow]) -> Figure:
     d = np.array([r.change["ece"].difference for r in rows])
     lo = np.array([r.change["ece"].low for r in rows])
     hi = np.array([r.change["ece"].high for r in rows])
-    ax2.errorbar(d, y, xerr=[d - lo, hi - d], fmt="o", color="black", capsize=3)
+    ax2.errorbar(d, y, xerr=[d - lo, hi - d], fmt="o", color=PALETTE["black"], capsize=3)
     ax2.axvline(0, color=_LIMIT, lw=1)
     ax2.set_xlabel("ECE after - before (90% interval, by source digit)")
     _pct(ax2, "x")
-    return fig
+    return describe(
+        fig,
+        "ECE before (hollow dots) and after (filled dots) temperature scaling on each shifted split, and the "
+        "change after - before with its 90% interval by source digit.",
+    )
 
 
 def pooling_figure(per_seed: Mapping[int, Mapping]) -> Figure:
@@ -152,11 +172,13 @@ def pooling_figure(per_seed: Mapping[int, Mapping]) -> Figure:
     seeds = list(per_seed)
     x = np.arange(len(seeds))
     for off, (name, colour) in zip(
-        (-0.2, 0.0, 0.2), zip(ORDER_NAMES, ("#7f7f7f", "#ff7f0e", "#1f77b4"), strict=True), strict=True
+        (-0.2, 0.0, 0.2),
+        zip(ORDER_NAMES, (PALETTE["grey"], PALETTE["orange"], PALETTE["blue"]), strict=True),
+        strict=True,
     ):
         gaps = [per_seed[s]["rows"][name]["confidence_gap"] for s in seeds]
         ax0.bar(x + off, gaps, width=0.2, color=colour, label=name)
-    ax0.axhline(0, color="black", lw=0.8)
+    ax0.axhline(0, color=PALETTE["black"], lw=0.8)
     ax0.set_title("confidence - accuracy (< 0: under-confident)", fontsize="medium")
     ax0.legend(fontsize="x-small", frameon=False, loc="lower left")
     for ax, metric, title, pct in (
@@ -166,7 +188,7 @@ def pooling_figure(per_seed: Mapping[int, Mapping]) -> Figure:
         d = np.array([per_seed[s]["ctp_minus_ptc"][metric].difference for s in seeds])
         lo = np.array([per_seed[s]["ctp_minus_ptc"][metric].low for s in seeds])
         hi = np.array([per_seed[s]["ctp_minus_ptc"][metric].high for s in seeds])
-        ax.errorbar(x, d, yerr=[d - lo, hi - d], fmt="o", color="black", capsize=4)
+        ax.errorbar(x, d, yerr=[d - lo, hi - d], fmt="o", color=PALETTE["black"], capsize=4)
         ax.axhline(0, color=_LIMIT, lw=1)
         ax.set_title(title, fontsize="medium")
         if pct:
@@ -177,4 +199,8 @@ def pooling_figure(per_seed: Mapping[int, Mapping]) -> Figure:
         ax.set_xticks(x, [f"seed {s}" for s in seeds])
         ax.set_xlim(-0.6, len(seeds) - 0.4)
     _pct(ax0)
-    return fig
+    return describe(
+        fig,
+        "Pooling then scaling against scaling then pooling, per seed: confidence minus accuracy (below 0: under-"
+        "confident) and the NLL of each order in nats, with 90% intervals of the differences.",
+    )

@@ -35,6 +35,7 @@ import torch
 
 from ... import calibration, calibration_error, metrics
 from ..base import FIT_SPLIT, PredictionsLab, cached
+from ..challenges import Target, challenge
 from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
 __all__ = ["CalibrationState", "CalibrationResult", "CalibrationLab", "ORDERS"]
@@ -112,6 +113,46 @@ class CalibrationLab(PredictionsLab):
     """
 
     State = CalibrationState
+    KEY = "calibration"
+    CHALLENGES = (
+        challenge(
+            "calm-the-shift",
+            "Calm the shift",
+            "on noise-3, get ECE under 3% without losing accuracy",
+            Target("split", lambda r, s: r.split, "==", "noise-3", fmt=str),
+            Target("ECE", lambda r, s: r.after["ece"], "<", 0.03),
+            Target(
+                "accuracy",
+                lambda r, s: r.after["accuracy"],
+                ">=",
+                lambda r, s: r.before["accuracy"],
+                bound_label="uncalibrated",
+            ),
+        ),
+        challenge(
+            "few-samples",
+            "A hundred samples suffice",
+            "fit one temperature (after pooling) on at most 100 val samples that lowers the test NLL",
+            Target("split", lambda r, s: r.split, "==", "test", fmt=str),
+            Target("calibration samples", lambda r, s: s.n_cal or r.n_cal, "<=", 100, fmt=str),
+            Target(
+                "temperature",
+                lambda r, s: r.temperature if r.order == ORDERS[0] else float("nan"),
+                "==",
+                lambda r, s: r.fitted["temperature"],
+                fmt=lambda t: f"{t:.3g}",
+                bound_label="fitted",
+            ),
+            Target(
+                "NLL",
+                lambda r, s: r.after["nll"],
+                "<",
+                lambda r, s: r.before["nll"],
+                fmt=lambda x: f"{x:.3f}",
+                bound_label="uncalibrated",
+            ),
+        ),
+    )
     BUTTONS = ("fit", "reset")
     orders = ORDERS
 

@@ -152,6 +152,11 @@ class CalibrationView(LabView, lab=CalibrationLab):
         self.plots["before"].update(result.reliability_before, result.curve_before)
         self.plots["after"].update(result.reliability_after, result.curve_after)
         self.figure.show(self.plots["before"].artists + self.plots["after"].artists)
+        self.figure.describe(
+            f"Two reliability diagrams on the {result.split} split, accuracy per confidence bin against the "
+            f"diagonal: left as trained (ECE {pct(result.before['ece'])}), right after temperature scaling "
+            f"(ECE {pct(result.after['ece'])}); below each, the share of samples per bin."
+        )
 
 
 def _slider_temperature(state) -> float:

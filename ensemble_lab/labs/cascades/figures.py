@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS, draw_band
+from ...plots import PALETTE, SERIES_COLORS, describe, draw_band, series_style
 from .experiments import HEADLINE_PAIRS, Headline, PolicySweep, ShiftComparison
 
 __all__ = ["window_figure", "policy_figure", "shift_figure"]
 
-_WINDOW, _THRESHOLD, _ADJUSTED = "#2ca02c", "#7f7f7f", "#ff7f0e"
+_WINDOW, _THRESHOLD, _ADJUSTED = PALETTE["bluish green"], PALETTE["grey"], PALETTE["orange"]
 
 
 def _figure(figsize) -> Figure:
@@ -50,7 +50,7 @@ def window_figure(val_scores, tau: float, window: tuple[float, float], threshold
     left, right = fig.subplots(1, 2, width_ratios=(1.0, 1.0))
     scores = np.asarray(val_scores, dtype=np.float64)
     bins = np.linspace(float(scores.min()), float(scores.max()), 41)
-    _scores_axis(left, scores, bins, "#1f77b4", "first stage, val")
+    _scores_axis(left, scores, bins, PALETTE["blue"], "first stage, val")
     left.set_xlim(bins[0], bins[-1])
     _span(left, window[0], window[1], color=_WINDOW, alpha=0.22, lw=0, label="window: passed on")
     _span(
@@ -63,7 +63,7 @@ def window_figure(val_scores, tau: float, window: tuple[float, float], threshold
         lw=0,
         label="threshold: passed on",
     )
-    left.axvline(tau, color="black", lw=1.2, label=f"tau = {tau:.3f}")
+    left.axvline(tau, color=PALETTE["black"], lw=1.2, label=f"tau = {tau:.3f}")
     left.set_xlabel("first-stage confidence (max softmax probability)")
     left.set_ylabel("val images (log scale)")
     left.set_title("where the window sits (same share passed on)", fontsize="medium")
@@ -76,14 +76,19 @@ def window_figure(val_scores, tau: float, window: tuple[float, float], threshold
         err = np.array([[x[i] - 100 * r.low, 100 * r.high - x[i]] for i, r in enumerate(d)]).T
         color = SERIES_COLORS[j % len(SERIES_COLORS)]
         right.errorbar(x, y, xerr=err, fmt="o", ms=4, capsize=2, color=color, label=f"seed {run.seed}")
-    right.axvline(0.0, color="black", lw=0.8)
+    right.axvline(0.0, color=PALETTE["black"], lw=0.8)
     right.set_yticks(np.arange(len(pairs)), [f"{a}\n- {b}" for a, b in pairs], fontsize="small")
     right.invert_yaxis()
     right.set_xlabel(f"difference of risk at {100 * headline.runs[0].coverage:.0f}% coverage (points)")
     right.set_title("the headline on test, per member seed (90% intervals)", fontsize="medium")
     right.legend(fontsize="small")
     right.grid(alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        "Left: the first stage's validation confidences (log-scale counts) with the window and the single "
+        "threshold that pass on the same share; right: the test risk difference at the headline coverage per "
+        "member seed, with 90% intervals.",
+    )
 
 
 def _band(ax, x, results, color, label, marker="o") -> None:
@@ -113,7 +118,14 @@ def policy_figure(sweep: PolicySweep, singles: Sequence[str] | None = None) -> F
         y = 100 * p.risk.difference
         err = [[y - 100 * p.risk.low], [100 * p.risk.high - y]]
         left.errorbar(
-            p.macs / 1e3, y, yerr=err, fmt="D", ms=5, capsize=2, color=SERIES_COLORS[j % len(SERIES_COLORS)], label=name
+            p.macs / 1e3,
+            y,
+            yerr=err,
+            fmt=series_style(j)["marker"],
+            ms=5,
+            capsize=2,
+            color=series_style(j)["color"],
+            label=name,
         )
         left.set_xlabel("MACs per image (thousands)")
     left.set_ylabel(f"risk at {100 * sweep.coverage:.0f}% coverage (%)")
@@ -125,13 +137,18 @@ def policy_figure(sweep: PolicySweep, singles: Sequence[str] | None = None) -> F
     solved = [(s, 100 * d.difference) for s, d in zip(share, sweep.difference, strict=True) if d.resolved]
     if solved:
         right.plot(*zip(*solved, strict=True), "o", ms=7, color=_WINDOW, mfc=_WINDOW, label="resolved")
-    right.axhline(0.0, color="black", lw=0.8)
+    right.axhline(0.0, color=PALETTE["black"], lw=0.8)
     right.set_xlabel("share of val images passed on to the second member (%)")
     right.set_ylabel("difference of risk (points)")
     right.set_title("window - threshold at the same cost (band: 90% interval)", fontsize="medium")
     right.legend(fontsize="small")
     right.grid(alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        "Left: risk at the fixed coverage against MACs per image for the window and threshold policies (bands: "
+        "90% intervals) and single models (diamonds); right: window minus threshold risk at the same cost against"
+        " the share passed on, resolved points filled.",
+    )
 
 
 def shift_figure(comparison: ShiftComparison, split: str) -> Figure:
@@ -144,7 +161,7 @@ def shift_figure(comparison: ShiftComparison, split: str) -> Figure:
     left, middle, right = fig.subplots(1, 3, width_ratios=(1.2, 1.0, 1.0))
     val, shifted = (np.asarray(comparison.scores[s], dtype=np.float64) for s in ("val", split))
     bins = np.linspace(min(val.min(), shifted.min()), max(val.max(), shifted.max()), 41)
-    _scores_axis(left, val, bins, "#1f77b4", "val", density=True)
+    _scores_axis(left, val, bins, PALETTE["blue"], "val", density=True)
     _scores_axis(left, shifted, bins, _ADJUSTED, split, density=True)
     left.set_xlim(bins[0], bins[-1])
     row = comparison.rows[split]
@@ -152,7 +169,7 @@ def shift_figure(comparison: ShiftComparison, split: str) -> Figure:
     _span(
         left, *row.window_adjusted, facecolor="none", edgecolor=_ADJUSTED, hatch="\\\\", lw=0, label="adjusted window"
     )
-    left.axvline(comparison.tau, color="black", lw=1.2, label="tau")
+    left.axvline(comparison.tau, color=PALETTE["black"], lw=1.2, label="tau")
     left.set_xlabel("first-stage confidence")
     left.set_ylabel("density (log scale)")
     left.set_title(f"the window under shift: {split}", fontsize="medium")
@@ -163,7 +180,7 @@ def shift_figure(comparison: ShiftComparison, split: str) -> Figure:
     middle.bar(
         x + 0.2, [100 * comparison.rows[s].share_adjusted for s in names], 0.4, color=_ADJUSTED, label="adjusted"
     )
-    middle.axhline(200 * comparison.half_width, color="black", lw=0.8, ls=":", label="2 x half-width")
+    middle.axhline(200 * comparison.half_width, color=PALETTE["black"], lw=0.8, ls=":", label="2 x half-width")
     middle.set_xticks(x, names, rotation=40, ha="right", fontsize="small")
     middle.set_ylabel("images passed on (%)")
     middle.set_title("share passed on to the second member", fontsize="medium")
@@ -174,11 +191,15 @@ def shift_figure(comparison: ShiftComparison, split: str) -> Figure:
     right.errorbar(y, x, xerr=err, fmt="o", color=_ADJUSTED, capsize=3)
     for i, r in enumerate(d):
         if r.resolved:
-            right.plot(y[i], x[i], "o", ms=8, mfc="none", color="black")
-    right.axvline(0.0, color="black", lw=0.8)
+            right.plot(y[i], x[i], "o", ms=8, mfc="none", color=PALETTE["black"])
+    right.axvline(0.0, color=PALETTE["black"], lw=0.8)
     right.set_yticks(x, names, fontsize="small")
     right.invert_yaxis()
     right.set_xlabel("points, at each split's deployed coverage")
     right.set_title("adjusted - plain risk (90% intervals)", fontsize="medium")
     right.grid(alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        f"The window under shift ({split}): confidence densities on val and on the shifted split, the share of "
+        f"images passed on to the second member, and the adjusted minus plain risk per split with 90% intervals.",
+    )

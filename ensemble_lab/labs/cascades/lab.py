@@ -28,6 +28,7 @@ import torch
 
 from ... import cascades, metrics, selective
 from ..base import FIT_SPLIT, PredictionsLab, cached
+from ..challenges import Target, challenge
 from ..state import N_BINS, SPLIT, LabState, Setting
 
 __all__ = ["CascadesState", "CascadesResult", "CascadesLab", "POLICIES", "TARGETS"]
@@ -125,6 +126,38 @@ class CascadesLab(PredictionsLab):
     """
 
     State = CascadesState
+    KEY = "cascades"
+    CHALLENGES = (
+        challenge(
+            "cover-cheaply",
+            "Cover cheaply",
+            "cover 75% at 5% risk with fewer than half the MACs of the largest single model",
+            Target("coverage at 5% risk", lambda r, s: r.cascade["coverage_at_risk"][0.05], ">=", 0.75),
+            Target(
+                "MACs",
+                lambda r, s: r.cascade["macs"],
+                "<",
+                lambda r, s: max((v["macs"] for v in r.singles.values()), default=math.nan) / 2,
+                fmt=lambda x: f"{x:,.0f}",
+                bound_label="half the largest single",
+            ),
+        ),
+        challenge(
+            "as-good-as-all",
+            "As good as all of them",
+            "match the full ensemble's accuracy (within 0.1 points) while at least 55% of images exit at the "
+            "first stage",
+            Target(
+                "accuracy",
+                lambda r, s: r.cascade["accuracy"],
+                ">=",
+                lambda r, s: r.ensemble["accuracy"] - 0.001,
+                fmt=lambda x: f"{100 * x:.2f}%",
+                bound_label="full ensemble - 0.1",
+            ),
+            Target("exit at stage 1", lambda r, s: float(r.exit_share[0]), ">=", 0.55),
+        ),
+    )
 
     def __init__(self, members, costs, singles=None, state: CascadesState | None = None):
         self._use_predictions(members)

@@ -170,6 +170,13 @@ class CascadesView(LabView, lab=CascadesLab):
             ylabel,
         )
         self.figure.show(self.rc_plot.artists + self.frontier_plot.artists, full=full)
+        self.figure.describe(
+            f"Left: selective risk against coverage on the {result.split} split for the cascade (bold, solid), "
+            f"the full ensemble (dashed) and {len(result.singles)} single models (each its own line style and "
+            f"marker); the dotted line is the cascade's coverage at tau ({pct(result.cascade['coverage'])}). "
+            f"Right: MACs per sample against {ylabel} for the window and threshold policies, the current setting "
+            f"(star, {result.cascade['macs']:,.0f} MACs) and the single models (dots)."
+        )
 
 
 def _parse_order(text: str) -> list[int]:

@@ -19,6 +19,7 @@ import torch
 from ... import metrics
 from ...combine import RULES, Combiner, best_member, learn_weights
 from ..base import FIT_SPLIT, PredictionsLab, cached
+from ..challenges import Target, challenge
 from ..state import N_BINS, SPLIT, STRATEGY, TEMPERATURE, LabState, Setting
 
 __all__ = ["DeepEnsemblesState", "DeepEnsemblesResult", "DeepEnsemblesLab"]
@@ -66,6 +67,37 @@ class DeepEnsemblesLab(PredictionsLab):
     """
 
     State = DeepEnsemblesState
+    KEY = "deep_ensembles"
+    CHALLENGES = (
+        challenge(
+            "calm-noise",
+            "Calm under noise",
+            "on noise-3, get the ensemble's ECE under 4% while it still beats the best member's accuracy",
+            Target("split", lambda r, s: r.split, "==", "noise-3", fmt=str),
+            Target("ECE", lambda r, s: r.metrics["ensemble"]["ece"], "<", 0.04),
+            Target(
+                "accuracy",
+                lambda r, s: r.metrics["ensemble"]["accuracy"],
+                ">",
+                lambda r, s: r.metrics["best member"]["accuracy"],
+                bound_label="best member",
+            ),
+        ),
+        challenge(
+            "three-beat-best",
+            "Three are enough",
+            "on test, beat the best member's accuracy by a full point with at most 3 members",
+            Target("split", lambda r, s: r.split, "==", "test", fmt=str),
+            Target("members used", lambda r, s: int((r.weights > 0).sum()), "<=", 3, fmt=str),
+            Target(
+                "accuracy",
+                lambda r, s: r.metrics["ensemble"]["accuracy"],
+                ">=",
+                lambda r, s: r.metrics["best member"]["accuracy"] + 0.01,
+                bound_label="best member + 1 point",
+            ),
+        ),
+    )
     BUTTONS = ("uniform", "learn", "best")
     max_sliders = 8
 

@@ -33,6 +33,17 @@ def diversity_html(diversity: dict[str, float]) -> str:
     )
 
 
+def figure_description(result) -> str:
+    """The figure's one-line text description (what it shows, with the headline numbers)."""
+    m = result.metrics["ensemble"]
+    heaviest = int(result.weights.argmax()) + 1
+    return (
+        f"Reliability diagram of the ensemble on the {result.split} split: accuracy per confidence bin against "
+        f"the diagonal, ECE {pct(m['ece'])}, with the share of samples per bin below; right, the weight of each "
+        f"of the {len(result.weights)} members (largest: member {heaviest}, {pct(float(result.weights.max()))})."
+    )
+
+
 class DeepEnsemblesView(LabView, lab=DeepEnsemblesLab):
     """Controls on the left, numbers and plots on the right, the status line above."""
 
@@ -147,6 +158,7 @@ class DeepEnsemblesView(LabView, lab=DeepEnsemblesLab):
         self.reliability_plot.update(result.reliability)
         self.weight_bars.update(result.weights)
         self.figure.show(self.reliability_plot.artists + self.weight_bars.artists)
+        self.figure.describe(figure_description(result))
 
 
 def _parse_weights(text: str) -> list[float]:

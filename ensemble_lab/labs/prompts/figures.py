@@ -14,19 +14,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from ...plots import SERIES_COLORS, draw_interval
+from ...plots import PALETTE, SERIES_COLORS, describe, draw_interval
 from .experiments import METHOD_NAMES, DebiasTable, DomainTable, ScoreAnatomy, ScoringCurve, SeedsHeadline
 
 __all__ = ["domain_figure", "score_figure", "debias_figure", "scoring_figure", "GROUP_COLORS"]
 
-_BASELINE_COLORS = {"equal-embeddings": "#1f77b4", "equal-logits": "#ff7f0e"}
+_BASELINE_COLORS = {"equal-embeddings": PALETTE["blue"], "equal-logits": PALETTE["orange"]}
 #: prompt groups in the score plots: the domain's own style, other styles, generic, spurious, rare
 GROUP_COLORS = {
-    "own style": "#2ca02c",
-    "other style": "#9ecae1",
-    "generic": "#7f7f7f",
-    "spurious": "#d62728",
-    "rare": "#ff7f0e",
+    "own style": PALETTE["bluish green"],
+    "other style": PALETTE["sky blue"],
+    "generic": PALETTE["grey"],
+    "spurious": PALETTE["vermillion"],
+    "rare": PALETTE["orange"],
 }
 
 
@@ -49,8 +49,8 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
         for i, d in enumerate(rows):
             y = len(rows) - 1 - i + offsets[j]
             draw_interval(ax, y, table.differences[b][d], _BASELINE_COLORS.get(b, "black"))
-    ax.axvline(0.0, color="black", lw=0.8, ls="--")
-    ax.axhline(0.5, color="black", lw=0.5, alpha=0.5)
+    ax.axvline(0.0, color=PALETTE["black"], lw=0.8, ls="--")
+    ax.axhline(0.5, color=PALETTE["black"], lw=0.5, alpha=0.5)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(["mean of 7" if r == "mean" else r for r in rows][::-1], fontsize="small")
     ax.set_xlabel("accuracy difference (points)", fontsize="small")
@@ -66,7 +66,9 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
         )
         for b in baselines
     ]
-    handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="white", lw=0, label="not resolved"))
+    handles.append(
+        Line2D([], [], color=PALETTE["grey"], marker="o", markerfacecolor="white", lw=0, label="not resolved")
+    )
     ax.legend(handles=handles, fontsize="x-small", loc="upper right")
     ax.grid(axis="x", alpha=0.3)
     if headline is not None:
@@ -76,7 +78,7 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
             for i, s in enumerate(seeds):
                 y = len(seeds) - 1 - i + offsets[j]
                 draw_interval(ax, y, headline.intervals[s][b], _BASELINE_COLORS.get(b, "black"))
-        ax.axvline(0.0, color="black", lw=0.8, ls="--")
+        ax.axvline(0.0, color=PALETTE["black"], lw=0.8, ls="--")
         ax.set_yticks(range(len(seeds)))
         ax.set_yticklabels([f"seed {s}" for s in seeds][::-1], fontsize="small")
         ax.set_xlabel("accuracy difference, mean of 7 domains (points)", fontsize="small")
@@ -87,7 +89,11 @@ def domain_figure(table: DomainTable, headline: SeedsHeadline | None = None) -> 
         )
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("Experiment 1: ZPE against the two equal averages (90% paired intervals)", fontsize="medium")
-    return fig
+    return describe(
+        fig,
+        "ZPE weighting against the two equal averages (equal embeddings, equal logits): accuracy differences in "
+        "points with 90% paired intervals, per domain and as the mean of 7 domains.",
+    )
 
 
 def score_figure(anatomies: Sequence[ScoreAnatomy], rows: Sequence[str] = ("naive", "debiased")) -> Figure:
@@ -117,7 +123,11 @@ def score_figure(anatomies: Sequence[ScoreAnatomy], rows: Sequence[str] = ("naiv
             ax.tick_params(labelsize="x-small")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="x-small")
-    return fig
+    return describe(
+        fig,
+        "Each prompt's ZPE score against its own accuracy, one panel per domain and row per scoring (naive, "
+        "debiased), coloured by the kind of prompt (own style, other style, generic, spurious, rare).",
+    )
 
 
 def debias_figure(table: DebiasTable) -> Figure:
@@ -128,22 +138,32 @@ def debias_figure(table: DebiasTable) -> Figure:
     axes = fig.subplots(1, 3, sharey=True)
     for ax, metric, scale, unit in ((axes[0], "accuracy", 100.0, "points"), (axes[1], "nll", 1.0, "nats")):
         for i, m in enumerate(methods):
-            draw_interval(ax, len(methods) - 1 - i, table.vs_reference[metric][m], SERIES_COLORS[i % 8], scale=scale)
-        ax.axvline(0.0, color="black", lw=0.8, ls="--")
+            draw_interval(
+                ax,
+                len(methods) - 1 - i,
+                table.vs_reference[metric][m],
+                SERIES_COLORS[i % len(SERIES_COLORS)],
+                scale=scale,
+            )
+        ax.axvline(0.0, color=PALETTE["black"], lw=0.8, ls="--")
         better = "higher is better" if metric == "accuracy" else "lower is better"
         ax.set_xlabel(f"{metric} - {METHOD_NAMES[table.reference]} ({unit})\n{better}", fontsize="small")
         ax.grid(axis="x", alpha=0.3)
     ax = axes[2]
     for i, m in enumerate(methods):
         if m in table.effective:
-            ax.barh(len(methods) - 1 - i, table.effective[m], color=SERIES_COLORS[i % 8], height=0.6)
-    ax.axvline(table.n_prompts, color="black", lw=0.8, ls=":")
+            ax.barh(len(methods) - 1 - i, table.effective[m], color=SERIES_COLORS[i % len(SERIES_COLORS)], height=0.6)
+    ax.axvline(table.n_prompts, color=PALETTE["black"], lw=0.8, ls=":")
     ax.set_xlabel(f"effective number of prompts\n(1 / sum of w^2; the pool has {table.n_prompts})", fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(methods)))
     axes[0].set_yticklabels([METHOD_NAMES[m] for m in methods][::-1], fontsize="small")
     fig.suptitle("Experiment 3: which debiasing does the work (mean of 7 domains)", fontsize="medium")
-    return fig
+    return describe(
+        fig,
+        "Which debiasing does the work: each scoring method minus the reference in accuracy and NLL with 90% "
+        "intervals (mean of 7 domains), and the effective number of prompts each keeps.",
+    )
 
 
 def scoring_figure(curve: ScoringCurve) -> Figure:
@@ -154,9 +174,9 @@ def scoring_figure(curve: ScoringCurve) -> Figure:
     acc = 100 * curve.accuracy.numpy()
     sizes = np.asarray(curve.sizes)
     for i in range(len(curve.seeds)):
-        ax.plot(sizes, acc[i], color="#2ca02c", lw=0.7, alpha=0.6, label="each seed" if i == 0 else None)
-    ax.fill_between(sizes, acc.min(0), acc.max(0), color="#2ca02c", alpha=0.15)
-    ax.plot(sizes, acc.mean(0), color="#2ca02c", lw=2, marker="o", ms=4, label="ZPE, mean of seeds")
+        ax.plot(sizes, acc[i], color=PALETTE["bluish green"], lw=0.7, alpha=0.6, label="each seed" if i == 0 else None)
+    ax.fill_between(sizes, acc.min(0), acc.max(0), color=PALETTE["bluish green"], alpha=0.15)
+    ax.plot(sizes, acc.mean(0), color=PALETTE["bluish green"], lw=2, marker="o", ms=4, label="ZPE, mean of seeds")
     for b, v in curve.baselines.items():
         ax.axhline(100 * v, color=_BASELINE_COLORS.get(b, "black"), ls="--", lw=1, label=METHOD_NAMES[b])
     ax.set_xscale("log")
@@ -168,4 +188,8 @@ def scoring_figure(curve: ScoringCurve) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
     ax.set_title("Experiment 4: how many unlabelled images ZPE needs", fontsize="medium")
-    return fig
+    return describe(
+        fig,
+        "ZPE accuracy (mean of 7 domains) against the number of unlabelled images that score the prompts: each "
+        "seed a thin line, the band their range, the bold line their mean.",
+    )

@@ -30,6 +30,7 @@ from ... import metrics, prompts
 from ...combine import learn_weights
 from ...data.captions import PLAIN_PROMPT
 from ..base import Lab, cached, lab_work
+from ..challenges import Target, challenge
 from ..state import N_BINS, TEMPERATURE, LabState, Setting
 
 __all__ = ["PromptsState", "PromptsResult", "PromptsLab", "WEIGHTINGS", "TABLE_COLUMNS"]
@@ -110,6 +111,30 @@ class PromptsLab(Lab):
     """
 
     State = PromptsState
+    KEY = "prompts"
+    CHALLENGES = (
+        challenge(
+            "few-good-prompts",
+            "A few good prompts",
+            "on rotated, beat the hand-crafted prompts by 5 points with at most 5 ticked prompts, without labels",
+            Target("domain", lambda r, s: r.domain, "==", "rotated", fmt=str),
+            Target("prompts", lambda r, s: len(r.selected), "<=", 5, fmt=str),
+            Target(
+                "weighting",
+                lambda r, s: "no labels" if r.weighting != "oracle" else "oracle",
+                "==",
+                "no labels",
+                fmt=str,
+            ),
+            Target(
+                "accuracy",
+                lambda r, s: r.metrics["accuracy"],
+                ">=",
+                lambda r, s: r.table[r.domain]["hand-crafted"] + 0.05,
+                bound_label="hand-crafted + 5",
+            ),
+        ),
+    )
     weightings = WEIGHTINGS
     table_columns = TABLE_COLUMNS
 

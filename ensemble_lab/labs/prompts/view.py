@@ -181,3 +181,8 @@ class PromptsView(LabView, lab=PromptsLab):
             weight_top=self._weight_top(result),
         )
         self.figure.show(self.reliability_plot.artists + self.bars.artists, full=rebuilt)
+        self.figure.describe(
+            f"Left: reliability diagram of the zero-shot classifier on the {result.domain} domain "
+            f"(ECE {pct(result.metrics['ece'])}). Right: the ZPE score (top) and the weight (bottom) of each of the "
+            f"{len(result.selected)} chosen prompts, numbered as in the prompt pool."
+        )

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import SERIES_COLORS, draw_band, draw_interval
+from ...plots import PALETTE, SERIES_COLORS, describe, draw_band, draw_interval, series_style
 from .experiments import SOUP_PAIRS, ConfidenceGaps, Fixes, LossLine, SeedRun, WiseCurve
 
 __all__ = ["wise_figure", "barrier_figure", "soups_figure", "confidence_figure", "bang_figure"]
 
 _TAGS = {"id": "in-distribution (clean + sticker)", "shift": "shifted (six styles pooled)"}
-_PLAIN, _SMOOTHED, _ENSEMBLE = "#1f77b4", "#ff7f0e", "#2ca02c"
+_PLAIN, _SMOOTHED, _ENSEMBLE = PALETTE["blue"], PALETTE["orange"], PALETTE["bluish green"]
 
 
 def _figure(figsize) -> Figure:
@@ -38,16 +38,21 @@ def wise_figure(runs: Sequence[SeedRun], endpoint: str, alpha: float | None = No
     for ax, tag in zip(axes, ("id", "shift"), strict=True):
         for j, run in enumerate(runs):
             curve = run.curves[endpoint]
-            _band(ax, curve.alphas, curve.accuracy[tag], SERIES_COLORS[j % len(SERIES_COLORS)], f"seed {run.seed}")
+            style = series_style(j)
+            _band(ax, curve.alphas, curve.accuracy[tag], style["color"], f"seed {run.seed}", ls=style["ls"])
         if alpha is not None:
-            ax.axvline(alpha, color="black", lw=0.8, ls=":")
+            ax.axvline(alpha, color=PALETTE["black"], lw=0.8, ls=":")
         ax.set_xlabel("alpha (0 = zero-shot, 1 = fine-tuned)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(_TAGS[tag], fontsize="medium")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.suptitle(f"WiSE-FT: zero-shot -> {endpoint} (bands: 90% intervals)", fontsize="medium")
-    return fig
+    return describe(
+        fig,
+        f"WiSE-FT from zero-shot to {endpoint}: accuracy against the mixing weight alpha, in distribution and "
+        f"shifted, one line per seed with 90% interval bands.",
+    )
 
 
 def barrier_figure(curves: Mapping[str, WiseCurve], lines: Sequence[LossLine]) -> Figure:
@@ -56,20 +61,27 @@ def barrier_figure(curves: Mapping[str, WiseCurve], lines: Sequence[LossLine]) -
     fig = _figure((9.0, 3.4))
     left, right = fig.subplots(1, 2)
     for j, (name, curve) in enumerate(curves.items()):
-        _band(left, curve.alphas, curve.accuracy["id"], SERIES_COLORS[j % len(SERIES_COLORS)], name)
+        style = series_style(j)
+        _band(left, curve.alphas, curve.accuracy["id"], style["color"], name, ls=style["ls"])
     left.set_xlabel("alpha (0 = zero-shot, 1 = the fine-tuned endpoint)")
     left.set_ylabel("accuracy in-distribution (%)")
     left.set_title("zero-shot -> fine-tuned at each learning rate", fontsize="medium")
     left.legend(fontsize="small")
     left.grid(alpha=0.3)
     for j, line in enumerate(lines):
-        _band(right, line.alphas, line.loss, SERIES_COLORS[(j + 4) % len(SERIES_COLORS)], f"{line.a} -> {line.b}", 1.0)
+        style = series_style(j + 4)
+        _band(right, line.alphas, line.loss, style["color"], f"{line.a} -> {line.b}", 1.0, ls=style["ls"])
     right.set_xlabel("position on the line (0 = first, 1 = second model)")
     right.set_ylabel("val loss (nats)")
     right.set_title("loss along a straight line between two fine-tunes", fontsize="medium")
     right.legend(fontsize="small")
     right.grid(alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        "Left: in-distribution accuracy against alpha from zero-shot to each fine-tuned endpoint (one line per "
+        "learning rate); right: validation loss along straight lines between pairs of fine-tunes (a bump is a "
+        "loss barrier).",
+    )
 
 
 def soups_figure(runs: Sequence[SeedRun], pairs: Sequence[tuple[str, str]] = SOUP_PAIRS) -> Figure:
@@ -87,14 +99,18 @@ def soups_figure(runs: Sequence[SeedRun], pairs: Sequence[tuple[str, str]] = SOU
                 color = SERIES_COLORS[j % len(SERIES_COLORS)]
                 y = y0 + offsets[j]
                 draw_interval(ax, y, r, color, label=f"seed {run.seed}" if row == 0 else None)
-        ax.axvline(0.0, color="black", lw=0.8, ls="--")
+        ax.axvline(0.0, color=PALETTE["black"], lw=0.8, ls="--")
         ax.set_yticks(range(len(pairs)))
         ax.set_yticklabels([f"{a} - {b}" for a, b in pairs][::-1], fontsize="small")
         ax.set_xlabel("accuracy difference (points)")
         ax.set_title(_TAGS[tag], fontsize="medium")
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(fontsize="small", loc="lower left")
-    return fig
+    return describe(
+        fig,
+        "Accuracy differences between soups and other models (points) in distribution and shifted, one row per "
+        "pair and dot per seed, with 90% paired intervals.",
+    )
 
 
 def confidence_figure(gaps: ConfidenceGaps) -> Figure:
@@ -108,8 +124,8 @@ def confidence_figure(gaps: ConfidenceGaps) -> Figure:
     for i, (_name, r, color) in enumerate(rows):
         y = len(rows) - 1 - i
         ax.barh(y, 100 * r.difference, color=color, alpha=0.8)
-        ax.plot([100 * r.low, 100 * r.high], [y, y], color="black", lw=1.2)
-    ax.axvline(0.0, color="black", lw=0.8)
+        ax.plot([100 * r.low, 100 * r.high], [y, y], color=PALETTE["black"], lw=1.2)
+    ax.axvline(0.0, color=PALETTE["black"], lw=0.8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([n for n, _, _ in rows][::-1], fontsize="small")
     ax.set_xlabel(f"confidence - accuracy (points), {_TAGS[gaps.tag]}")
@@ -118,7 +134,11 @@ def confidence_figure(gaps: ConfidenceGaps) -> Figure:
     ax.plot([], [], color=_ENSEMBLE, lw=6, label="output ensemble")
     fig.legend(fontsize="small", loc="outside lower center", ncols=3)
     ax.grid(axis="x", alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        "Confidence minus accuracy (points) of each model on the shifted data with 90% intervals, coloured by its"
+        " fine-tuning (plain, label smoothing or mixup, output ensemble).",
+    )
 
 
 def bang_figure(fixes_by_endpoint: Mapping[str, Fixes], runs: Sequence[SeedRun], tag: str = "shift") -> Figure:
@@ -131,7 +151,7 @@ def bang_figure(fixes_by_endpoint: Mapping[str, Fixes], runs: Sequence[SeedRun],
         color = SERIES_COLORS[j % len(SERIES_COLORS)]
         _band(left, f.alphas, f.fixed_share[tag], color, f"{name}: fixed")
         _band(left, f.alphas, f.net_share[tag], color, f"{name}: fixed - broken", ls="--", lw=1.2, alpha=0.08)
-    left.axhline(0.0, color="black", lw=0.8)
+    left.axhline(0.0, color=PALETTE["black"], lw=0.8)
     left.set_xlabel("alpha")
     left.set_ylabel("share of images (%)")
     left.set_title(f"both endpoints wrong, WiSE-FT right: {_TAGS[tag]}", fontsize="medium")
@@ -145,10 +165,15 @@ def bang_figure(fixes_by_endpoint: Mapping[str, Fixes], runs: Sequence[SeedRun],
             SERIES_COLORS[j % len(SERIES_COLORS)],
             f"seed {run.seed}",
         )
-    right.axhline(0.0, color="black", lw=0.8, ls="--")
+    right.axhline(0.0, color=PALETTE["black"], lw=0.8, ls="--")
     right.set_xlabel("alpha")
     right.set_ylabel("accuracy difference (points)")
     right.set_title(f"BANG WiSE-FT - WiSE-FT: {_TAGS[tag]}", fontsize="medium")
     right.legend(fontsize="small")
     right.grid(alpha=0.3)
-    return fig
+    return describe(
+        fig,
+        "Left: share of shifted images that both endpoints get wrong and WiSE-FT gets right (solid) and that "
+        "share net of those it breaks (dashed) against alpha; right: BANG WiSE-FT minus WiSE-FT accuracy against "
+        "alpha with 90% bands.",
+    )

@@ -30,6 +30,7 @@ from ... import combine as combine_module
 from ... import metrics, soups
 from ...artefacts.soup_world import ALPHAS, ENDPOINT_LRS, SHIFTED, ZERO_SHOT, SoupWorld, endpoint_name
 from ..base import FIT_SPLIT, Lab, cached
+from ..challenges import Target, challenge
 from ..state import N_BINS, LabState, Setting
 
 __all__ = [
@@ -192,6 +193,28 @@ class SoupsLab(Lab):
     """
 
     State = SoupsState
+    KEY = "soups"
+    CHALLENGES = (
+        challenge(
+            "robust-and-accurate",
+            "Robust and accurate",
+            "find an alpha whose WiSE-FT beats zero-shot on the shifted styles and matches the fine-tune on test",
+            Target(
+                "shifted accuracy",
+                lambda r, s: r.point["shift_acc"],
+                ">",
+                lambda r, s: float(r.curve["shift_acc"][0]),
+                bound_label="zero-shot",
+            ),
+            Target(
+                "test accuracy",
+                lambda r, s: r.point["id_acc"],
+                ">=",
+                lambda r, s: float(r.curve["id_acc"][-1]),
+                bound_label="fine-tuned",
+            ),
+        ),
+    )
 
     def __init__(self, world: SoupWorld, state: SoupsState | None = None):
         if not isinstance(world, SoupWorld):

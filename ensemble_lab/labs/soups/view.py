@@ -192,3 +192,9 @@ class SoupsView(LabView, lab=SoupsLab):
             result.alphas, result.line["loss"], result.line["acc"], f"val loss from {s.line_a}\nto {s.line_b}"
         )
         self.figure.show(self.wise_plot.artists + self.line_plot.artists, full=full)
+        self.figure.describe(
+            f"Left: accuracy (bold) and ECE (faint, right axis) against the WiSE-FT mixing weight alpha from "
+            f"zero-shot to {result.endpoint}, in distribution (solid) and on {result.shift_name} (dashed), with "
+            f"the {result.current} as dotted lines; alpha is {result.alpha:.2f}. Right: validation loss (solid) and "
+            f"accuracy (dashed) along the straight line from {s.line_a} to {s.line_b}."
+        )
