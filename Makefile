@@ -19,7 +19,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 test: install lint
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider --durations=20
 
 # ruff's rules and line length are in pyproject.toml; make test runs lint first, so CI enforces both
 lint: install
