@@ -23,6 +23,7 @@ ALL = [
     "bench_prompts_lab",
     "bench_cascades",
     "bench_soups",
+    "bench_selection",
     "bench_browser",
     "bench_notebook",
 ]

@@ -33,6 +33,9 @@ CONTRACTS = {
     "ensemble_lab.soups": ("interpolate", "uniform_soup", "greedy_soup"),
     "ensemble_lab.stats": ("paired_bootstrap",),
     "ensemble_lab.exercises": ("list_exercises", "check", "hint", "solution"),
+    "ensemble_lab.selection": ("forward_select", "leep"),
+    "ensemble_lab.selection.transferability": ("leep", "ms_leep", "e_leep", "osborn", "select_team"),
+    "ensemble_lab.decompositions": ("brier_decomposition", "nll_decomposition"),
 }
 
 

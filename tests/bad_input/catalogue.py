@@ -73,6 +73,8 @@ FAMILIES = (
     "models",
     "training",
     "device",
+    "selection",
+    "decompositions",
 )
 #: what happened: the first two are what the contract asks for, the other four are failures
 CATEGORIES = ("refused", "ok", "vague", "crash", "silent", "refused-valid")
@@ -2564,14 +2566,133 @@ def routines() -> tuple[Routine, ...]:
             "device",
             dict(seed=seed(0), index=integer(1, minimum=0), stream=integer(0, minimum=0, maximum=1)),
         ),
+        # --------------------------------------------------------------------------- selection
+        R(
+            "ensemble_lab.selection.forward_select",
+            "selection",
+            dict(
+                member_probs=mprobs_,
+                labels=labels_,
+                metric=choice(("nll", "brier", "ece", "error")),
+                steps=integer(3, minimum=1, maximum=10**7),
+                init=integer(1, minimum=0, maximum=K),
+                bags=integer(2, minimum=1, maximum=10**7),
+                seed=seed(0),
+                bag_fraction=real(0.7, lo=0.0, hi=1.0, lo_open=True),
+                prune_to_best=flag(True),
+            ),
+            view=lambda r: (r.weights, r.score),
+        ),
+        R(
+            "ensemble_lab.selection.top_k",
+            "selection",
+            dict(
+                member_probs=mprobs_,
+                labels=labels_,
+                k=integer(2, minimum=1, maximum=K),
+                metric=choice(("nll", "brier", "ece", "error")),
+            ),
+            view=lambda r: (r.weights, r.score),
+        ),
+        R(
+            "ensemble_lab.selection.uniform",
+            "selection",
+            dict(member_probs=mprobs_, labels=_none_allowed(labels_), metric=choice(("nll", "brier", "ece", "error"))),
+            view=lambda r: (r.weights,),
+        ),
+        # transferability: the target's classes are the labels seen (any integer >= 0 up to the shared ceiling)
+        R(
+            "ensemble_lab.selection.leep",
+            "selection",
+            dict(source_probs=probs_, target_labels=labels_arg(labels, 10**7)),
+        ),
+        R(
+            "ensemble_lab.selection.e_leep",
+            "selection",
+            dict(source_probs_list=mprobs_, target_labels=labels_arg(labels, 10**7)),
+        ),
+        R(
+            "ensemble_lab.selection.ms_leep",
+            "selection",
+            dict(source_probs_list=mprobs_, target_labels=labels_arg(labels, 10**7)),
+        ),
+        R(
+            "ensemble_lab.selection.select_team",
+            "selection",
+            dict(
+                objective=other(
+                    "objective",
+                    lambda: _team_sum,
+                    [
+                        bad("None", None),
+                        bad("str 'abc'", "abc"),
+                        bad("scores with a NaN", [0.1, _NAN, 0.5, 0.7]),
+                        bad("3 scores for a pool of 4", [0.1, 0.2, 0.3]),
+                        bad_f("returns NaN", lambda: _team_nan),
+                        bad_f("returns 'x'", lambda: _team_str),
+                        valid("4 scores", [0.1, 0.9, 0.5, 0.7]),
+                        valid("numpy scores of any sign", np.array([-0.1, 0.9, -0.5, 0.7])),
+                    ],
+                ),
+                pool_size=integer(4, minimum=1),
+                k=integer(2, minimum=1, maximum=4),
+            ),
+            view=lambda r: r.scores,
+        ),
+        # --------------------------------------------------------------------------- decompositions
+        R(
+            "ensemble_lab.decompositions.brier_decomposition",
+            "decompositions",
+            dict(member_probs=mprobs_, labels=labels_, weights=weights_k),
+            sane=_exact_decomposition,
+        ),
+        R(
+            "ensemble_lab.decompositions.nll_decomposition",
+            "decompositions",
+            dict(
+                member_probs=mprobs_,
+                labels=labels_,
+                weights=weights_k,
+                combiner=choice(("arithmetic", "geometric")),
+            ),
+            sane=_exact_decomposition,
+        ),
     ]
     return tuple(out)
+
+
+def _team_sum(team) -> float:
+    return float(sum(team)) - 0.1 * len(team)
+
+
+def _team_nan(team) -> float:
+    return math.nan
+
+
+def _team_str(team) -> str:
+    return "x"
+
+
+def _exact_decomposition(d) -> str | None:
+    """ensemble loss = mean member loss - diversity, to float rounding, and a diversity that is not negative."""
+    scale = 1 + abs(d.mean_member_loss)
+    if abs(d.ensemble_loss - (d.mean_member_loss - d.diversity)) > 1e-9 * scale:
+        return f"ensemble {d.ensemble_loss!r} != mean member {d.mean_member_loss!r} - diversity {d.diversity!r}"
+    if d.diversity < -1e-9 * scale:
+        return f"negative diversity {d.diversity!r}"
+    return None
 
 
 def _optional(arg: Arg) -> Arg:
     """``arg`` with None as its base value (the default), None no longer a bad value."""
     values = tuple(v for v in arg.values if v.desc != "None")
     return replace(arg, base=_const(None), values=values, meta={**arg.meta, "optional": True})
+
+
+def _none_allowed(arg: Arg) -> Arg:
+    """``arg`` keeping its base value, with None no longer a bad value (an optional argument whose base is drawn
+    from; ``_optional`` makes None the base)."""
+    return replace(arg, values=tuple(v for v in arg.values if v.desc != "None"), meta={**arg.meta, "optional": True})
 
 
 def _alias(arg: Arg, *names: str) -> Arg:

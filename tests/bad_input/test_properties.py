@@ -383,6 +383,8 @@ test_data_contract = _contract("data")
 test_models_contract = _contract("models")
 test_training_contract = _contract("training")
 test_device_contract = _contract("device")
+test_decompositions_contract = _contract("decompositions")
+test_selection_contract = _contract("selection")
 
 
 def test_every_family_has_a_property():
