@@ -203,6 +203,8 @@ def check_weights(
             arr = np.asarray(x)
             if arr.dtype == bool or arr.dtype.kind not in "iuf":
                 raise TypeError
+            if not isinstance(x, np.ndarray) and any(isinstance(v, (bool, np.bool_)) for v in x):
+                raise TypeError  # True is not a weight, even among numbers (numpy would read it as 1.0)
             t = torch.as_tensor(arr.astype(np.float64))
         except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} must be a sequence of {k} real numbers, got {_describe(x)}") from exc

@@ -209,3 +209,10 @@ def test_labels_on_another_device_are_refused_not_moved():
         with pytest.raises(ValueError, match="labels must be on the same device"):
             fn(z, y.to("meta"))
     assert best_member(z, y.numpy()) == best_member(z, y)  # numpy labels are placed on the logits' device
+
+
+def test_a_boolean_among_the_weights_is_refused_by_name():
+    """numpy reads [0.5, True, 0.2] as floats; a weight of True is a mistake, not 1.0 (found by the census)."""
+    z = torch.randn(3, 5, 4)
+    with pytest.raises(TypeError, match=r"weights must be a sequence of 3 real numbers, got \[0.5, True, 0.2\]"):
+        combine(z, [0.5, True, 0.2])
