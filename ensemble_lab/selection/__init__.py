@@ -16,7 +16,17 @@ Pure torch routines: tensors in, tensors and dataclasses out, on the inputs' dev
 """
 
 from .forward import SelectionResult, SelectionStep, forward_select, top_k, uniform
-from .transferability import OsbornTerms, TeamSelection, e_leep, leep, ms_leep, osborn, select_team
+from .transferability import (
+    OsbornPool,
+    OsbornTerms,
+    TeamSelection,
+    e_leep,
+    leep,
+    ms_leep,
+    osborn,
+    osborn_pool,
+    select_team,
+)
 
 __all__ = [
     "forward_select",
@@ -29,6 +39,8 @@ __all__ = [
     "e_leep",
     "osborn",
     "OsbornTerms",
+    "osborn_pool",
+    "OsbornPool",
     "select_team",
     "TeamSelection",
 ]

@@ -124,6 +124,47 @@ class SelectionResult:
             )
         return _weighted(p, self.counts)
 
+    def prefix(self, steps: int, member_probs, labels, *, held_out=None) -> SelectionResult:
+        """The selection ``forward_select`` returns with ``steps`` additions instead of this result's (same
+        library, metric, ``init``, bags and seed; ``prune_to_best=True``), read off this result's path: the greedy
+        path of a shorter run is the first ``init + steps`` additions of each bag of a longer one.  A Lab computes
+        one long path and slides along it.  ``member_probs``/``labels``/``held_out``: those of the original call
+        (the prefix's ensemble is scored on them).
+
+        >>> import torch
+        >>> p = torch.tensor([[[0.8, 0.2], [0.4, 0.6]], [[0.6, 0.4], [0.1, 0.9]], [[0.3, 0.7], [0.5, 0.5]]])
+        >>> y = torch.tensor([0, 1])
+        >>> long = forward_select(p, y, metric="brier", steps=3)
+        >>> long.prefix(2, p, y).counts.tolist() == forward_select(p, y, metric="brier", steps=2).counts.tolist()
+        True
+        """
+        if not self.path:
+            raise ValueError("prefix needs a forward selection's path; top_k and uniform have none")
+        p, y = _inputs(member_probs, labels, self.metric)
+        if p.shape[0] != self.counts.shape[0]:
+            raise ValueError(
+                f"member_probs must hold the K={self.counts.shape[0]} library models, got shape {tuple(p.shape)}"
+            )
+        ho = _held_out(held_out, p)
+        by_bag: dict[int, list[SelectionStep]] = {}
+        for st in self.path:
+            by_bag.setdefault(st.bag, []).append(st)
+        inits = {b: sum(st.init for st in bag) for b, bag in by_bag.items()}
+        available = min(len(bag) - inits[b] for b, bag in by_bag.items())
+        steps = check_int(steps, "steps", minimum=1, maximum=available)
+        counts = torch.zeros(p.shape[0], dtype=torch.int64)
+        path, best_steps = [], []
+        for b, bag in by_bag.items():
+            kept = bag[: inits[b] + steps]
+            first = max(inits[b], 1)
+            scores = [st.score for st in kept[first - 1 :]]
+            best = first + min(range(len(scores)), key=lambda i: (scores[i], i))
+            for st in kept[:best]:
+                counts[st.model] += 1
+            path.extend(kept)
+            best_steps.append(best)
+        return _result(p, y, self.metric, counts, tuple(path), tuple(best_steps), [list(m) for m in self.bags], ho)
+
 
 # ----------------------------------------------------------------------------------------------------------
 # checks

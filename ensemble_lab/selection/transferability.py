@@ -80,7 +80,17 @@ from .._validation import (
     on_device_of,
 )
 
-__all__ = ["leep", "ms_leep", "e_leep", "osborn", "OsbornTerms", "select_team", "TeamSelection"]
+__all__ = [
+    "leep",
+    "ms_leep",
+    "e_leep",
+    "osborn",
+    "osborn_pool",
+    "OsbornPool",
+    "OsbornTerms",
+    "select_team",
+    "TeamSelection",
+]
 
 _ATOL = 1e-4
 #: the largest ``N * prod_k Z_k`` MS-LEEP materialises (80 MB in float64)
@@ -403,21 +413,98 @@ def osborn(
     >>> abs(t.score + (t.domain + t.task + t.cohesion)) < 1e-12
     True
     """
+    pool = osborn_pool(
+        features_source, features_target, source_probs_list, target_labels, source_labels=source_labels, members=team
+    )
+    return pool.terms(team, weights=weights)
+
+
+@dataclass(frozen=True)
+class OsbornPool:
+    """OSBORN's per-model terms and pairwise disagreements for a pool of ``M`` source models on one target
+    (see :func:`osborn_pool`), from which any team's :class:`OsbornTerms` follow without another transport.
+
+    ``member_domain`` ``(M,)``, ``member_task`` ``(M,)`` and ``disagreement`` ``(M, M)`` (symmetric, zero
+    diagonal) are float64 cpu tensors; entries of models left out by ``members=`` are NaN.
+    """
+
+    member_domain: torch.Tensor
+    member_task: torch.Tensor
+    disagreement: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        """``M``, the number of source models in the pool."""
+        return int(self.member_domain.shape[0])
+
+    def terms(self, team, *, weights=(1.0, 1.0, 1.0)) -> OsbornTerms:
+        """The :class:`OsbornTerms` of ``team`` (distinct indices in ``[0, M)``, all computed by the pool)."""
+        members = _team(team, self.size)
+        missing = [m for m in members if math.isnan(float(self.member_domain[m]))]
+        if missing:
+            raise ValueError(f"team holds source model {missing[0]}, whose terms this pool did not compute (members=)")
+        w = check_weights(weights, 3, "weights", normalise=False, need_positive_sum=False, dtype=torch.float64).tolist()
+        dom = tuple(float(self.member_domain[m]) for m in members)
+        task = tuple(float(self.member_task[m]) for m in members)
+        pairs = [(a, b) for i, a in enumerate(members) for b in members[i + 1 :]]
+        cohesion = math.fsum(float(self.disagreement[a, b]) for a, b in pairs)
+        domain, task_sum = math.fsum(dom), math.fsum(task)
+        score = -(w[0] * domain + w[1] * task_sum + w[2] * cohesion)
+        if not math.isfinite(score):
+            raise ValueError(
+                f"weights={tuple(weights)!r} times the terms (domain {domain:.3g}, task {task_sum:.3g}, cohesion "
+                f"{cohesion:.3g}) overflows: use smaller weights"
+            )
+        return OsbornTerms(
+            domain=domain,
+            task=task_sum,
+            cohesion=cohesion,
+            score=score,
+            team=members,
+            member_domain=dom,
+            member_task=task,
+            weights=(w[0], w[1], w[2]),
+        )
+
+
+def osborn_pool(
+    features_source,
+    features_target,
+    source_probs_list,
+    target_labels,
+    *,
+    source_labels=None,
+    members=None,
+) -> OsbornPool:
+    """The terms of :func:`osborn` for every model of a pool at once (one transport per model, one disagreement per
+    pair), so that many teams can be scored cheaply: ``osborn_pool(...).terms(team)`` equals ``osborn(...,
+    team)``.  Arguments as in :func:`osborn`; ``members`` (default: all ``M``) limits the work to those models.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> fs = [torch.randn(5, 2, generator=g) for _ in range(3)]
+    >>> ft = [torch.randn(5, 2, generator=g) for _ in range(3)]
+    >>> probs = [torch.softmax(torch.randn(5, 3, generator=g), 1) for _ in range(3)]
+    >>> pool = osborn_pool(fs, ft, probs, torch.tensor([0, 1, 1, 0, 1]))
+    >>> pool.size, tuple(pool.disagreement.shape), bool((pool.disagreement == pool.disagreement.T).all())
+    (3, (3, 3), True)
+    """
     probs = _probs_list(source_probs_list)
     m_pool = len(probs)
     f_src = _feature_list(features_source, "features_source", m_pool)
     f_tgt = _feature_list(features_target, "features_target", m_pool)
     y = _target_labels(target_labels, probs[0], "source_probs_list[0]")
-    members = _team(team, m_pool)
-    w = check_weights(weights, 3, "weights", normalise=False, need_positive_sum=False, dtype=torch.float64).tolist()
+    chosen = tuple(range(m_pool)) if members is None else _team(members, m_pool)
     s_labels = None
     if source_labels is not None:
         s_labels = _feature_list(source_labels, "source_labels", m_pool)
     n_t = probs[0].shape[0]
     acc = acc_dtype(probs[0].device)
 
-    dom, task, eeps = [], [], []
-    for m in members:
+    nan = float("nan")
+    dom = torch.full((m_pool,), nan, dtype=torch.float64)
+    task = torch.full((m_pool,), nan, dtype=torch.float64)
+    eeps = {}
+    for m in chosen:
         fs = _features(
             on_device_of(f_src[m], f"features_source[{m}]", probs[0], "source_probs_list[0]"), f"features_source[{m}]"
         )
@@ -436,7 +523,7 @@ def osborn(
         cost = torch.cdist(fs.to(acc)[None], ft.to(acc)[None], compute_mode="donot_use_mm_for_euclid_dist")[0]
         check_finite_result(cost, f"the distances between features_source[{m}] and features_target[{m}]")
         cost_value, plan = _exact_transport(cost, f"features_source[{m}] and features_target[{m}]")
-        dom.append(cost_value)
+        dom[m] = cost_value
         p = probs[m].to(acc)
         if s_labels is not None:
             zs = on_device_of(s_labels[m], f"source_labels[{m}]", probs[0], "source_probs_list[0]")
@@ -446,27 +533,14 @@ def osborn(
             joint = _sum_by_class(y, int(y.max()) + 1, zy.T)
         else:
             joint = _sum_by_class(y, int(y.max()) + 1, p) / n_t
-        task.append(_conditional_entropy(joint))
-        eeps.append(_eep_all(p, y))
-    pairs = [(a, b) for a in range(len(members)) for b in range(a + 1, len(members))]
-    cohesion = math.fsum(float(0.5 * (eeps[a] - eeps[b]).abs().sum(1).mean()) for a, b in pairs)
-    domain, task_sum = math.fsum(dom), math.fsum(task)
-    score = -(w[0] * domain + w[1] * task_sum + w[2] * cohesion)
-    if not math.isfinite(score):
-        raise ValueError(
-            f"weights={tuple(weights)!r} times the terms (domain {domain:.3g}, task {task_sum:.3g}, cohesion "
-            f"{cohesion:.3g}) overflows: use smaller weights"
-        )
-    return OsbornTerms(
-        domain=domain,
-        task=task_sum,
-        cohesion=cohesion,
-        score=score,
-        team=members,
-        member_domain=tuple(dom),
-        member_task=tuple(task),
-        weights=(w[0], w[1], w[2]),
-    )
+        task[m] = _conditional_entropy(joint)
+        eeps[m] = _eep_all(p, y)
+    dis = torch.full((m_pool, m_pool), nan, dtype=torch.float64)
+    for i, a in enumerate(chosen):
+        dis[a, a] = 0.0
+        for b in chosen[i + 1 :]:
+            dis[a, b] = dis[b, a] = float(0.5 * (eeps[a] - eeps[b]).abs().sum(1).mean())
+    return OsbornPool(member_domain=dom, member_task=task, disagreement=dis)
 
 
 # ----------------------------------------------------------------------------------------------------------
