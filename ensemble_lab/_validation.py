@@ -133,12 +133,14 @@ def check_probs(x, name: str = "probs", atol: float = 1e-4) -> torch.Tensor:
     return t
 
 
-def check_member_probs(x, name: str = "member_probs", atol: float = 1e-4) -> torch.Tensor:
-    """Member probabilities shaped ``(K, N, C)``, rows on the simplex."""
+def check_member_probs(x, name: str = "member_probs", atol: float = 1e-4, validate: bool = True) -> torch.Tensor:
+    """Member probabilities shaped ``(K, N, C)``, rows on the simplex (the values are not checked when
+    ``validate`` is False: a caller that checked the same tensor once; the shape always is)."""
     t = as_tensor(x, name)
     if t.ndim != 3 or min(t.shape) < 1 or t.shape[2] < 2:
         raise ValueError(f"{name} must have shape (K, N, C) with C >= 2, got shape {tuple(t.shape)}")
-    _check_simplex(t, name, atol)
+    if check_bool(validate, "validate"):
+        _check_simplex(t, name, atol)
     return t
 
 

@@ -132,10 +132,11 @@ class Decomposition:
         return self.ensemble_loss - (self.mean_member_loss - self.diversity)
 
 
-def _prepare(member_probs, labels, weights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _prepare(member_probs, labels, weights, validate: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Checked member probabilities in the accumulation dtype ``(K, N, C)``, int64 labels ``(N,)`` and
-    normalised weights ``(K,)`` (uniform for ``None``), all on the input's device."""
-    t = check_member_probs(member_probs, "member_probs").detach()
+    normalised weights ``(K,)`` (uniform for ``None``), all on the input's device; ``validate=False`` skips the
+    check of the probabilities' values (shapes, labels and weights are always checked)."""
+    t = check_member_probs(member_probs, "member_probs", validate=validate).detach()
     y = check_labels_for(labels, t)
     acc = acc_dtype(t.device)
     k = t.shape[0]
@@ -160,7 +161,7 @@ def _result(loss, combiner, w, per_member, per_sample, ensemble_loss: float) -> 
     )
 
 
-def brier_decomposition(member_probs, labels, weights=None) -> Decomposition:
+def brier_decomposition(member_probs, labels, weights=None, *, validate: bool = True) -> Decomposition:
     """Krogh & Vedelsby's ambiguity decomposition of the ensemble's Brier score.
 
     ``brier(pbar) = sum_k w_k brier(p_k) - mean_i sum_k w_k ||p_ki - pbar_i||^2`` with ``pbar = sum_k w_k p_k``,
@@ -171,6 +172,7 @@ def brier_decomposition(member_probs, labels, weights=None) -> Decomposition:
         labels: ``(N,)`` integer class indices in ``[0, C)``.
         weights: ``K`` non-negative numbers with a positive sum (counts are fine; normalised here); ``None``:
             uniform.
+        validate: ``False`` skips checking the probabilities' values (a caller that checked them once).
 
     Returns:
         a :class:`Decomposition` with ``loss="brier"``; ``diversity`` is the ambiguity (>= 0, 0 iff the members
@@ -182,7 +184,7 @@ def brier_decomposition(member_probs, labels, weights=None) -> Decomposition:
         >>> round(d.mean_member_loss, 4), round(d.diversity, 4), round(d.ensemble_loss, 4)
         (0.33, 0.08, 0.25)
     """
-    p, y, w = _prepare(member_probs, labels, weights)
+    p, y, w = _prepare(member_probs, labels, weights, validate)
     pbar = torch.tensordot(w, p, dims=1)  # (N, C)
     per_member = torch.tensor(
         [metrics.brier(p[k], y, validate=False) for k in range(p.shape[0])], dtype=p.dtype, device=p.device
@@ -191,7 +193,9 @@ def brier_decomposition(member_probs, labels, weights=None) -> Decomposition:
     return _result("brier", "arithmetic", w, per_member, per_sample, metrics.brier(pbar, y, validate=False))
 
 
-def nll_decomposition(member_probs, labels, weights=None, combiner: str = "arithmetic") -> Decomposition:
+def nll_decomposition(
+    member_probs, labels, weights=None, combiner: str = "arithmetic", *, validate: bool = True
+) -> Decomposition:
     """The ensemble's NLL as the (weighted) mean member NLL minus a non-negative diversity.
 
     ``combiner="arithmetic"`` (default): the ensemble is ``pbar = sum_k w_k p_k`` and the diversity of sample i is
@@ -207,6 +211,7 @@ def nll_decomposition(member_probs, labels, weights=None, combiner: str = "arith
         labels: ``(N,)`` integer class indices in ``[0, C)``.
         weights: ``K`` non-negative numbers with a positive sum (normalised here); ``None``: uniform.
         combiner: one of :data:`COMBINERS`.
+        validate: ``False`` skips checking the probabilities' values (a caller that checked them once).
 
     Returns:
         a :class:`Decomposition` with ``loss="nll"``, values in nats.
@@ -222,7 +227,7 @@ def nll_decomposition(member_probs, labels, weights=None, combiner: str = "arith
         (0.1018, True)
     """
     check_choice(combiner, "combiner", COMBINERS)
-    p, y, w = _prepare(member_probs, labels, weights)
+    p, y, w = _prepare(member_probs, labels, weights, validate)
     k, n, _ = p.shape
     tiny = torch.finfo(p.dtype).tiny
     per_member = torch.tensor([metrics.nll(p[j], y, validate=False) for j in range(k)], dtype=p.dtype, device=p.device)

@@ -22,6 +22,9 @@ __all__ = [
     "CostFrontierPlot",
     "WiseCurvePlot",
     "LossLinePlot",
+    "SelectionPathPlot",
+    "DecompositionBars",
+    "TeamScatter",
     "mosaic_figure",
     "image_grid",
     "StaticFigure",
@@ -503,6 +506,156 @@ class LossLinePlot:
         self.ax.set_title(title, fontsize="medium")
         self.ax.set_ylim(*static[1])
         self.acc_ax.set_ylim(*static[2])
+        self._static = static
+        return True
+
+
+class SelectionPathPlot:
+    """Ensemble selection's path: the score on the hill-climbing set (solid) and on held-out data (dashed) after
+    each addition, a vertical line at the current ensemble size and a dot at the step with the best
+    hill-climbing score (where the paper stops).  ``update`` returns True when a title or a range changed."""
+
+    def __init__(self, ax: Axes):
+        self.ax = ax
+        (self.hill,) = ax.plot([], [], "-", color=_ENSEMBLE, lw=2, label="hill-climbing set")
+        (self.held,) = ax.plot([], [], "--", color=PALETTE["orange"], lw=2, label="held out (test)")
+        (self.best,) = ax.plot([], [], "o", color=_ENSEMBLE, ms=6, label="best hill-climbing step")
+        (self.held_dot,) = ax.plot([], [], "s", color=PALETTE["orange"], ms=5)
+        self.now = ax.axvline(1, color=_MUTED, lw=1, zorder=1)
+        ax.set_xlabel("models added (ensemble size)")
+        ax.legend(
+            handles=[self.hill, self.held, self.best],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=3,
+            fontsize="x-small",
+            frameon=False,
+        )
+        ax.set_title(" \n ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.now, self.hill, self.held, self.best, self.held_dot]
+
+    def update(self, steps, hill, held_out, current: int, best: int | None, title: str, ylabel: str) -> bool:
+        """``steps`` ``(S,)`` ensemble sizes with ``hill`` and ``held_out`` ``(S,)`` scores; ``current``: the
+        ensemble size now; ``best``: the size with the best hill-climbing score (None: no dot)."""
+        x, h, o = _to_numpy(steps), _to_numpy(hill), _to_numpy(held_out)
+        self.hill.set_data(x, h)
+        self.held.set_data(x, o)
+        self.now.set_xdata([current, current])
+        i = int(np.searchsorted(x, current)) if len(x) else 0
+        i = min(i, len(x) - 1)
+        self.held_dot.set_data([current], [o[i]] if len(o) else [])
+        if best is None:
+            self.best.set_data([], [])
+        else:
+            j = min(int(np.searchsorted(x, best)), len(x) - 1)
+            self.best.set_data([best], [h[j]])
+        values = np.concatenate([h, o])
+        # the late part of the path sets the range: the first additions (single models) are off the top
+        tail = values if len(x) < 4 else np.concatenate([h[2:], o[2:]])
+        step = 0.01 if float(tail.max() - tail.min()) < 0.1 else 0.05
+        lo, hi = _floor(float(tail.min()) - 1e-9, step), _ceil(float(tail.max()) + 1e-9, step)
+        static = (title, ylabel, (lo, hi), (0.0, float(x.max()) + 1 if len(x) else 1.0))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_ylim(*static[2])
+        self.ax.set_xlim(*static[3])
+        self._static = static
+        return True
+
+
+class DecompositionBars:
+    """Ensemble loss = mean member loss - diversity, as three bars per ensemble (grouped): the mean member loss,
+    the diversity and the ensemble's loss.  ``update`` takes ``{name: (mean member, diversity, ensemble)}`` for
+    a fixed set of names and returns True when a range or a label changed."""
+
+    _PARTS = (
+        ("mean member loss", _MUTED, ""),
+        ("diversity", PALETTE["bluish green"], "//"),
+        ("ensemble loss", _ENSEMBLE, ""),
+    )
+
+    def __init__(self, ax: Axes, names: Sequence[str]):
+        self.ax = ax
+        self.names = tuple(names)
+        n = len(self.names)
+        x = np.arange(n)
+        width = 0.26
+        self.bars = []
+        for j, (label, color, hatch) in enumerate(self._PARTS):
+            self.bars.append(
+                ax.bar(
+                    x + (j - 1) * width, np.zeros(n), width, color=color, hatch=hatch, edgecolor="white", label=label
+                )
+            )
+        ax.set_xticks(x, list(self.names), fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize="x-small", frameon=False)
+        ax.set_title(" \n ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [b for group in self.bars for b in group]
+
+    def update(self, parts: dict, ylabel: str, title: str) -> bool:
+        for i, name in enumerate(self.names):
+            for j, value in enumerate(parts[name]):
+                self.bars[j][i].set_height(float(value))
+        top = max(float(v) for name in self.names for v in parts[name])
+        static = (ylabel, title, _ceil(top * 1.08 + 1e-9, 0.05 if top < 1 else 0.25))
+        if static == self._static:
+            return False
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylim(0, static[2])
+        self._static = static
+        return True
+
+
+class TeamScatter:
+    """Every candidate team: an estimator's score (x) against the team's real result (y), with the team the
+    estimator scores highest (a large diamond) and the best team (a ring).  ``update`` returns True when a title
+    or a range changed."""
+
+    def __init__(self, ax: Axes):
+        self.ax = ax
+        self.points = ax.scatter([], [], s=12, color=_MUTED, alpha=0.6, label="a team", linewidths=0)
+        (self.pick,) = ax.plot([], [], "D", color=PALETTE["vermillion"], ms=9, label="the estimator's pick")
+        (self.best,) = ax.plot(
+            [], [], "o", ms=13, markerfacecolor="none", markeredgecolor=_ENSEMBLE, mew=2, label="the best team"
+        )
+        ax.set_ylabel("accuracy after probing")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="x-small", frameon=False)
+        ax.set_title(" \n ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.points, self.best, self.pick]
+
+    def update(self, scores, truth, pick: int, best: int, title: str, xlabel: str) -> bool:
+        x, y = _to_numpy(scores).astype(float), _to_numpy(truth).astype(float)
+        self.points.set_offsets(np.column_stack([x, y]))
+        self.pick.set_data([x[pick]], [y[pick]])
+        self.best.set_data([x[best]], [y[best]])
+        pad_x = 0.05 * (float(x.max() - x.min()) or 1.0)
+        static = (
+            title,
+            xlabel,
+            (float(x.min()) - pad_x, float(x.max()) + pad_x),
+            (_floor(float(y.min()) - 1e-9, 0.02), _ceil(float(y.max()) + 1e-9, 0.02)),
+        )
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_xlabel(xlabel)
+        self.ax.set_xlim(*static[2])
+        self.ax.set_ylim(*static[3])
         self._static = static
         return True
 

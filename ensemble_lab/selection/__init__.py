@@ -15,7 +15,7 @@ Two questions, two modules:
 Pure torch routines: tensors in, tensors and dataclasses out, on the inputs' device.
 """
 
-from .forward import SelectionResult, SelectionStep, forward_select, top_k, uniform
+from .forward import METRICS, SelectionResult, SelectionStep, forward_select, top_k, uniform
 from .transferability import (
     OsbornPool,
     OsbornTerms,
@@ -29,6 +29,7 @@ from .transferability import (
 )
 
 __all__ = [
+    "METRICS",
     "forward_select",
     "SelectionResult",
     "SelectionStep",

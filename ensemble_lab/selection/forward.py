@@ -115,21 +115,22 @@ class SelectionResult:
         """The best step of a single (unbagged) selection; None for the baselines and for bagged selection."""
         return self.best_steps[0] if len(self.best_steps) == 1 else None
 
-    def ensemble(self, member_probs) -> torch.Tensor:
-        """The selected ensemble's probabilities ``(N, C)`` for ``member_probs`` ``(K, N, C)`` of the same K."""
-        p = check_member_probs(member_probs, "member_probs")
+    def ensemble(self, member_probs, *, validate: bool = True) -> torch.Tensor:
+        """The selected ensemble's probabilities ``(N, C)`` for ``member_probs`` ``(K, N, C)`` of the same K
+        (``validate=False``: the values are not checked again, as in :mod:`ensemble_lab.metrics`)."""
+        p = check_member_probs(member_probs, "member_probs", validate=validate)
         if p.shape[0] != self.counts.shape[0]:
             raise ValueError(
                 f"member_probs must hold the K={self.counts.shape[0]} library models, got shape {tuple(p.shape)}"
             )
         return _weighted(p, self.counts)
 
-    def prefix(self, steps: int, member_probs, labels, *, held_out=None) -> SelectionResult:
+    def prefix(self, steps: int, member_probs, labels, *, held_out=None, validate: bool = True) -> SelectionResult:
         """The selection ``forward_select`` returns with ``steps`` additions instead of this result's (same
         library, metric, ``init``, bags and seed; ``prune_to_best=True``), read off this result's path: the greedy
         path of a shorter run is the first ``init + steps`` additions of each bag of a longer one.  A Lab computes
         one long path and slides along it.  ``member_probs``/``labels``/``held_out``: those of the original call
-        (the prefix's ensemble is scored on them).
+        (the prefix's ensemble is scored on them); ``validate=False`` skips checking their values again.
 
         >>> import torch
         >>> p = torch.tensor([[[0.8, 0.2], [0.4, 0.6]], [[0.6, 0.4], [0.1, 0.9]], [[0.3, 0.7], [0.5, 0.5]]])
@@ -140,12 +141,12 @@ class SelectionResult:
         """
         if not self.path:
             raise ValueError("prefix needs a forward selection's path; top_k and uniform have none")
-        p, y = _inputs(member_probs, labels, self.metric)
+        p, y = _inputs(member_probs, labels, self.metric, validate)
         if p.shape[0] != self.counts.shape[0]:
             raise ValueError(
                 f"member_probs must hold the K={self.counts.shape[0]} library models, got shape {tuple(p.shape)}"
             )
-        ho = _held_out(held_out, p)
+        ho = _held_out(held_out, p, validate)
         by_bag: dict[int, list[SelectionStep]] = {}
         for st in self.path:
             by_bag.setdefault(st.bag, []).append(st)
@@ -171,14 +172,14 @@ class SelectionResult:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _inputs(member_probs, labels, metric):
-    p = check_member_probs(member_probs, "member_probs").detach()
+def _inputs(member_probs, labels, metric, validate: bool = True):
+    p = check_member_probs(member_probs, "member_probs", validate=validate).detach()
     y = check_labels_for(labels, p, "labels")
     check_choice(metric, "metric", METRICS)
     return p, y
 
 
-def _held_out(held_out, p):
+def _held_out(held_out, p, validate: bool = True):
     if held_out is None:
         return None
     if not isinstance(held_out, (tuple, list)) or len(held_out) != 2:
@@ -186,7 +187,7 @@ def _held_out(held_out, p):
             f"held_out must be a pair (member_probs_ho, labels_ho), got {type(held_out).__name__}"
             + (f" of length {len(held_out)}" if isinstance(held_out, (tuple, list)) else "")
         )
-    ph = check_member_probs(held_out[0], "held_out[0]").detach()
+    ph = check_member_probs(held_out[0], "held_out[0]", validate=validate).detach()
     if ph.shape[0] != p.shape[0] or ph.shape[2] != p.shape[2]:
         raise ValueError(
             f"held_out[0] must hold the same K={p.shape[0]} models and C={p.shape[2]} classes as member_probs, "
@@ -419,27 +420,30 @@ def _result(p, y, metric, counts, path, best_steps, members, ho) -> SelectionRes
 # ----------------------------------------------------------------------------------------------------------
 
 
-def top_k(member_probs, labels, k: int, metric: str = "nll", *, held_out=None) -> SelectionResult:
+def top_k(
+    member_probs, labels, k: int, metric: str = "nll", *, held_out=None, validate: bool = True
+) -> SelectionResult:
     """The ``k`` best single models by ``metric`` on ``(member_probs, labels)``, averaged with equal weights
-    (ties: lower index first).  Returns a :class:`SelectionResult` with an empty path.
+    (ties: lower index first).  Returns a :class:`SelectionResult` with an empty path.  ``validate=False`` skips
+    checking the probabilities' values (a caller that checked them once).
 
     >>> import torch
     >>> p = torch.tensor([[[0.8, 0.2], [0.4, 0.6]], [[0.6, 0.4], [0.1, 0.9]], [[0.3, 0.7], [0.5, 0.5]]])
     >>> top_k(p, torch.tensor([0, 1]), 2).counts.tolist()
     [1, 1, 0]
     """
-    p, y = _inputs(member_probs, labels, metric)
+    p, y = _inputs(member_probs, labels, metric, validate)
     k = check_int(k, "k", minimum=1, maximum=p.shape[0])
-    ho = _held_out(held_out, p)
+    ho = _held_out(held_out, p, validate)
     single = _single_scores(_Scorer(p, y, metric), p.shape[0])
     counts = torch.zeros(p.shape[0], dtype=torch.int64)
     counts[_ranking(single)[:k]] = 1
     return _result(p, y, metric, counts, (), (), [list(range(p.shape[0]))], ho)
 
 
-def uniform(member_probs, labels=None, metric: str = "nll", *, held_out=None) -> SelectionResult:
+def uniform(member_probs, labels=None, metric: str = "nll", *, held_out=None, validate: bool = True) -> SelectionResult:
     """Every library model once: the uniform average.  With ``labels`` (and ``held_out``) its scores are filled
-    in.  Returns a :class:`SelectionResult` with an empty path.
+    in.  Returns a :class:`SelectionResult` with an empty path; ``validate`` as in :func:`top_k`.
 
     >>> import torch
     >>> p = torch.tensor([[[0.8, 0.2]], [[0.6, 0.4]]])
@@ -448,11 +452,11 @@ def uniform(member_probs, labels=None, metric: str = "nll", *, held_out=None) ->
     ([0.5, 0.5], 0.3567)
     """
     if labels is None:
-        p = check_member_probs(member_probs, "member_probs").detach()
+        p = check_member_probs(member_probs, "member_probs", validate=validate).detach()
         check_choice(metric, "metric", METRICS)
         y = None
     else:
-        p, y = _inputs(member_probs, labels, metric)
-    ho = _held_out(held_out, p)
+        p, y = _inputs(member_probs, labels, metric, validate)
+    ho = _held_out(held_out, p, validate)
     counts = torch.ones(p.shape[0], dtype=torch.int64)
     return _result(p, y, metric, counts, (), (), [list(range(p.shape[0]))], ho)
