@@ -23,6 +23,8 @@ AGREED = {
     "04.2": ("Who is passed on", "my_passed_on(scores, lo, hi)"),
     "05.1": ("WiSE-FT: interpolating weights", "my_wise_ft(a, b, alpha)"),
     "05.2": ("The greedy soup", "my_greedy_soup(states, evaluate)"),
+    "06.1": ("Forward selection with replacement", "my_forward_select(member_probs, labels, steps)"),
+    "06.2": ("The ambiguity decomposition", "my_ambiguity(member_probs, labels)"),
 }
 
 
@@ -39,7 +41,7 @@ def test_every_notebook_has_at_least_two_exercises():
     per_notebook = {}
     for i, _ in exercises.list_exercises():
         per_notebook.setdefault(i.split(".")[0], []).append(i)
-    assert sorted(per_notebook) == ["01", "02", "03", "04", "05"]
+    assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06"]
     assert all(len(v) >= 2 for v in per_notebook.values())
 
 
@@ -86,7 +88,7 @@ def test_an_unknown_id_names_the_argument_and_lists_the_known_ones():
         lambda: exercises.solution("9.9"),
         lambda: exercises.describe("9.9"),
     ):
-        with pytest.raises(ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'05.2', got '9.9'"):
+        with pytest.raises(ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'06.2', got '9.9'"):
             call()
     with pytest.raises(TypeError, match="exercise_id must be a string such as '01.1'.*got 1.1"):
         exercises.check(1.1, lambda: 0)

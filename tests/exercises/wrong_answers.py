@@ -425,6 +425,132 @@ def soup_returns_dict(states, evaluate):
     return {k: sum(s[k] for s in states) / len(states) for k in states[0]}
 
 
+# ----------------------------------------------------------------------------------------------------------
+# 06.1 forward selection with replacement
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _onehot(labels, member_probs):
+    return torch.nn.functional.one_hot(labels, member_probs.shape[-1]).to(member_probs.dtype)
+
+
+def fs_without_replacement(member_probs, labels, steps):
+    onehot, total, chosen = _onehot(labels, member_probs), torch.zeros_like(member_probs[0]), []
+    for n in range(1, steps + 1):
+        brier = (((total + member_probs) / n - onehot) ** 2).sum(-1).mean(-1)
+        if len(chosen) < len(member_probs):
+            brier[chosen] = math.inf  # "each model at most once"
+        best = int(brier.argmin())
+        chosen.append(best)
+        total = total + member_probs[best]
+    return chosen
+
+
+def fs_ties_to_highest(member_probs, labels, steps):
+    onehot, total, chosen = _onehot(labels, member_probs), torch.zeros_like(member_probs[0]), []
+    k = len(member_probs)
+    for n in range(1, steps + 1):
+        brier = (((total + member_probs) / n - onehot) ** 2).sum(-1).mean(-1)
+        best = k - 1 - int(brier.flip(0).argmin())  # the LAST minimum
+        chosen.append(best)
+        total = total + member_probs[best]
+    return chosen
+
+
+def fs_nll(member_probs, labels, steps):
+    total, chosen = torch.zeros_like(member_probs[0]), []
+    for n in range(1, steps + 1):
+        ens = (total + member_probs) / n
+        nll = -torch.log(ens[:, torch.arange(len(labels)), labels]).mean(-1)
+        best = int(nll.argmin())
+        chosen.append(best)
+        total = total + member_probs[best]
+    return chosen
+
+
+def fs_counts(member_probs, labels, steps):
+    chosen = [int(i) for i in _reference("06.1")(member_probs, labels, steps)]
+    return torch.bincount(torch.tensor(chosen), minlength=len(member_probs)).tolist()
+
+
+def fs_one_step_short(member_probs, labels, steps):
+    return _reference("06.1")(member_probs, labels, steps - 1) if steps > 1 else []
+
+
+def fs_sum_not_average(member_probs, labels, steps):
+    onehot, total, chosen = _onehot(labels, member_probs), torch.zeros_like(member_probs[0]), []
+    for _ in range(steps):
+        brier = ((total + member_probs - onehot) ** 2).sum(-1).mean(-1)  # the SUM of the chosen, not their mean
+        best = int(brier.argmin())
+        chosen.append(best)
+        total = total + member_probs[best]
+    return chosen
+
+
+def fs_running_average(member_probs, labels, steps):
+    onehot, ens, chosen = _onehot(labels, member_probs), None, []
+    for _ in range(steps):
+        cand = member_probs if ens is None else (ens + member_probs) / 2  # halves the older models each step
+        best = int((((cand - onehot) ** 2).sum(-1).mean(-1)).argmin())
+        chosen.append(best)
+        ens = cand[best]
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 06.2 the ambiguity decomposition
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _brier(p, onehot):
+    return float(((p - onehot) ** 2).sum(-1).mean())
+
+
+def amb_around_label(member_probs, labels):
+    onehot, pbar = _onehot(labels, member_probs), member_probs.mean(0)
+    mean_member = sum(_brier(p, onehot) for p in member_probs) / len(member_probs)
+    ambiguity = float(((member_probs - onehot) ** 2).sum(-1).mean())  # around the label, not the ensemble
+    return mean_member, ambiguity, _brier(pbar, onehot)
+
+
+def amb_brier_mean_over_classes(member_probs, labels):
+    onehot, pbar = _onehot(labels, member_probs), member_probs.mean(0)
+
+    def brier(p):  # averaged over the classes too
+        return float(((p - onehot) ** 2).mean())
+
+    mean_member = sum(brier(p) for p in member_probs) / len(member_probs)
+    return mean_member, float(((member_probs - pbar) ** 2).mean()), brier(pbar)
+
+
+def amb_not_divided_by_k(member_probs, labels):
+    onehot, pbar = _onehot(labels, member_probs), member_probs.mean(0)
+    mean_member = sum(_brier(p, onehot) for p in member_probs) / len(member_probs)
+    ambiguity = float(((member_probs - pbar) ** 2).sum(-1).sum(0).mean())  # summed over the members
+    return mean_member, ambiguity, _brier(pbar, onehot)
+
+
+def amb_other_order(member_probs, labels):
+    mean_member, ambiguity, ensemble = _reference("06.2")(member_probs, labels)
+    return ensemble, mean_member, ambiguity
+
+
+def amb_mean_member_as_ensemble(member_probs, labels):
+    mean_member, ambiguity, _ = _reference("06.2")(member_probs, labels)
+    return mean_member, ambiguity, mean_member  # "the ensemble's Brier": the members' Briers averaged
+
+
+def amb_returns_per_sample(member_probs, labels):
+    onehot, pbar = _onehot(labels, member_probs), member_probs.mean(0)
+    return ((member_probs - pbar) ** 2).sum(-1).mean(0), ((pbar - onehot) ** 2).sum(-1)
+
+
+def _reference(exercise_id):
+    from ensemble_lab.exercises import catalogue
+
+    return catalogue.get(exercise_id).reference
+
+
 #: exercise id -> [(wrong function, parts its message must contain)]
 WRONG_ANSWERS = {
     "01.1": [
@@ -521,5 +647,25 @@ WRONG_ANSWERS = {
         ),
         (soup_keeps_all, ["on random input 1 of 3", "to be kept, got [0, 1, 2, 3, 4, 5]"]),
         (soup_returns_dict, ["return the indices, not the soup"]),
+    ],
+    "06.1": [
+        (
+            fs_without_replacement,
+            ["on random input 1 of 3", "step 3: expected model 1, got model 3", "WITH replacement"],
+        ),
+        (fs_ties_to_highest, ["on two identical models", "step 1: expected model 1, got model 2", "LOWEST index"]),
+        (fs_nll, ["on random input 2 of 3", "step 2: expected model 1, got model 0", "Brier score"]),
+        (fs_counts, ["on random input 1 of 3", "got 5 numbers [0, 2, 2, 0, 0]", "counts"]),
+        (fs_one_step_short, ["on random input 1 of 3", "expected 4 model indices", "got 3 indices"]),
+        (fs_sum_not_average, ["on random input 1 of 3", "step 3: expected model 1", "AVERAGE"]),
+        (fs_running_average, ["on random input 2 of 3", "step 5: expected model 3, got model 0"]),
+    ],
+    "06.2": [
+        (amb_around_label, ["on random input 1 of 3", "the ambiguity: expected 0.141099", "around the label"]),
+        (amb_brier_mean_over_classes, ["the mean member Brier: expected", "3 times too small", "SUMS over"]),
+        (amb_not_divided_by_k, ["on random input 1 of 3", "the ambiguity: expected", "4 times too large"]),
+        (amb_other_order, ["on random input 1 of 3", "the right three numbers in the wrong order"]),
+        (amb_mean_member_as_ensemble, ["the ensemble's Brier: expected", "AVERAGED probabilities"]),
+        (amb_returns_per_sample, ["expected a tuple of 3 numbers (mean_member_brier, ambiguity, ensemble_brier)"]),
     ],
 }
