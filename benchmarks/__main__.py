@@ -24,6 +24,7 @@ ALL = [
     "bench_cascades",
     "bench_soups",
     "bench_selection",
+    "bench_selection_lab",
     "bench_browser",
     "bench_notebook",
 ]

@@ -1,8 +1,9 @@
 """Interactive Labs: a State of declared settings, a compute step over cached predictions, and a View of widgets.
 
 Every Lab is importable from here and named by one rule: the folder ``labs/<topic>/`` holds ``<Topic>Lab``,
-``<Topic>State``, ``<Topic>Result`` (in ``lab.py``) and ``<Topic>View`` (in ``view.py``).  See CONTRIBUTING.md
-for how to add one.
+``<Topic>State``, ``<Topic>Result`` (in ``lab.py``; the selection Lab's is ``SelectionLabResult``, since
+``ensemble_lab.selection.SelectionResult`` is forward selection's) and ``<Topic>View`` (in ``view.py``).  See
+CONTRIBUTING.md for how to add one.
 """
 
 from .base import Lab, LabState, cached
@@ -10,6 +11,7 @@ from .calibration import CalibrationLab, CalibrationResult, CalibrationState, Ca
 from .cascades import CascadesLab, CascadesResult, CascadesState, CascadesView
 from .deep_ensembles import DeepEnsemblesLab, DeepEnsemblesResult, DeepEnsemblesState, DeepEnsemblesView
 from .prompts import PromptsLab, PromptsResult, PromptsState, PromptsView
+from .selection import SelectionLab, SelectionLabResult, SelectionState, SelectionView
 from .soups import SoupsLab, SoupsResult, SoupsState, SoupsView
 from .state import Setting
 from .view import LabView
@@ -36,6 +38,10 @@ __all__ = [
     "PromptsResult",
     "PromptsState",
     "PromptsView",
+    "SelectionLab",
+    "SelectionLabResult",
+    "SelectionState",
+    "SelectionView",
     "SoupsLab",
     "SoupsResult",
     "SoupsState",

@@ -55,6 +55,7 @@ from .. import metrics
 from .._numerics import acc_dtype, order_view, uniform_bins
 from .._validation import (
     MAX_COUNT,
+    as_tensor,
     check_bool,
     check_choice,
     check_in_range,
@@ -187,7 +188,10 @@ def _held_out(held_out, p, validate: bool = True):
             f"held_out must be a pair (member_probs_ho, labels_ho), got {type(held_out).__name__}"
             + (f" of length {len(held_out)}" if isinstance(held_out, (tuple, list)) else "")
         )
-    ph = check_member_probs(held_out[0], "held_out[0]", validate=validate).detach()
+    ph = as_tensor(held_out[0], "held_out[0]")
+    if ph.device != p.device:  # before the values are read: a tensor on another device cannot be checked here
+        raise ValueError(f"held_out[0] must be on member_probs' device ({p.device}), got {ph.device}")
+    ph = check_member_probs(ph, "held_out[0]", validate=validate).detach()
     if ph.shape[0] != p.shape[0] or ph.shape[2] != p.shape[2]:
         raise ValueError(
             f"held_out[0] must hold the same K={p.shape[0]} models and C={p.shape[2]} classes as member_probs, "

@@ -300,15 +300,22 @@ def _feature_list(x, name: str, m: int | None) -> list:
     else:
         items = check_sequence(x, name, what="(N, D) feature tensors, one per source model")
     if m is not None and len(items) != m:
-        raise ValueError(f"{name} must hold one entry per source model ({m}), got {len(items)}")
+        raise ValueError(f"{name} must hold one entry per source model (source_probs_list holds {m}), got {len(items)}")
     return items
 
 
-def _team(team, m: int) -> tuple[int, ...]:
-    items = check_sequence(team, "team", what="source model indices")
-    out = tuple(check_int(i, f"team[{j}]", minimum=0, maximum=m - 1) for j, i in enumerate(items))
+def _team(team, m: int, name: str = "team") -> tuple[int, ...]:
+    """Distinct source model indices in ``[0, m)``: a list, tuple, range, or 1-D integer array or tensor."""
+    if isinstance(team, range):
+        team = list(team)
+    elif (
+        isinstance(team, torch.Tensor) and team.ndim == 1 and not team.is_floating_point() and team.dtype != torch.bool
+    ):
+        team = team.cpu().tolist()
+    items = check_sequence(team, name, what="source model indices")
+    out = tuple(check_int(i, f"{name}[{j}]", minimum=0, maximum=m - 1) for j, i in enumerate(items))
     if len(set(out)) != len(out):
-        raise ValueError(f"team must name each source model at most once, got {list(out)}")
+        raise ValueError(f"{name} must name each source model at most once, got {list(out)}")
     return out
 
 
@@ -413,10 +420,11 @@ def osborn(
     >>> abs(t.score + (t.domain + t.task + t.cohesion)) < 1e-12
     True
     """
+    members = _team(team, len(_probs_list(source_probs_list)))  # named `team` in its messages
     pool = osborn_pool(
-        features_source, features_target, source_probs_list, target_labels, source_labels=source_labels, members=team
+        features_source, features_target, source_probs_list, target_labels, source_labels=source_labels, members=members
     )
-    return pool.terms(team, weights=weights)
+    return pool.terms(members, weights=weights)
 
 
 @dataclass(frozen=True)
@@ -443,7 +451,15 @@ class OsbornPool:
         missing = [m for m in members if math.isnan(float(self.member_domain[m]))]
         if missing:
             raise ValueError(f"team holds source model {missing[0]}, whose terms this pool did not compute (members=)")
-        w = check_weights(weights, 3, "weights", normalise=False, need_positive_sum=False, dtype=torch.float64).tolist()
+        w = check_weights(
+            weights,
+            3,
+            "weights",
+            normalise=False,
+            need_positive_sum=False,
+            like=self.member_domain,
+            dtype=torch.float64,
+        ).tolist()
         dom = tuple(float(self.member_domain[m]) for m in members)
         task = tuple(float(self.member_task[m]) for m in members)
         pairs = [(a, b) for i, a in enumerate(members) for b in members[i + 1 :]]
@@ -493,7 +509,7 @@ def osborn_pool(
     f_src = _feature_list(features_source, "features_source", m_pool)
     f_tgt = _feature_list(features_target, "features_target", m_pool)
     y = _target_labels(target_labels, probs[0], "source_probs_list[0]")
-    chosen = tuple(range(m_pool)) if members is None else _team(members, m_pool)
+    chosen = tuple(range(m_pool)) if members is None else _team(members, m_pool, "members")
     s_labels = None
     if source_labels is not None:
         s_labels = _feature_list(source_labels, "source_labels", m_pool)

@@ -2639,6 +2639,70 @@ def routines() -> tuple[Routine, ...]:
             ),
             view=lambda r: r.scores,
         ),
+        R(
+            "ensemble_lab.selection.osborn_pool",
+            "selection",
+            dict(
+                features_source=_features_arg(_osb_source_features, rows=_NS),
+                features_target=_features_arg(
+                    _osb_target_features, rows=N, extra=[bad_f("entry one row short", lambda: _osb_short(N - 1))]
+                ),
+                source_probs_list=probs_arg(
+                    member_probs,
+                    extra=[
+                        valid_f("list of (N, Z) tensors", lambda: list(member_probs())),
+                        valid_f("list with different Z per model", _osb_mixed_z),
+                        bad_f("list with a second entry one row short", lambda: _osb_probs_short()),
+                        bad_f("2 models for 3 feature sets", lambda: member_probs()[:2]),
+                    ],
+                ),
+                target_labels=labels_arg(labels, 10**7),
+                source_labels=_source_labels_arg(),
+                members=index_list(K, extra=[valid("None (all)", None)]),
+            ),
+            view=_osb_pool_view,
+            sane=_osb_pool_sane,
+        ),
+        R(
+            "ensemble_lab.selection.OsbornPool.terms",
+            "selection",
+            dict(
+                team=index_list(
+                    3,
+                    [0, 2],
+                    skip=("[3] (out of range)",),
+                    extra=[
+                        bad("[4] (out of range)", [4]),
+                        bad("[3] (terms not computed: members=)", [3]),
+                        valid("one model [1]", [1]),
+                    ],
+                ),
+                weights=weights_arg(
+                    3,
+                    (1.0, 1.0, 1.0),
+                    zeros_ok=True,
+                    extra=[valid("all zeros", [0.0, 0.0, 0.0]), valid("no cohesion (1, 1, 0)", (1.0, 1.0, 0.0))],
+                ),
+            ),
+            owner=_osb_pool,
+            sane=_osb_terms_sane,
+        ),
+        R(
+            "ensemble_lab.selection.SelectionResult.prefix",
+            "selection",
+            dict(
+                steps=integer(2, minimum=1, maximum=_PREFIX_STEPS),
+                member_probs=probs_arg(
+                    member_probs, extra=[bad_f("K - 1 models", lambda: member_probs()[:-1])], skip=()
+                ),
+                labels=labels_,
+                held_out=_held_out_arg(),
+                validate=flag(True),
+            ),
+            owner=_long_selection,
+            view=lambda r: (r.weights, r.score, r.held_out_score),
+            sane=_prefix_sane,
+        ),
         # --------------------------------------------------------------------------- decompositions
         R(
             "ensemble_lab.decompositions.brier_decomposition",
@@ -2659,6 +2723,198 @@ def routines() -> tuple[Routine, ...]:
         ),
     ]
     return tuple(out)
+
+
+# OSBORN's pool: 3 source models with 6 source images each (3 features), the N target images -----------------
+
+_NS, _OSB_D = 6, 3
+
+
+def _osb_source_features() -> list[torch.Tensor]:
+    g = _g(21)
+    return [torch.randn(_NS, _OSB_D, generator=g) for _ in range(K)]
+
+
+def _osb_target_features() -> list[torch.Tensor]:
+    g = _g(22)
+    return [torch.randn(N, _OSB_D, generator=g) + 0.5 for _ in range(K)]
+
+
+def _osb_short(rows: int) -> list[torch.Tensor]:
+    f = _osb_target_features()
+    f[1] = f[1][:rows]
+    return f
+
+
+def _osb_source_labels() -> list[torch.Tensor]:
+    return [torch.arange(_NS) % C for _ in range(K)]
+
+
+def _osb_mixed_z() -> list[torch.Tensor]:
+    p = list(member_probs())
+    p[1] = torch.softmax(torch.randn(N, C + 2, generator=_g(23)), dim=-1)  # the source labels stay in [0, Z)
+    return p
+
+
+def _osb_probs_short() -> list[torch.Tensor]:
+    p = list(member_probs())
+    p[1] = p[1][:-1]
+    return p
+
+
+def _features_arg(base, *, rows: int, extra=()) -> Arg:
+    """One ``(rows, D)`` feature tensor per source model, as a list (or a ``(M, rows, D)`` tensor)."""
+
+    def entry(fn):
+        def make():
+            f = base()
+            f[1] = fn(f[1])
+            return f
+
+        return make
+
+    values = [
+        bad("None", None),
+        bad("str 'abc'", "abc"),
+        bad("empty list", []),
+        bad_f("generator", lambda: (f for f in base())),
+        bad_f("a bare (N, D) tensor", lambda: base()[0]),
+        bad_f("2 entries for 3 models", lambda: base()[:2]),
+        bad_f("entry with a NaN", entry(lambda t: _inject(t, _NAN))),
+        bad_f("entry with an inf", entry(lambda t: _inject(t, _INF))),
+        bad_f("entry 1-D", entry(lambda t: t[0])),
+        bad_f("entry with 0 rows", entry(lambda t: t[:0])),
+        bad_f("entry with 0 features", entry(lambda t: t[:, :0])),
+        bad_f("entry with another feature dimension", entry(lambda t: torch.cat([t, t], 1))),
+        bad_f("entry complex", entry(lambda t: t.to(torch.complex64))),
+        bad_f("entry a str", entry(lambda t: "x")),
+        bad_f("entry on the meta device", entry(lambda t: t.to("meta"))),
+        extreme_f("features of 1e308", lambda: [t / t.abs().max() * 1e308 for t in base()]),
+        extreme_f("features of 3e38 (float32)", lambda: [(t / t.abs().max() * 3e38).float() for t in base()]),
+        valid_f("tuple", lambda: tuple(base())),
+        valid_f("(M, N, D) tensor", lambda: torch.stack(base())),
+        valid_f("numpy arrays", lambda: [t.numpy() for t in base()]),
+        valid_f("float64", lambda: [t.double() for t in base()]),
+        valid_f("strided views", lambda: [_strided(t) for t in base()]),
+        valid_f("requires_grad", lambda: [t.requires_grad_(True) for t in base()]),
+        *extra,
+    ]
+    return _arg("features", base, values, meta=dict(rows=rows))
+
+
+def _source_labels_arg() -> Arg:
+    def entry(fn):
+        def make():
+            y = _osb_source_labels()
+            y[1] = fn(y[1])
+            return y
+
+        return make
+
+    values = [
+        valid("None (LEEP's joint)", None),
+        bad("str 'abc'", "abc"),
+        bad("empty list", []),
+        bad_f("generator", lambda: (y for y in _osb_source_labels())),
+        bad_f("2 entries for 3 models", lambda: _osb_source_labels()[:2]),
+        bad_f(f"entry with label {C} (= Z)", entry(lambda y: _set(y, C))),
+        bad_f("entry with label -1", entry(lambda y: _set(y, -1))),
+        bad_f("entry one label short", entry(lambda y: y[:-1])),
+        bad_f("entry non-integer floats", entry(lambda y: y.double() + 0.5)),
+        bad_f("entry with a NaN", entry(lambda y: _inject(y, _NAN))),
+        bad_f("entry bool", entry(lambda y: y > 0)),
+        bad_f("entry complex", entry(lambda y: y.to(torch.complex64))),
+        bad_f("entry on the meta device", entry(lambda y: y.to("meta"))),
+        valid_f("int32 entries", lambda: [y.to(torch.int32) for y in _osb_source_labels()]),
+        valid_f("numpy entries", lambda: [y.numpy() for y in _osb_source_labels()]),
+        valid_f("tuple", lambda: tuple(_osb_source_labels())),
+    ]
+    return _arg("source_labels", _osb_source_labels, values)
+
+
+def _osb_pool():
+    """A pool of 4 models whose terms are computed for the first 3 only (``members=``)."""
+    fs = _osb_source_features()
+    ft = _osb_target_features()
+    p = list(member_probs())
+    fs.append(fs[0] + 1)
+    ft.append(ft[0] - 1)
+    p.append(p[0].flip(-1))
+    return resolve("ensemble_lab.selection.osborn_pool")(
+        fs, ft, p, labels(), source_labels=[*_osb_source_labels(), torch.arange(_NS) % C], members=(0, 1, 2)
+    )
+
+
+def _osb_pool_view(pool):
+    """The computed entries (models left out by ``members=`` are NaN by design)."""
+    dom, task, dis = pool.member_domain, pool.member_task, pool.disagreement
+    return (dom[~dom.isnan()], task[~task.isnan()], dis[~dis.isnan()])
+
+
+def _osb_pool_sane(pool) -> str | None:
+    dom, task, dis = _osb_pool_view(pool)
+    if bool((dom < 0).any()):
+        return f"negative domain difference {float(dom.min())!r}"
+    if bool((task < -1e-12).any()):
+        return f"negative task difference (a conditional entropy) {float(task.min())!r}"
+    if bool((dis < 0).any()) or bool((dis > 1 + 1e-12).any()):
+        return f"disagreement outside [0, 1]: [{float(dis.min())!r}, {float(dis.max())!r}]"
+    full = pool.disagreement
+    if not torch.equal(full.isnan(), full.isnan().T) or not bool((full.nan_to_num() == full.nan_to_num().T).all()):
+        return "disagreement not symmetric"
+    return None
+
+
+def _osb_terms_sane(t) -> str | None:
+    w = t.weights
+    want = -(w[0] * t.domain + w[1] * t.task + w[2] * t.cohesion)
+    if abs(t.score - want) > 1e-12 * (1 + abs(want)):
+        return f"score {t.score!r} != -(w . terms) = {want!r}"
+    if t.cohesion < 0 or (len(t.team) == 1 and t.cohesion != 0):
+        return f"cohesion {t.cohesion!r} of a team of {len(t.team)}"
+    return None
+
+
+_PREFIX_STEPS = 4  # additions after the initialisation in the long selection that prefix slides along
+
+
+def _long_selection():
+    p = member_probs()
+    return resolve("ensemble_lab.selection.forward_select")(
+        p, labels(), metric="brier", steps=_PREFIX_STEPS, init=1, bags=2, bag_fraction=0.7, held_out=(p, labels())
+    )
+
+
+def _held_out_arg() -> Arg:
+    values = [
+        valid("None", None),
+        bad("str 'abc'", "abc"),
+        bad_f("member_probs alone", member_probs),
+        bad_f("triple", lambda: (member_probs(), labels(), labels())),
+        bad_f("pair with labels one short", lambda: (member_probs(), labels()[:-1])),
+        bad_f("pair with K - 1 models", lambda: (member_probs()[:-1], labels())),
+        bad_f(
+            "pair with C + 1 classes", lambda: (torch.softmax(torch.randn(K, N, C + 1, generator=_g(24)), -1), labels())
+        ),
+        bad_f("pair with a NaN", lambda: (_inject(member_probs(), _NAN), labels())),
+        bad_f("pair with rows summing to 2", lambda: (member_probs() * 2, labels())),
+        bad_f("pair with label C", lambda: (member_probs(), _set(labels(), C))),
+        bad_f("pair on the meta device", lambda: (member_probs().to("meta"), labels().to("meta"))),
+        valid_f("list pair", lambda: [member_probs(), labels()]),
+        valid_f("numpy pair", lambda: (member_probs().numpy(), labels().numpy())),
+    ]
+    return _arg("held_out", lambda: (member_probs(), labels()), values)
+
+
+def _prefix_sane(r) -> str | None:
+    """The prefix's counts are those of forward selection run with that many steps (the docstring's promise)."""
+    steps = len(r.path) // len(r.bags) - 1  # init = 1
+    want = resolve("ensemble_lab.selection.forward_select")(
+        member_probs(), labels(), metric="brier", steps=steps, init=1, bags=2, bag_fraction=0.7
+    )
+    if not torch.equal(r.counts.cpu(), want.counts.cpu()):
+        return f"counts {r.counts.tolist()} != forward_select(steps={steps})'s {want.counts.tolist()}"
+    return None
 
 
 def _team_sum(team) -> float:

@@ -44,7 +44,7 @@ from ..state import LabState, Setting
 
 __all__ = [
     "SelectionState",
-    "SelectionResultView",
+    "SelectionLabResult",
     "SelectionLab",
     "HILL_SIZES",
     "MAX_STEPS",
@@ -94,8 +94,9 @@ class SelectionState(LabState):
 
 
 @dataclass(frozen=True)
-class SelectionResultView:
-    """What the Lab shows for one State.
+class SelectionLabResult:
+    """What the Lab shows for one State (named ``SelectionLabResult``, not ``SelectionResult`` as the Labs' naming
+    rule would have it: that name is forward selection's own result, :class:`ensemble_lab.selection.SelectionResult`).
 
     Library part:
       ``path``: ``"step"`` ``(S,)`` ensemble sizes and ``"hill"``, ``"held_out"`` ``(S,)`` scores of the metric
@@ -208,6 +209,9 @@ class SelectionLab(Lab):
     def limits(self):
         return {"target": tuple(self.world.targets)}
 
+    def defaults(self):
+        return {"target": self.world.targets[0]}  # the world's first target (the State's default names the real one)
+
     # -- the library ------------------------------------------------------------------------------------
     def hill_set(self, hill_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(K, n, C)`` probabilities and ``(n,)`` labels of the hill-climbing set."""
@@ -292,37 +296,47 @@ class SelectionLab(Lab):
         return teams, scores, truth, tau, picks, pick_index, b
 
     # -- the computation --------------------------------------------------------------------------------
-    def compute(self, state: SelectionState) -> SelectionResultView:
-        path = self._path(state.metric, state.hill_size, state.init, state.bagging, state.seed)
-        p, y = self.hill_set(state.hill_size, state.seed)
+    @cached(maxsize=256)
+    def _library_part(self, metric: str, hill_size: int, init: int, bagging: bool, seed: int, steps: int) -> dict:
+        """Everything the library half shows, per (selection settings, steps): a winning-team move reuses it."""
+        path = self._path(metric, hill_size, init, bagging, seed)
+        p, y = self.hill_set(hill_size, seed)
         ho = (self._p_test, self._y_test)
-        sel = path.prefix(state.steps, p, y, held_out=ho, validate=False)
+        sel = path.prefix(steps, p, y, held_out=ho, validate=False)
         k = int((sel.counts > 0).sum())
         table = {"forward selection": _row(sel, self._p_test, self._y_test, sel.score)}
-        table.update(self._baselines(state.metric, state.hill_size, state.seed, k))
+        table.update(self._baselines(metric, hill_size, seed, k))
         order = sorted(range(len(self.names)), key=lambda i: (-int(sel.counts[i]), i))
-        team = {self.names[i]: int(sel.counts[i]) for i in order if int(sel.counts[i]) > 0}
-        decomposition = {
-            "forward selection": self._decompose(sel.counts.double(), state.metric),
-            "uniform": self._uniform_decomposition(state.metric),
+        return {
+            "path": self._mean_path(path),
+            "best_step": sel.best_step,
+            "team": {self.names[i]: int(sel.counts[i]) for i in order if int(sel.counts[i]) > 0},
+            "table": table,
+            "decomposition": {
+                "forward selection": self._decompose(sel.counts.double(), metric),
+                "uniform": self._uniform_decomposition(metric),
+            },
         }
+
+    def compute(self, state: SelectionState) -> SelectionLabResult:
+        part = self._library_part(state.metric, state.hill_size, state.init, state.bagging, state.seed, state.steps)
         teams, scores, truth, tau, picks, pick_index, b = self._transfer(
             state.target, state.label_seed, state.team_size
         )
-        return SelectionResultView(
-            path=self._mean_path(path),
+        return SelectionLabResult(
+            path=part["path"],
             steps=state.steps,
-            best_step=sel.best_step,
-            team=team,
-            table=table,
-            decomposition=decomposition,
+            best_step=part["best_step"],
+            team=dict(part["team"]),
+            table={k: dict(v) for k, v in part["table"].items()},
+            decomposition=dict(part["decomposition"]),
             metric=state.metric,
             soup="not applicable: the library's models were trained from different initialisations",
             teams=teams,
             scores=scores[state.estimator],
             truth=truth,
-            tau=tau,
-            picks=picks,
+            tau=dict(tau),
+            picks=dict(picks),
             best=(teams[b], float(truth[b])),
             sources=self.world.sources,
             pick_index=pick_index[state.estimator],
