@@ -18,9 +18,12 @@ NOTEBOOK_ARTEFACTS: tuple[dict, ...] = (
 def prebuild(progress: bool = True) -> None:
     """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, the image-caption world of
     03_prompt_ensembling (its zero-shot domains and pre-training sample) and the fine-tuned ingredients of
-    05_model_soups_wise_ft (data seeds 0, 1, 2)."""
+    05_model_soups_wise_ft (data seeds 0, 1, 2), and the model library and winning-team world of
+    06_ensemble_selection."""
     from ..data.captions import pretraining_sample, zero_shot_domains
+    from .library import model_library
     from .soup_world import soup_world
+    from .transfer_world import transfer_world
     from .zoo import ensemble_predictions
 
     for config in NOTEBOOK_ARTEFACTS:
@@ -29,6 +32,8 @@ def prebuild(progress: bool = True) -> None:
     pretraining_sample()
     for seed in (0, 1, 2):  # 05's headline runs over the soup worlds of data seeds 0, 1, 2 (~40 s each on 2 cores)
         soup_world(seed=seed, progress=progress)
+    model_library(progress=progress)  # 06: four groups are the ensembles above, three small ones are new
+    transfer_world(progress=progress)  # 06: 12 source models and every team's probes (~30 s on 2 cores)
 
 
 if __name__ == "__main__":

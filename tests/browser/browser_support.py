@@ -279,6 +279,10 @@ SCENARIOS: dict[str, Scenario] = {
         cycle_readout(("0.0", "1.0", "0.2", "0.8", "0.4", "0.6", "0.1", "0.9", "0.3", "0.7")),
         row="WiSE-FT",
     ),
+    # a slider's readout: the number of selection steps; the forward selection's row changes
+    "06": Scenario(
+        "el-selection", ".el-steps", cycle_readout(("5", "40", "10", "30", "2", "45")), row="forward selection"
+    ),
 }
 
 

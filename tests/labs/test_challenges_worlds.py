@@ -91,3 +91,18 @@ def test_soups_notebook_05():
     lab = SoupsLab(soup_world(seed=0))
     (goal,) = SoupsLab.CHALLENGES
     _check(lab, {goal.key: _set(alpha=0.6)})
+
+
+def test_selection_notebook_06():
+    from ensemble_lab.artefacts.library import model_library
+    from ensemble_lab.artefacts.transfer_world import transfer_world
+    from ensemble_lab.labs import SelectionLab
+
+    lab = SelectionLab(model_library(progress=False), transfer_world(progress=False))
+    _check(
+        lab,
+        {
+            "small-hill-set": _set(hill_size=100, bagging=True, steps=50),
+            "winning-team": _set(target="faint + noise", team_size=3, estimator="E-LEEP"),
+        },
+    )

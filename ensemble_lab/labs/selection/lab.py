@@ -167,7 +167,7 @@ class SelectionLab(Lab):
             Target("metric", lambda r, s: r.metric, "==", "nll", fmt=str),
             Target(
                 "held-out NLL",
-                lambda r, s: r.table["forward selection"]["held_out"],
+                lambda r, s: r.table["forward selection"]["nll"],
                 "<=",
                 0.345,
                 fmt=lambda x: f"{x:.3f}",
@@ -259,8 +259,12 @@ class SelectionLab(Lab):
         steps = sorted(by_step)
         return {
             "step": torch.tensor(steps, dtype=torch.int64),
-            "hill": torch.tensor([sum(s.score for s in by_step[i]) / len(by_step[i]) for i in steps]),
-            "held_out": torch.tensor([sum(s.held_out for s in by_step[i]) / len(by_step[i]) for i in steps]),
+            "hill": torch.tensor(
+                [sum(s.score for s in by_step[i]) / len(by_step[i]) for i in steps], dtype=torch.float64
+            ),
+            "held_out": torch.tensor(
+                [sum(s.held_out for s in by_step[i]) / len(by_step[i]) for i in steps], dtype=torch.float64
+            ),
         }
 
     def _decompose(self, weights: torch.Tensor, metric: str) -> Decomposition:
