@@ -1,4 +1,4 @@
-"""Draw the course map of notebooks/00_start_here.ipynb: the six notebooks, what each is about, and which one
+"""Draw the course map of notebooks/00_start_here.ipynb: the seven notebooks, what each is about, and which one
 builds on which.  Writes docs/course_map.png next to this file (the notebook embeds that PNG as an attachment).
 
 Run: ``.venv/bin/python docs/course_map.py``.  Colours are the Okabe-Ito palette (colour-blind safe); the boxes
@@ -25,6 +25,16 @@ BOXES = [
     ("04", 0.60, 0.20, "04 · Cascades", "early exit; risk,\ncoverage, MACs", "#D55E00", "dashed"),
     ("03", 0.855, 0.80, "03 · Prompt ensembles", "zero-shot; weight\nprompts without labels", "#CC79A7", "dashdot"),
     ("05", 0.855, 0.20, "05 · Soups, WiSE-FT", "average weights,\nnot outputs", "#0072B2", "dashed"),
+    # 06: black (Okabe-Ito) with a dash-dot-dot border, the one style no other box uses
+    (
+        "06",
+        1.11,
+        0.20,
+        "06 · Selection",
+        "choosing the team;\ndiversity, transfer",
+        "#000000",
+        (0, (6, 2, 1, 2, 1, 2)),
+    ),
 ]
 # (from, to, label, where the label sits: "above", "left" or "right" of the arrow's middle)
 ARROWS = [
@@ -33,14 +43,15 @@ ARROWS = [
     ("01", "04", "01's trained members", "left"),
     ("02", "03", "then", "above"),
     ("03", "05", "its zero-shot model", "left"),
+    ("05", "06", "then", "above"),
 ]
 W, H = 0.175, 0.26
 
 
 def draw(path: Path = OUT) -> Path:
-    fig = plt.figure(figsize=(9.0, 3.6), dpi=100)
+    fig = plt.figure(figsize=(11.35, 3.6), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(-0.01, 0.97)
+    ax.set_xlim(-0.01, 1.225)
     ax.set_ylim(0.0, 1.0)
     ax.axis("off")
     centres = {}
