@@ -236,15 +236,23 @@ class SelectionLab(Lab):
         finally:
             self.busy = ""
 
-    @cached(maxsize=48)
+    @cached(maxsize=256)
     def _baselines(self, metric: str, hill_size: int, seed: int, k: int) -> dict[str, dict[str, float]]:
         p, y = self.hill_set(hill_size, seed)
+        top = top_k(p, y, k, metric=metric, held_out=(self._p_test, self._y_test), validate=False)
+        return {
+            f"top-{k}": _row(top, self._p_test, self._y_test, top.score),
+            **self._fixed_rows(metric, hill_size, seed),
+        }
+
+    @cached(maxsize=48)
+    def _fixed_rows(self, metric: str, hill_size: int, seed: int) -> dict[str, dict[str, float]]:
+        """The rows that do not depend on the team's size: the uniform average and the best single model."""
+        p, y = self.hill_set(hill_size, seed)
         ho = (self._p_test, self._y_test)
-        top = top_k(p, y, k, metric=metric, held_out=ho, validate=False)
         single = top_k(p, y, 1, metric=metric, held_out=ho, validate=False)
         every = uniform(p, y, metric=metric, held_out=ho, validate=False)
         return {
-            f"top-{k}": _row(top, self._p_test, self._y_test, top.score),
             f"uniform (all {len(self.names)})": _row(every, self._p_test, self._y_test, every.score),
             f"best single model ({self.names[int(single.counts.argmax())]})": _row(
                 single, self._p_test, self._y_test, single.score
