@@ -95,6 +95,14 @@ def mosaic_figure(mosaic, figsize=(8.0, 4.0), **gridspec):
     return fig, axes
 
 
+def _legend_below(ax: Axes, handles=None, ncol: int = 3, y: float = -0.2):
+    """The Lab drawings' legend: centred under the axes (``y`` in axes units), small, without a frame."""
+    kwargs = {} if handles is None else {"handles": handles}
+    return ax.legend(
+        **kwargs, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol, fontsize="x-small", frameon=False
+    )
+
+
 def _to_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
@@ -422,9 +430,7 @@ class WiseCurvePlot:
             self.ece["id"],
             self.ece["shift"],
         ]
-        legend = ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="x-small", frameon=False
-        )
+        legend = _legend_below(ax, handles)
         self._soup_texts = legend.get_texts()[2:4]
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
@@ -480,14 +486,7 @@ class LossLinePlot:
         ax.set_ylabel("val loss (nats)")
         la.set_ylabel("val accuracy", color=_MUTED)
         la.tick_params(axis="y", colors=_MUTED)
-        ax.legend(
-            handles=[self.loss, self.acc],
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
-            ncol=1,
-            fontsize="x-small",
-            frameon=False,
-        )
+        _legend_below(ax, [self.loss, self.acc], ncol=1)
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 
@@ -523,14 +522,7 @@ class SelectionPathPlot:
         (self.held_dot,) = ax.plot([], [], "s", color=PALETTE["orange"], ms=5)
         self.now = ax.axvline(1, color=_MUTED, lw=1, zorder=1)
         ax.set_xlabel("models added (ensemble size)")
-        ax.legend(
-            handles=[self.hill, self.held, self.best],
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
-            ncol=3,
-            fontsize="x-small",
-            frameon=False,
-        )
+        _legend_below(ax, [self.hill, self.held, self.best])
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 
@@ -594,7 +586,7 @@ class DecompositionBars:
                 )
             )
         ax.set_xticks(x, list(self.names), fontsize="small")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize="x-small", frameon=False)
+        _legend_below(ax, y=-0.15)
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 
@@ -630,7 +622,7 @@ class TeamScatter:
             [], [], "o", ms=13, markerfacecolor="none", markeredgecolor=_ENSEMBLE, mew=2, label="the best team"
         )
         ax.set_ylabel("accuracy after probing")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="x-small", frameon=False)
+        _legend_below(ax)
         ax.set_title(" \n ", fontsize="medium")
         self._static = None
 

@@ -173,7 +173,7 @@ def _target_data(name: str, seed: int):
     _, y_test, _ = _relabel(test.labels, label_set)
     labelled = {}
     for s in LABEL_SEEDS:
-        g = torch.Generator().manual_seed(1000 * seed + 17 * s + TARGET_TASKS_ORDER.index(name))
+        g = torch.Generator().manual_seed(1000 * seed + 17 * s + list(TARGET_TASKS).index(name))
         idx = torch.cat(
             [
                 (y_pool == c).nonzero().squeeze(1)[torch.randperm(int((y_pool == c).sum()), generator=g)[:N_PER_CLASS]]
@@ -182,9 +182,6 @@ def _target_data(name: str, seed: int):
         )
         labelled[s] = (pool.images[idx], y_pool[idx])
     return labelled, test.images, y_test
-
-
-TARGET_TASKS_ORDER = tuple(TARGET_TASKS)
 
 
 @torch.no_grad()

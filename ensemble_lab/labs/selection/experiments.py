@@ -32,7 +32,7 @@ from ...decompositions import Decomposition, brier_decomposition, nll_decomposit
 from ...selection import forward_select, top_k, uniform
 from ...stats import ClusterResampler, PairedDifference
 from ..base import lab_work
-from .lab import MAX_STEPS, N_BAGS, hill_indices, kendall_tau
+from .lab import MAX_STEPS, N_BAGS, hill_set, kendall_tau
 
 __all__ = [
     "SEEDS",
@@ -59,8 +59,7 @@ RANKING_PAIRS: tuple[tuple[str, str], ...] = (
 
 
 def _hill(library: ModelLibrary, size: int, seed: int):
-    idx = hill_indices(library.labels["val"].shape[0], size, seed)
-    return library.probs["val"][:, idx].double(), library.labels["val"][idx]
+    return hill_set(library.probs["val"].double(), library.labels["val"], size, seed)
 
 
 def _test(library: ModelLibrary):
@@ -183,11 +182,12 @@ def _gain_is_diversity(library: ModelLibrary, *, steps: int = MAX_STEPS, n_resam
     """See :class:`GainIsDiversity`."""
     p_val, y_val = library.probs["val"].double(), library.labels["val"]
     p_test, y_test = _test(library)
-    weights = {
-        "forward selection": forward_select(p_val, y_val, "nll", steps=steps).counts,
-        "top-5": top_k(p_val, y_val, 5, "nll").counts,
-        "uniform": uniform(p_val).counts,
+    selections = {
+        "forward selection": forward_select(p_val, y_val, "nll", steps=steps),
+        "top-5": top_k(p_val, y_val, 5, "nll"),
+        "uniform": uniform(p_val),
     }
+    weights = {k: s.counts for k, s in selections.items()}
     nll = {k: nll_decomposition(p_test, y_test, weights=w.double()) for k, w in weights.items()}
     brier = {k: brier_decomposition(p_test, y_test, weights=w.double()) for k, w in weights.items()}
     best = {}
@@ -197,10 +197,8 @@ def _gain_is_diversity(library: ModelLibrary, *, steps: int = MAX_STEPS, n_resam
     residual = max(abs(d.residual) for d in (*nll.values(), *brier.values()))
     resampler = ClusterResampler(library.sources["test"], n_resamples=n_resamples, seed=0)
     sel, uni = nll["forward selection"], nll["uniform"]
-    ensembles = {
-        k: torch.tensordot(w.double() / w.sum(), p_test, 1)
-        for k, w in {**weights, "best single model": top_k(p_val, y_val, 1, "nll").counts}.items()
-    }
+    selections["best single model"] = top_k(p_val, y_val, 1, "nll")
+    ensembles = {k: s.ensemble(p_test) for k, s in selections.items()}
     return GainIsDiversity(
         nll=nll,
         brier=brier,

@@ -51,6 +51,7 @@ __all__ = [
     "N_BAGS",
     "kendall_tau",
     "hill_indices",
+    "hill_set",
 ]
 
 HILL_SIZES: tuple[int, ...] = (100, 250, 500, 1000, 2500, 5000)
@@ -75,6 +76,15 @@ def hill_indices(n_total: int, size: int, seed: int) -> torch.Tensor:
         return torch.arange(n_total)
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n_total, generator=g)[:size].sort().values
+
+
+def hill_set(
+    member_probs: torch.Tensor, labels: torch.Tensor, size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hill-climbing set of :func:`hill_indices` cut from validation ``member_probs`` ``(K, N, C)`` and
+    ``labels`` ``(N,)``: ``(K, n, C)`` and ``(n,)``."""
+    idx = hill_indices(labels.shape[0], size, seed)
+    return member_probs[:, idx], labels[idx]
 
 
 class SelectionState(LabState):
@@ -213,10 +223,11 @@ class SelectionLab(Lab):
         return {"target": self.world.targets[0]}  # the world's first target (the State's default names the real one)
 
     # -- the library ------------------------------------------------------------------------------------
+    @cached(maxsize=16)
     def hill_set(self, hill_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(K, n, C)`` probabilities and ``(n,)`` labels of the hill-climbing set."""
-        idx = hill_indices(self._y_val.shape[0], hill_size, seed)
-        return self._p_val[:, idx], self._y_val[idx]
+        """``(K, n, C)`` probabilities and ``(n,)`` labels of the hill-climbing set (:func:`hill_set`), cut once
+        per (size, seed): every update of the library half reads it."""
+        return hill_set(self._p_val, self._y_val, hill_size, seed)
 
     @cached(maxsize=48)
     def _path(self, metric: str, hill_size: int, init: int, bagging: bool, seed: int) -> SelectionResult:
