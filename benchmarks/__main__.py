@@ -25,6 +25,7 @@ ALL = [
     "bench_soups",
     "bench_selection",
     "bench_selection_lab",
+    "bench_forecast_scores",
     "bench_browser",
     "bench_notebook",
 ]

@@ -75,6 +75,7 @@ FAMILIES = (
     "device",
     "selection",
     "decompositions",
+    "forecast",
 )
 #: what happened: the first two are what the contract asks for, the other four are failures
 CATEGORIES = ("refused", "ok", "vague", "crash", "silent", "refused-valid")
@@ -2721,6 +2722,127 @@ def routines() -> tuple[Routine, ...]:
             ),
             sane=_exact_decomposition,
         ),
+        # ---- forecast scores
+        R(
+            "ensemble_lab.forecast.scores.crps_ensemble",
+            "forecast",
+            dict(
+                members=_f_members_arg(extra=[valid_f("one member (standard CRPS)", lambda: _f_members()[:1])]),
+                observations=_f_obs_arg(),
+                fair=flag(False),
+                validate=flag(True),
+            ),
+            sane=_f_nonneg,
+        ),
+        R(
+            "ensemble_lab.forecast.scores.crps_gaussian",
+            "forecast",
+            dict(
+                mean=_f_broadcast_arg(_f_obs),
+                std=_f_broadcast_arg(
+                    _f_std,
+                    secondary=True,
+                    extra=[
+                        bad_f("a zero entry", lambda: _set(_f_std(), 0.0)),
+                        bad_f("a negative entry", lambda: _set(_f_std(), -0.5)),
+                        extreme_f("std of 1e-320", lambda: torch.full((_FN,), 1e-320, dtype=torch.float64)),
+                        extreme_f("std of 1e308", lambda: torch.full((_FN,), 1e308, dtype=torch.float64)),
+                    ],
+                ),
+                observations=_f_broadcast_arg(lambda: _f_obs() + 0.3, secondary=True),
+            ),
+            sane=_f_nonneg,
+        ),
+        R(
+            "ensemble_lab.forecast.scores.crps_gaussian_mixture",
+            "forecast",
+            dict(
+                means=_f_members_arg(skip=("integer members",)),
+                stds=tensor(
+                    "scores",
+                    _f_stds,
+                    secondary=True,
+                    extra=[
+                        bad_f("a zero entry", lambda: _inject(_f_stds(), 0.0)),
+                        bad_f("a negative entry", lambda: _inject(_f_stds(), -0.5)),
+                        bad_f("one member short", lambda: _f_stds()[:-1]),
+                        extreme_f("stds of 1e-320", lambda: torch.full((_FM, _FN), 1e-320, dtype=torch.float64)),
+                    ],
+                ),
+                observations=_f_obs_arg(),
+                weights=weights_arg(_FM),
+            ),
+            sane=_f_nonneg,
+        ),
+        R(
+            "ensemble_lab.forecast.scores.energy_score",
+            "forecast",
+            dict(
+                members=_f_members_arg(_f_state_members),
+                observations=_f_obs_arg(_f_state_obs),
+                fair=flag(True),
+                validate=flag(True),
+            ),
+            sane=_f_nonneg,
+        ),
+        *(
+            R(
+                f"ensemble_lab.forecast.scores.{name}",
+                "forecast",
+                dict(
+                    members=_f_members_arg(_f_lead_members, extra=[bad_f("one member", lambda: _f_lead_members()[:1])]),
+                    observations=_f_obs_arg(_f_lead_obs),
+                    dim=_f_dim_arg(),
+                ),
+                view=(lambda r: (r.spread, r.skill, r.ratio)) if name == "spread_skill" else _identity,
+            )
+            for name in ("spread_skill", "spread_skill_ratio")
+        ),
+        R(
+            "ensemble_lab.forecast.scores.rank_histogram",
+            "forecast",
+            dict(members=_f_members_arg(), observations=_f_obs_arg(), seed=seed(0)),
+            sane=lambda c: None if int(c.sum()) == _FN else f"counts sum to {int(c.sum())}, not {_FN}",
+        ),
+        R(
+            "ensemble_lab.forecast.scores.rank_histogram_flatness",
+            "forecast",
+            dict(counts=_f_counts_arg()),
+            sane=lambda r: None if 0 <= r.p_value <= 1 and r.delta >= 0 else f"p {r.p_value!r}, delta {r.delta!r}",
+        ),
+        R(
+            "ensemble_lab.forecast.scores.exceedance_probability",
+            "forecast",
+            dict(
+                members=_f_members_arg(
+                    skip=("one dim fewer", "extra leading dim"),
+                    extra=[
+                        valid_f("(N,): N members of one point", lambda: _f_members()[0]),
+                        valid_f("(1, M, N): one member", lambda: _f_members().unsqueeze(0)),
+                    ],
+                ),
+                threshold=_f_threshold_arg(),
+            ),
+            sane=_f_unit,
+        ),
+        R(
+            "ensemble_lab.forecast.scores.brier_threshold",
+            "forecast",
+            dict(
+                members=_f_members_arg(),
+                observations=_f_obs_arg(),
+                threshold=_f_threshold_arg(),
+                fair=flag(True),
+            ),
+            sane=_f_unit,
+        ),
+        R(
+            "ensemble_lab.forecast.scores.threshold_reliability",
+            "forecast",
+            dict(members=_f_members_arg(), observations=_f_obs_arg(), threshold=_f_threshold_arg()),
+            view=lambda r: (r.probability, r.observed_frequency, r.base_rate),
+            sane=lambda r: None if int(r.count.sum()) == _FN else f"counts sum to {int(r.count.sum())}, not {_FN}",
+        ),
     ]
     return tuple(out)
 
@@ -2936,6 +3058,170 @@ def _exact_decomposition(d) -> str | None:
         return f"ensemble {d.ensemble_loss!r} != mean member {d.mean_member_loss!r} - diversity {d.diversity!r}"
     if d.diversity < -1e-9 * scale:
         return f"negative diversity {d.diversity!r}"
+    return None
+
+
+# ---- forecast scores: M = 5 members of N = 12 points (the state: 6 points x 3 variables; leads: 3 x 4) ---------
+
+_FM, _FN = 5, 12
+
+
+def _f_members() -> torch.Tensor:
+    return torch.randn(_FM, _FN, generator=_g(31))
+
+
+def _f_obs() -> torch.Tensor:
+    return torch.randn(_FN, generator=_g(32))
+
+
+def _f_std() -> torch.Tensor:
+    return torch.rand(_FN, generator=_g(33)) + 0.2
+
+
+def _f_stds() -> torch.Tensor:
+    return torch.rand(_FM, _FN, generator=_g(34)) + 0.2
+
+
+def _f_state_members() -> torch.Tensor:
+    return torch.randn(_FM, 6, 3, generator=_g(35))
+
+
+def _f_state_obs() -> torch.Tensor:
+    return torch.randn(6, 3, generator=_g(36))
+
+
+def _f_lead_members() -> torch.Tensor:
+    return torch.randn(_FM, 3, 4, generator=_g(37))
+
+
+def _f_lead_obs() -> torch.Tensor:
+    return torch.randn(3, 4, generator=_g(38))
+
+
+def _f_big(make, value: float, dtype: torch.dtype):
+    def big():
+        t = make().to(dtype)
+        return t / t.abs().max() * value
+
+    return big
+
+
+def _f_members_arg(base=_f_members, *, extra=(), skip=()) -> Arg:
+    """Members ``(M, ...)``, members first: bool refused, integers read as numbers."""
+    own = [
+        bad_f("bool members", lambda: base() > 0),
+        valid_f("integer members", lambda: (base() * 4).round().to(torch.int64)),
+        valid_f("float16", lambda: base().half()),
+        extreme_f("members of 1e308 (float64)", _f_big(base, 1e308, torch.float64)),
+        extreme_f("members of 3e38 (float32)", _f_big(base, 3e38, torch.float32)),
+        *extra,
+    ]
+    return tensor("scores", base, extra=own, skip=skip)
+
+
+def _f_obs_arg(base=_f_obs) -> Arg:
+    """Observations shaped like one member, on the members' device."""
+    own = [
+        bad_f("bool observations", lambda: base() > 0),
+        valid_f("integer observations", lambda: base().round().to(torch.int32)),
+        extreme_f("observations of 1e308 (float64)", _f_big(base, 1e308, torch.float64)),
+    ]
+    return tensor("scores", base, secondary=True, extra=own)
+
+
+def _f_broadcast_arg(base, *, secondary=False, extra=()) -> Arg:
+    """A tensor that broadcasts against the other arguments: a number, a 0-d or a (1, N) tensor are valid."""
+    own = [
+        valid("python float 0.5 (broadcasts)", 0.5),
+        valid_f("0-d tensor (broadcasts)", lambda: base()[0].clone()),
+        valid_f("(1, N) (broadcasts)", lambda: base().unsqueeze(0)),
+        bad_f("(N - 1,) (does not broadcast)", lambda: base()[:-1]),
+        *extra,
+    ]
+    return tensor(
+        "scores",
+        base,
+        secondary=secondary,
+        extra=own,
+        skip=("python float 0.5", "one dim fewer", "extra leading dim"),
+    )
+
+
+def _f_dim_arg() -> Arg:
+    """Dimensions of the ``(3, 4)`` observations to average over (None: all)."""
+    values = [
+        valid("None (all)", None),
+        valid("int 1", 1),
+        valid("int -1", -1),
+        valid("tuple (0, 1)", (0, 1)),
+        valid("list [0]", [0]),
+        valid("numpy int64 1", np.int64(1)),
+        bad("2 (out of range)", 2),
+        bad("-3 (out of range)", -3),
+        bad("2**70", 2**70),
+        bad("True", True),
+        bad("float 1.0", 1.0),
+        bad("str '1'", "1"),
+        bad("repeat (1, 1)", (1, 1)),
+        bad("repeat (1, -1)", (1, -1)),
+        bad("empty tuple", ()),
+        bad("(0, True)", (0, True)),
+        bad("dict", {0: 1}),
+    ]
+    return _arg("dim", None, values)
+
+
+def _f_threshold_arg() -> Arg:
+    """A number, or a tensor that broadcasts to the points' shape (per-point thresholds)."""
+    return real(
+        0.3,
+        skip=("list [0.5]",),
+        extra=[
+            valid("list [0.5] (broadcasts)", [0.5]),
+            valid_f("per-point tensor", lambda: torch.linspace(-1, 1, _FN)),
+            valid_f("per-point numpy", lambda: np.linspace(-1, 1, _FN)),
+            bad_f("per-point tensor with a NaN", lambda: _inject(torch.linspace(-1, 1, _FN), _NAN)),
+            bad_f("(N - 1,) tensor", lambda: torch.zeros(_FN - 1)),
+            bad_f("complex tensor", lambda: torch.zeros(_FN, dtype=torch.complex64)),
+            bad_f("bool tensor", lambda: torch.zeros(_FN, dtype=torch.bool)),
+            bad_f("meta-device tensor", lambda: torch.zeros(_FN, device="meta")),
+        ],
+    )
+
+
+def _f_counts() -> torch.Tensor:
+    return torch.tensor([3, 1, 2, 0, 4, 2])
+
+
+def _f_counts_arg() -> Arg:
+    own = [
+        bad_f("a negative count", lambda: _set(_f_counts(), -1)),
+        bad_f("fractional counts", lambda: _f_counts().double() + 0.5),
+        bad_f("NaN count", lambda: _inject(_f_counts().double(), _NAN)),
+        bad_f("inf count", lambda: _inject(_f_counts().double(), _INF)),
+        bad("all zeros", [0] * 6),
+        bad("one bin", [5]),
+        bad_f("bool counts", lambda: _f_counts() > 0),
+        valid("list", [3, 1, 2, 0, 4, 2]),
+        valid_f("float counts", lambda: _f_counts().double()),
+        valid_f("int32", lambda: _f_counts().to(torch.int32)),
+        extreme("counts of 2**62", [2**62] * 6),
+    ]
+    return tensor("counts", _f_counts, floating=False, extra=own)
+
+
+def _f_nonneg(result) -> str | None:
+    """A score that cannot be negative (CRPS, energy): >= 0 to rounding."""
+    t = result.detach().double()
+    floor = -1e-9 * (1 + float(t.abs().max())) if t.numel() else 0.0
+    return f"negative score {float(t.min())!r}" if t.numel() and float(t.min()) < floor else None
+
+
+def _f_unit(result) -> str | None:
+    """Probabilities and Brier scores of a binary event: in [0, 1]."""
+    t = result.detach().double()
+    if t.numel() and (float(t.min()) < 0 or float(t.max()) > 1):
+        return f"outside [0, 1]: [{float(t.min())!r}, {float(t.max())!r}]"
     return None
 
 

@@ -385,6 +385,7 @@ test_training_contract = _contract("training")
 test_device_contract = _contract("device")
 test_decompositions_contract = _contract("decompositions")
 test_selection_contract = _contract("selection")
+test_forecast_contract = _contract("forecast")
 
 
 def test_every_family_has_a_property():
