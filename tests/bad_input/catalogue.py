@@ -2722,6 +2722,127 @@ def routines() -> tuple[Routine, ...]:
             ),
             sane=_exact_decomposition,
         ),
+        # ---- forecast world and forecasters
+        R(
+            "ensemble_lab.forecast.dynamics.integrate",
+            "forecast",
+            dict(
+                x0=tensor(
+                    "states",
+                    _fw_state,
+                    extra=[bad_f("3 variables (J < 4)", lambda: _fw_state()[..., :3])],
+                    skip=("one dim fewer", "extra leading dim"),  # any leading axes are cases and members
+                ),
+                n_steps=integer(3, minimum=0, maximum=10**7),
+                dt=real(0.05, lo=0.0, hi=0.5, lo_open=True),
+                forcing=real(8.0, lo=-1e3, hi=1e3, skip=("list [0.5]", "array of 2", "tensor of 2")),
+                every=integer(1, minimum=1, maximum=10**7),
+            ),
+        ),
+        R(
+            "ensemble_lab.forecast.lorenz96",
+            "forecast",
+            dict(
+                n_variables=integer(8, minimum=4, maximum=10_000),
+                forcing=real(8.0, lo=-100.0, hi=100.0),
+                model_error=real(-0.5, lo=-20.0, hi=20.0),
+                n_cases=integer(3, minimum=1, maximum=1_000_000),
+                n_leads=integer(2, minimum=0, maximum=10_000),
+                obs_noise=real(0.5, lo=0.0, hi=100.0),
+                seed=seed(0),
+            ),
+            view=lambda w: (w.truth, w.observations),
+            work=("ensemble_lab.forecast.world._spun_up",),
+        ),
+        R(
+            "ensemble_lab.forecast.climate_run",
+            "forecast",
+            dict(
+                n_samples=integer(8, minimum=1, maximum=10_000_000),
+                n_variables=integer(8, minimum=4, maximum=10_000),
+                n_chains=integer(2, minimum=1, maximum=100_000),
+                seed=seed(0),
+            ),
+            work=("ensemble_lab.forecast.world._spun_up",),
+        ),
+        R(
+            "ensemble_lab.forecast.random_perturbations",
+            "forecast",
+            dict(
+                world=_fw_world_arg(),
+                n_members=integer(3, minimum=1, maximum=10_000),
+                amplitude=real(0.5, lo=0.0, hi=100.0),
+                seed=seed(0),
+            ),
+        ),
+        R(
+            "ensemble_lab.forecast.bred_vectors",
+            "forecast",
+            dict(
+                world=_fw_world_arg(),
+                n_members=integer(3, minimum=1, maximum=10_000),
+                amplitude=real(0.5, lo=0.0, hi=100.0),
+                cycles=integer(2, minimum=1, maximum=4, optional=True, extra=[bad("3 (does not divide 4 steps)", 3)]),
+                model_error=real(-0.5, lo=-20.0, hi=20.0, optional=True),
+                seed=seed(0),
+            ),
+        ),
+        R(
+            "ensemble_lab.forecast.physics_ensemble",
+            "forecast",
+            dict(
+                world=_fw_world_arg(),
+                n_members=integer(3, minimum=1, maximum=10_000),
+                amplitude=real(0.5, lo=0.0, hi=100.0),
+                kind=choice(("random", "bred")),
+                model_error=real(-0.5, lo=-20.0, hi=20.0, optional=True),
+                n_leads=integer(2, minimum=0, maximum=10**7, optional=True),
+                seed=seed(0),
+            ),
+        ),
+        R(
+            "ensemble_lab.forecast.Lorenz96World.forecast",
+            "forecast",
+            dict(
+                initial=tensor(
+                    "states",
+                    lambda: _fw_world().analysis[None].clone(),
+                    extra=[bad_f("wrong number of cases", lambda: _fw_world().analysis[None, :1])],
+                    skip=("one dim fewer", "extra leading dim"),  # (N, J) and (A, B, N, J) are valid
+                ),
+                model_error=real(-0.5, lo=-20.0, hi=20.0, optional=True),
+                n_leads=integer(2, minimum=0, maximum=10**7, optional=True),
+            ),
+            owner=_fw_world,
+        ),
+        R(
+            "ensemble_lab.forecast.ensemble_forecast",
+            "forecast",
+            dict(
+                forecaster=choice(
+                    ("physics", "emulator", "crps-generator", "seeds", "seeds-post-processed", "gaussian-members"),
+                    "emulator",
+                ),
+                world=_fw_world_arg(extra=[bad_f("a world of 8 variables", lambda: _fw_world(n_variables=8))]),
+                n_members=integer(3, minimum=1, maximum=10_000),
+                amplitude=real(0.5, lo=0.0, hi=100.0, optional=True),
+                kind=choice(("random", "bred")),
+                sampling_steps=integer(2, minimum=1, maximum=1000),
+                seed=seed(0),
+            ),
+        ),
+        R(
+            "ensemble_lab.forecast.forecast_cost",
+            "forecast",
+            dict(
+                forecaster=choice(
+                    ("physics", "emulator", "crps-generator", "seeds", "seeds-post-processed", "gaussian-members"),
+                    "seeds",
+                ),
+                n_variables=integer(40, minimum=4, maximum=10_000),
+                sampling_steps=integer(8, minimum=1, maximum=1000),
+            ),
+        ),
         # ---- forecast scores
         R(
             "ensemble_lab.forecast.scores.crps_ensemble",
@@ -3534,3 +3655,35 @@ def _run(case: Case, timeout: float) -> Outcome:
     if problem:
         return Outcome("silent", problem)
     return Outcome("ok", "accepted" if result is _ACCEPTED else f"returned {_describe(result)}")
+
+
+# ---- forecast world and forecasters: a world of 3 cases, 2 leads ------------------------------------------
+
+
+def _fw_state() -> torch.Tensor:
+    return 8.0 + torch.randn(2, 8, generator=_g(41), dtype=torch.float64)
+
+
+@functools.cache
+def _fw_world_cached(n_variables: int):
+    from ensemble_lab.forecast import lorenz96
+
+    return lorenz96(n_variables=n_variables, n_cases=3, n_leads=2, breeding_window=0.8, seed=0)
+
+
+def _fw_world(n_variables: int = 40):
+    return _fw_world_cached(n_variables)
+
+
+def _fw_world_arg(extra=()) -> Arg:
+    return other(
+        "world",
+        _fw_world,
+        [
+            bad("None", None),
+            bad("str 'lorenz96'", "lorenz96"),
+            bad("dict", {}),
+            bad_f("a tensor of states", _fw_state),
+            *extra,
+        ],
+    )
