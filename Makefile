@@ -2,6 +2,13 @@
 #   make lab   -> install everything into .venv and open JupyterLab on notebooks/
 #   make test  -> install everything into .venv, lint, and run the whole test suite (unit tests + nbval + browser)
 PYTHON ?= python3
+# the same kernels on every x86-64 cpu (AVX2, also where AVX-512 exists): trained models and the notebooks'
+# numbers are then the same bits as on the machines they were saved on (see conftest.py)
+ifeq ($(shell uname -m),x86_64)
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_ENABLE_INSTRUCTIONS ?= AVX2
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+endif
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip

@@ -6,7 +6,22 @@ trained members) are shared by the tests and notebook kernels of the same sessio
 """
 
 import os
+import platform
 import tempfile
+
+# One instruction set on every x86-64 machine.  torch, MKL and oneDNN choose their kernels by the cpu (AVX2,
+# AVX-512, ...), and different kernels round differently: on an AVX-512 cpu, trained members, MiniCLIP and the
+# notebooks' checked numbers came out different from the AVX2 machine they were saved on (seen at stop 25).
+# Capped at AVX2, which every x86-64 cpu this course runs on has, both give the same bits.  Set before torch is
+# imported; the notebook kernels and servers the tests start inherit it.  The Makefile sets the same for
+# `make lab`, `make app` and `make bench`.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    for _name, _value in (
+        ("ATEN_CPU_CAPABILITY", "avx2"),
+        ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+        ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+    ):
+        os.environ.setdefault(_name, _value)
 
 os.environ.setdefault("ENSEMBLE_LAB_CACHE", tempfile.mkdtemp(prefix="ensemble_lab_cache_"))
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -3,8 +3,11 @@
 Run ``python -m ensemble_lab.forecast.forecasters_train [--out DIR] [--only PART ...] [--threads T]``.  The
 defaults reproduce ``ensemble_lab/forecast/weights/forecasters.{safetensors,json}``: the same torch version on
 the same kind of cpu with the same ``--threads`` (default 2) gives bit-identical weights (seeded data, seeded
-initialisation and batch order, deterministic algorithms).  ``--only`` trains some parts (the others are
-copied from the shipped file, so the written file is complete); the emulator is needed by
+initialisation and batch order, deterministic algorithms) with the same kernels: the shipped ones were made
+with torch's, MKL's and oneDNN's instruction sets capped at AVX2 (``ATEN_CPU_CAPABILITY=avx2
+MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2``, what ``make`` and the test session set on x86-64); on an
+AVX-512 cpu without the cap the scores agree to about 0.001, not bit for bit.  ``--only`` trains some parts (the
+others are copied from the shipped file, so the written file is complete); the emulator is needed by
 "gaussian-members" and is loaded from the shipped file when it is not retrained.
 
 Data (all from :mod:`~ensemble_lab.forecast.world`, with seeds none of the course's evaluation worlds use):
