@@ -26,6 +26,7 @@ ALL = [
     "bench_selection",
     "bench_selection_lab",
     "bench_forecast_scores",
+    "bench_forecast_lab",
     "bench_browser",
     "bench_notebook",
 ]

@@ -786,3 +786,215 @@ class StaticFigure:
         )
         data = {"text/html": figure, "image/png": png, "text/plain": f"Figure: {self.description}"}
         return data, {"image/png": {"alt": self.description}}
+
+
+# ---- forecasting Lab drawings
+
+
+class LeadScorePlot:
+    """A score against lead time: the forecaster's curves (solid, dashed) and a reference (dotted grey, hidden
+    when there is none), a horizontal target line (e.g. 1 for a spread-skill ratio) and a vertical line at the
+    current lead.  ``update`` returns True when a title or a range changed."""
+
+    def __init__(self, ax: Axes, labels: Sequence[str], reference_label: str = "", target: float | None = None):
+        self.ax = ax
+        self.lines = []
+        for j, label in enumerate(labels):
+            (line,) = ax.plot(
+                [],
+                [],
+                "-" if j == 0 else "--",
+                color=_ENSEMBLE if j == 0 else PALETTE["orange"],
+                lw=2,
+                marker="o" if j == 0 else None,
+                ms=3,
+                label=label,
+            )
+            self.lines.append(line)
+        (self.reference,) = ax.plot([], [], ":", color=_MUTED, lw=2, label=reference_label or "reference")
+        self.target = None if target is None else ax.axhline(target, color=PALETTE["black"], lw=0.8, zorder=1)
+        self.now = ax.axvline(0, color=_MUTED, lw=1, zorder=1)
+        (self.dot,) = ax.plot([], [], "o", color=_ENSEMBLE, ms=7)
+        ax.set_xlabel("lead time (days)")
+        _legend_below(ax, [*self.lines, self.reference] if reference_label else self.lines, ncol=2, y=-0.25)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.now, self.reference, *self.lines, self.dot]
+
+    def update(self, days, curves: Sequence, lead: int, reference=None, title: str = "", ylabel: str = "") -> bool:
+        """``days`` ``(L + 1,)``; ``curves``: one ``(L + 1,)`` series per label; ``lead``: the index marked;
+        ``reference``: a ``(L + 1,)`` series or None (hidden)."""
+        x = _to_numpy(days).astype(float)
+        values = []
+        for line, curve in zip(self.lines, curves, strict=True):
+            y = _to_numpy(curve).astype(float)
+            line.set_data(x, y)
+            values.append(y)
+        if reference is None:
+            self.reference.set_data([], [])
+            self.reference.set_visible(False)
+        else:
+            r = _to_numpy(reference).astype(float)
+            self.reference.set_data(x, r)
+            self.reference.set_visible(True)
+            values.append(r)
+        self.now.set_xdata([x[lead], x[lead]])
+        self.dot.set_data([x[lead]], [values[0][lead]])
+        top = max(float(np.max(v)) for v in values)
+        if self.target is not None:
+            top = max(top, float(self.target.get_ydata()[0]))
+        step = 0.1 if top <= 2 else 0.5
+        static = (title, ylabel, (0.0, _ceil(top * 1.05 + 1e-9, step)), (float(x[0]), float(x[-1])))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_ylim(*static[2])
+        self.ax.set_xlim(static[3][0] - 0.3, static[3][1] + 0.3)
+        self._static = static
+        return True
+
+
+class RankHistogramBars:
+    """A rank histogram: ``max_members + 1`` bars created once (those past ``M + 1`` hidden) and the count a
+    flat histogram would have (a dashed line).  ``update`` returns True when a range or the title changed."""
+
+    def __init__(self, ax: Axes, max_members: int):
+        self.ax = ax
+        self.max_members = int(max_members)
+        n = self.max_members + 1
+        self.bars = ax.bar(np.arange(n), np.zeros(n), 0.85, color=_ENSEMBLE, label="observations of rank k")
+        (self.flat,) = ax.plot([], [], "--", color=_GAP, lw=1.5, label="flat (reliable)")
+        ax.set_xlabel("rank of the truth among the members")
+        ax.set_ylabel("count")
+        _legend_below(ax, [self.bars, self.flat], ncol=2, y=-0.25)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [*self.bars, self.flat]
+
+    def update(self, counts, title: str, top: float | None = None) -> bool:
+        """``counts`` ``(M + 1,)``; ``top``: the largest count to make room for (e.g. over every lead, so the axis
+        stays as the lead moves; default: these counts')."""
+        c = _to_numpy(counts).astype(float)
+        k = len(c)
+        if not 2 <= k <= self.max_members + 1:
+            raise ValueError(f"counts must have 2 to {self.max_members + 1} entries, got {k}")
+        for i, bar in enumerate(self.bars):
+            bar.set_height(c[i] if i < k else 0.0)
+            bar.set_visible(i < k)
+        expected = float(c.sum()) / k
+        self.flat.set_data([-0.5, k - 0.5], [expected, expected])
+        top = max(float(c.max()) if top is None else max(float(top), float(c.max())), expected)
+        step = 10 ** math.floor(math.log10(max(top, 1.0)))
+        static = (title, k, _ceil(top * 1.08 + 1e-9, step))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_xlim(-0.7, k - 0.3)
+        self.ax.set_ylim(0, static[2])
+        self._static = static
+        return True
+
+
+class PlumePlot:
+    """A forecast plume: up to ``max_members`` member lines (created once; those past M hidden), the truth (thick)
+    and the observations (dots) against lead time, with a vertical line at the current lead, a dotted horizontal
+    line at a threshold and a label in the corner (which case and variable: blitted, so a move of either draws
+    no title).  ``update`` returns True when a range or the title changed."""
+
+    def __init__(self, ax: Axes, max_members: int):
+        self.ax = ax
+        self.members = [
+            ax.plot([], [], "-", color=PALETTE["sky blue"], lw=0.8, alpha=0.7)[0] for _ in range(int(max_members))
+        ]
+        self.members[0].set_label("members")
+        (self.truth,) = ax.plot([], [], "-", color=PALETTE["black"], lw=2.2, label="truth")
+        (self.obs,) = ax.plot([], [], "o", color=PALETTE["vermillion"], ms=4, label="observations")
+        self.threshold = ax.axhline(0, color=PALETTE["reddish purple"], lw=1, ls=":", label="extreme threshold")
+        self.now = ax.axvline(0, color=_MUTED, lw=1, zorder=1)
+        self.label = ax.text(0.01, 0.97, "", transform=ax.transAxes, va="top", ha="left", fontsize="small")
+        ax.set_xlabel("lead time (days)")
+        _legend_below(ax, [self.members[0], self.truth, self.obs, self.threshold], ncol=4, y=-0.25)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.threshold, self.now, *self.members, self.truth, self.obs, self.label]
+
+    def update(
+        self, days, members, truth, observations, lead: int, threshold: float, title: str, ylabel: str, label: str = ""
+    ) -> bool:
+        """``members`` ``(M, L + 1)``; ``truth``, ``observations`` ``(L + 1,)``; ``label``: the corner text."""
+        x = _to_numpy(days).astype(float)
+        mem = _to_numpy(members).astype(float)
+        if mem.ndim != 2 or mem.shape[0] > len(self.members):
+            raise ValueError(f"members must be (M, L + 1) with M <= {len(self.members)}, got {mem.shape}")
+        for i, line in enumerate(self.members):
+            if i < mem.shape[0]:
+                line.set_data(x, mem[i])
+                line.set_visible(True)
+            else:
+                line.set_visible(False)
+        t, o = _to_numpy(truth).astype(float), _to_numpy(observations).astype(float)
+        self.truth.set_data(x, t)
+        self.obs.set_data(x, o)
+        self.threshold.set_ydata([threshold, threshold])
+        self.now.set_xdata([x[lead], x[lead]])
+        self.label.set_text(label)
+        # a range that fits every variable of Lorenz-96 (about -10 .. 15) moves only for a wilder forecast
+        lo = min(-10.0, _floor(float(min(mem.min(), t.min(), o.min())) - 1e-9, 5.0))
+        hi = max(15.0, _ceil(float(max(mem.max(), t.max(), o.max(), threshold)) + 1e-9, 5.0))
+        static = (title, ylabel, (lo, hi), (float(x[0]), float(x[-1])))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_ylim(lo, hi)
+        self.ax.set_xlim(static[3][0] - 0.2, static[3][1] + 0.2)
+        self._static = static
+        return True
+
+
+class EventReliabilityPlot:
+    """The reliability of a threshold-event forecast (:class:`~ensemble_lab.forecast.scores.ThresholdReliability`):
+    the observed frequency against each forecast probability that occurs, the diagonal and the base rate.
+    ``update`` returns True when the title changed."""
+
+    def __init__(self, ax: Axes):
+        self.ax = ax
+        ax.plot([0, 1], [0, 1], "-", color=_MUTED, lw=1, label="reliable")
+        (self.points,) = ax.plot([], [], "o-", color=_ENSEMBLE, lw=1.5, ms=4, label="observed frequency")
+        self.base = ax.axhline(0, color=_GAP, lw=1, ls="--", label="base rate")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("forecast probability (members above)")
+        ax.set_ylabel("observed frequency")
+        _legend_below(ax, ncol=3, y=-0.25)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.base, self.points]
+
+    def update(self, reliability, title: str) -> bool:
+        p = _to_numpy(reliability.probability).astype(float)
+        f = _to_numpy(reliability.observed_frequency).astype(float)
+        present = _to_numpy(reliability.present).astype(bool)
+        self.points.set_data(p[present], f[present])
+        self.base.set_ydata([reliability.base_rate, reliability.base_rate])
+        if title == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self._static = title
+        return True
+
+
+__all__ += ["LeadScorePlot", "RankHistogramBars", "PlumePlot", "EventReliabilityPlot"]

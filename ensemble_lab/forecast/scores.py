@@ -65,6 +65,7 @@ __all__ = [
     "SpreadSkill",
     "spread_skill",
     "spread_skill_ratio",
+    "prefix_scores",
     "rank_histogram",
     "RankFlatness",
     "rank_histogram_flatness",
@@ -459,6 +460,60 @@ def spread_skill_ratio(members, observations, dim=None) -> torch.Tensor:
     1.7321
     """
     return spread_skill(members, observations, dim).ratio
+
+
+def prefix_scores(members, observations, dim=None, *, validate: bool = True) -> dict[str, torch.Tensor]:
+    """The CRPS (both estimators) and spread-skill of EVERY prefix of an ensemble at once.
+
+    ``members`` ``(M, ...)`` and ``observations`` ``(...)`` -> ``"crps"``, ``"crps_fair"``, ``"spread"``,
+    ``"skill"``, ``"ratio"``, each ``(M + 1, *kept)`` float64: row ``m`` holds, for the first ``m`` members, the
+    mean over ``dim`` (dimensions OF ``observations``, as :func:`spread_skill`; None = all) of
+    ``crps_ensemble(members[:m], observations, fair=...)``, and ``spread_skill(members[:m], observations, dim)``.
+    Row 0 is NaN, and row 1 too for the fair CRPS, the spread and the ratio (they need two members).
+
+    Why: a Lab whose ensemble-size slider moves along one ensemble would call :func:`crps_ensemble` once per size,
+    a sort each; here the pair sums ``sum_{i<j<=m} |x_i - x_j|`` and the moments are accumulated member by member
+    (O(M^2) per point, once), and a size is a row.  The moments are taken about the first member, so a tight
+    ensemble loses no digits to cancellation.  Equal to the routines to float64 round-off (tested).
+
+    >>> import torch
+    >>> x = torch.tensor([[0.0], [2.0], [1.0]], dtype=torch.float64)
+    >>> r = prefix_scores(x, torch.tensor([1.0], dtype=torch.float64))
+    >>> r["crps"][1:].tolist(), r["crps_fair"][2:].tolist()  # sizes 1, 2, 3 (fair: 2, 3)
+    ([1.0, 0.5, 0.2222222222222222], [0.0, 0.0])
+    """
+    x, y, _dtype = _ensemble(members, observations, validate=validate)
+    dims = _dims(dim, y.ndim)
+    acc = acc_dtype(x.device)
+    x, y = x.detach().to(acc), y.detach().to(acc)
+    m_max = x.shape[0]
+    m = torch.arange(1, m_max + 1, dtype=acc, device=x.device).view(-1, *([1] * (x.ndim - 1)))
+    abs_error = (x - y).abs().cumsum(dim=0) / m  # mean |x_i - y| over the first m members
+    pairs = torch.zeros_like(x)  # pairs[m - 1]: sum over i < j <= m of |x_i - x_j|
+    running = torch.zeros_like(x[0])
+    for j in range(1, m_max):
+        running = running + (x[j] - x[:j]).abs().sum(dim=0)
+        pairs[j] = running
+    d = x - x[0]
+    s1, s2 = d.cumsum(dim=0), d.square().cumsum(dim=0)
+    var = (s2 - s1.square() / m) / (m - 1)  # row 0 divides by 0 (NaN), dropped below
+    error = (x[0] + s1 / m - y).square()
+    reduce = tuple(range(1, x.ndim)) if dims is None else tuple(d_ + 1 for d_ in dims)
+
+    def by_size(t: torch.Tensor) -> torch.Tensor:
+        kept = t.mean(dim=reduce) if reduce else t
+        out = torch.full((m_max + 1, *kept.shape[1:]), math.nan, dtype=acc, device=x.device)
+        out[1:] = kept
+        return out
+
+    crps = by_size(abs_error - pairs / m.square())
+    crps_fair = by_size(abs_error - pairs / (m * (m - 1)))
+    spread, skill = by_size(var).sqrt(), by_size(error).sqrt()
+    k = torch.arange(m_max + 1, dtype=acc, device=x.device).view(-1, *([1] * (crps.ndim - 1)))
+    ratio = ((k + 1) / k).sqrt() * spread / skill
+    for t in (crps_fair, spread, ratio):
+        t[:2] = math.nan
+    return {"crps": crps, "crps_fair": crps_fair, "spread": spread, "skill": skill, "ratio": ratio}
 
 
 # ----------------------------------------------------------------------------------------------------------

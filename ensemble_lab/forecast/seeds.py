@@ -35,7 +35,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validation import MAX_COUNT, as_tensor, check_finite_tensor, check_int, check_positive, check_seed
+from .._validation import (
+    MAX_COUNT,
+    as_tensor,
+    check_finite_tensor,
+    check_int,
+    check_positive,
+    check_seed,
+    check_sequence,
+)
 from .emulator import check_states
 from .networks import CLIMATE_STD, RingNet, macs_per_state, normalise, train_loop
 
@@ -66,24 +74,33 @@ class SeedsGenerator(nn.Module):
         return self.net(inp)[:, 0]
 
     @torch.no_grad()
-    def sample(self, seeds, n_members: int, *, steps: int = 8, seed: int = 0) -> torch.Tensor:
-        """``n_members`` new members ``(M, N, L + 1, J)`` from ``seeds`` ``(2, N, L + 1, J)`` (Euler steps of the
-        flow from Gaussian noise; ``steps`` network evaluations per member and lead)."""
+    def sample(self, seeds, n_members: int, *, steps: int = 8, seed: int = 0, leads=None) -> torch.Tensor:
+        """``n_members`` new members ``(M, N, L', J)`` from ``seeds`` ``(2, N, L', J)`` (Euler steps of the flow
+        from Gaussian noise; ``steps`` network evaluations per member and lead).  ``leads``: the lead index of
+        each of the seeds' ``L'`` lead slices (default ``0 .. L' - 1``); since every lead is generated on its
+        own, generating only the leads one needs costs proportionally less."""
         s = check_seeds(seeds)
         m = check_int(n_members, "n_members", minimum=1, maximum=100_000)
         steps = check_int(steps, "steps", minimum=1, maximum=10_000)
         gen = torch.Generator().manual_seed(check_seed(seed))
-        _, n, leads, j = s.shape
+        _, n, leads_n, j = s.shape
+        if leads is None:
+            lead_index = torch.arange(leads_n, dtype=torch.float32)
+        else:
+            items = [check_int(v, "leads", minimum=0, maximum=MAX_COUNT) for v in check_sequence(leads, "leads")]
+            if len(items) != leads_n:
+                raise ValueError(f"leads must name one lead per lead slice of seeds ({leads_n}), got {len(items)}")
+            lead_index = torch.tensor(items, dtype=torch.float32)
         mean, gap = s.mean(0), (s[0] - s[1]).abs()
-        lead = (torch.arange(leads, dtype=torch.float32) / self.max_lead).expand(n, leads)
+        lead = (lead_index / self.max_lead).expand(n, leads_n)
         flat = lambda t: t.expand(m, *t.shape).reshape(-1, j)  # noqa: E731
         mean_f, gap_f = flat(mean), flat(gap)
-        lead_f = lead.expand(m, n, leads).reshape(-1)
+        lead_f = lead.expand(m, n, leads_n).reshape(-1)
         x = torch.randn(mean_f.shape, generator=gen)
         for i in range(steps):
             t = torch.full((x.shape[0],), i / steps)
             x = x + self.velocity(x, t, mean_f, gap_f, lead_f) / steps
-        return (mean_f + CLIMATE_STD * x).reshape(m, n, leads, j)
+        return (mean_f + CLIMATE_STD * x).reshape(m, n, leads_n, j)
 
     def macs_per_lead(self, n_variables: int, steps: int = 8) -> int:
         """Multiply-accumulates of one generated member at one lead (``steps`` network evaluations)."""

@@ -10,6 +10,7 @@ from .base import Lab, LabState, cached
 from .calibration import CalibrationLab, CalibrationResult, CalibrationState, CalibrationView
 from .cascades import CascadesLab, CascadesResult, CascadesState, CascadesView
 from .deep_ensembles import DeepEnsemblesLab, DeepEnsemblesResult, DeepEnsemblesState, DeepEnsemblesView
+from .forecast import ForecastLab, ForecastResult, ForecastState, ForecastView
 from .prompts import PromptsLab, PromptsResult, PromptsState, PromptsView
 from .selection import SelectionLab, SelectionLabResult, SelectionState, SelectionView
 from .soups import SoupsLab, SoupsResult, SoupsState, SoupsView
@@ -34,6 +35,10 @@ __all__ = [
     "DeepEnsemblesResult",
     "DeepEnsemblesState",
     "DeepEnsemblesView",
+    "ForecastLab",
+    "ForecastResult",
+    "ForecastState",
+    "ForecastView",
     "PromptsLab",
     "PromptsResult",
     "PromptsState",

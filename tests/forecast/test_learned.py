@@ -219,3 +219,16 @@ def test_seeds_keep_their_two_physics_members(small_world, shipped):
     ens = ensemble_forecast("seeds", small_world, 6, seed=3, forecasters=shipped)
     assert torch.equal(ens[:2], physics_ensemble(small_world, 2, small_world.obs_noise, seed=3).float())
     assert crps_ensemble(ens, small_world.truth.float(), fair=True).mean() < 3.0
+
+
+def test_seeds_generate_only_the_leads_asked_for(shipped, small_world):
+    two = physics_ensemble(small_world, 2, 0.5, seed=0).float()
+    some = shipped.seeds.sample(two[:, :, [1, 3]], 3, seed=0, leads=[1, 3])
+    assert some.shape == (3, 6, 2, 40)
+    # the lead changes the generated spread: the same seeds read as day 1 or as day 4 give different members
+    as_later = shipped.seeds.sample(two[:, :, [1, 3]], 3, seed=0, leads=[4, 4])
+    assert not torch.allclose(some, as_later)
+    with pytest.raises(ValueError, match="leads"):
+        shipped.seeds.sample(two[:, :, [1, 3]], 3, leads=[1])
+    with pytest.raises(ValueError, match="leads"):
+        shipped.seeds.sample(two[:, :, [1, 3]], 3, leads=[1, -1])
