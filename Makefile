@@ -8,6 +8,7 @@ ifeq ($(shell uname -m),x86_64)
 export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_ENABLE_INSTRUCTIONS ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
+export OPENBLAS_CORETYPE ?= Haswell
 endif
 VENV   ?= .venv
 BIN     = $(VENV)/bin

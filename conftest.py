@@ -9,12 +9,12 @@ import os
 import platform
 import tempfile
 
-# One instruction set on every x86-64 machine.  torch, MKL and oneDNN choose their kernels by the cpu (AVX2,
-# AVX-512, ...), and different kernels round differently: on an AVX-512 cpu, trained members, MiniCLIP and the
-# notebooks' checked numbers came out different from the AVX2 machine they were saved on (seen at stop 25).
-# Capped at AVX2, which every x86-64 cpu this course runs on has, both give the same bits.  Set before torch is
-# imported; the notebook kernels and servers the tests start inherit it.  The Makefile sets the same for
-# `make lab`, `make app` and `make bench`.
+# One instruction set on every x86-64 machine.  torch, MKL, oneDNN and numpy's OpenBLAS (scikit-learn's solvers)
+# choose their kernels by the cpu (AVX2, AVX-512, ...), and different kernels round differently: on an AVX-512
+# cpu, trained members, MiniCLIP and the notebooks' checked numbers came out different from the AVX2 machines they
+# were saved on (seen at stop 25).  Capped at AVX2 (OpenBLAS's "Haswell" kernels), which every x86-64 cpu this
+# course runs on has, both give the same bits.  Set before torch and numpy are imported; the notebook kernels and
+# servers the tests start inherit it.  The Makefile sets the same for `make lab`, `make app` and `make bench`.
 if platform.machine().lower() in ("x86_64", "amd64"):
     for _name, _value in (
         ("ATEN_CPU_CAPABILITY", "avx2"),
