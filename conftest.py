@@ -20,6 +20,7 @@ if platform.machine().lower() in ("x86_64", "amd64"):
         ("ATEN_CPU_CAPABILITY", "avx2"),
         ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
         ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+        ("OPENBLAS_CORETYPE", "Haswell"),
     ):
         os.environ.setdefault(_name, _value)
 
