@@ -15,7 +15,8 @@ also fine-tunes on multi-step roll-outs).  It learns from the truth (the "reanal
 model, so it can correct the model's error.  Differences from FuXi-ENS: no VAE and no KL term (the issue makes
 the VAE optional; plain noise inputs are the "generator with noise inputs" of CRPS-trained models such as
 Kochkov et al.'s NeuralGCM-ENS), a 1-d ring instead of the sphere, and the analysis error is given by the world
-rather than learned.
+rather than learned.  We found no public training code of FuXi-ENS (the FuXi repository serves ONNX models for
+inference), so the recipe follows the paper's text.
 
 >>> import torch
 >>> gen = CRPSGenerator(hidden=4, layers=1)       # untrained: persistence

@@ -22,6 +22,9 @@ Our choices, which SEEDS does not prescribe in this form:
 :func:`train_seeds` with ``targets=None`` trains the emulator of the ensemble (a third member of the same
 forecast is the target); with ``targets=truth`` it trains the post-processed variant.
 
+The authors' public code (google-research's ``seeds`` folder) holds a gridding library, a demo colab and the
+trained TensorFlow models, not the training code; the choices above follow the paper's text.
+
 >>> import torch
 >>> model = SeedsGenerator(hidden=4, layers=1)     # untrained: velocity 0, so the samples are the noise
 >>> seeds = torch.stack([torch.zeros(3, 2, 40), torch.ones(3, 2, 40)])   # (2, N, L + 1, J)
