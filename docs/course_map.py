@@ -1,4 +1,4 @@
-"""Draw the course map of notebooks/00_start_here.ipynb: the seven notebooks, what each is about, and which one
+"""Draw the course map of notebooks/00_start_here.ipynb: the eight notebooks, what each is about, and which one
 builds on which.  Writes docs/course_map.png next to this file (the notebook embeds that PNG as an attachment).
 
 Run: ``.venv/bin/python docs/course_map.py``.  Colours are the Okabe-Ito palette (colour-blind safe); the boxes
@@ -35,6 +35,9 @@ BOXES = [
         "#000000",
         (0, (6, 2, 1, 2, 1, 2)),
     ),
+    # 07: the eight Okabe-Ito colours are used up (yellow is too faint for a border), so 07 shares 02's bluish
+    # green and is told apart by its long-dash border, which no other box uses
+    ("07", 1.11, 0.80, "07 · Forecasting", "score an ensemble\nforecast; learned members", "#009E73", (0, (8, 3))),
 ]
 # (from, to, label, where the label sits: "above", "left" or "right" of the arrow's middle)
 ARROWS = [
@@ -44,6 +47,7 @@ ARROWS = [
     ("02", "03", "then", "above"),
     ("03", "05", "its zero-shot model", "left"),
     ("05", "06", "then", "above"),
+    ("06", "07", "then", "left"),
 ]
 W, H = 0.175, 0.26
 
@@ -74,8 +78,9 @@ def draw(path: Path = OUT) -> Path:
         (xa, ya), (xb, yb) = centres[a], centres[b]
         if ya == yb:  # side by side
             start, end = (xa + W / 2, ya), (xb - W / 2, yb)
-        elif xa == xb:  # one above the other
-            start, end = (xa, ya - H / 2), (xb, yb + H / 2)
+        elif xa == xb:  # one above the other, the arrow going down or up
+            sign = 1 if yb > ya else -1
+            start, end = (xa, ya + sign * H / 2), (xb, yb - sign * H / 2)
         else:  # diagonal: leave from the right edge, arrive at the left edge
             start, end = (xa + W / 2, ya + (0.06 if yb > ya else -0.06)), (xb - W / 2, yb)
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, linewidth=1.4, color="#333333"))

@@ -19,7 +19,8 @@ def prebuild(progress: bool = True) -> None:
     """Build (or find in the cache) every artefact in :data:`NOTEBOOK_ARTEFACTS`, the image-caption world of
     03_prompt_ensembling (its zero-shot domains and pre-training sample) and the fine-tuned ingredients of
     05_model_soups_wise_ft (data seeds 0, 1, 2), and the model library and winning-team world of
-    06_ensemble_selection."""
+    06_ensemble_selection.  07_ensemble_forecasting needs nothing from the cache (its worlds are generated in a
+    second and its forecasters ship with the package)."""
     from ..data.captions import pretraining_sample, zero_shot_domains
     from .library import model_library
     from .soup_world import soup_world

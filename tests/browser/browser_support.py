@@ -283,6 +283,10 @@ SCENARIOS: dict[str, Scenario] = {
     "06": Scenario(
         "el-selection", ".el-steps", cycle_readout(("5", "40", "10", "30", "2", "45")), row="forward selection"
     ),
+    # a slider's readout: the ensemble size (a prefix of the cached members); the summary's scores change
+    "07": Scenario(
+        "el-forecast", ".el-members", cycle_readout(("5", "31", "10", "25", "3", "15")), probe=".el-summary"
+    ),
 }
 
 

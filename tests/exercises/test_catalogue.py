@@ -25,6 +25,8 @@ AGREED = {
     "05.2": ("The greedy soup", "my_greedy_soup(states, evaluate)"),
     "06.1": ("Forward selection with replacement", "my_forward_select(member_probs, labels, steps)"),
     "06.2": ("The ambiguity decomposition", "my_ambiguity(member_probs, labels)"),
+    "07.1": ("The fair CRPS", "my_fair_crps(members, observations)"),
+    "07.2": ("The rank histogram", "my_rank_histogram(members, observations)"),
 }
 
 
@@ -41,7 +43,7 @@ def test_every_notebook_has_at_least_two_exercises():
     per_notebook = {}
     for i, _ in exercises.list_exercises():
         per_notebook.setdefault(i.split(".")[0], []).append(i)
-    assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06"]
+    assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06", "07"]
     assert all(len(v) >= 2 for v in per_notebook.values())
 
 
@@ -88,7 +90,9 @@ def test_an_unknown_id_names_the_argument_and_lists_the_known_ones():
         lambda: exercises.solution("9.9"),
         lambda: exercises.describe("9.9"),
     ):
-        with pytest.raises(ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'06.2', got '9.9'"):
+        with pytest.raises(
+            ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'06.2', '07.1', '07.2', got '9.9'"
+        ):
             call()
     with pytest.raises(TypeError, match="exercise_id must be a string such as '01.1'.*got 1.1"):
         exercises.check(1.1, lambda: 0)

@@ -545,6 +545,88 @@ def amb_returns_per_sample(member_probs, labels):
     return ((member_probs - pbar) ** 2).sum(-1).mean(0), ((pbar - onehot) ** 2).sum(-1)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# 07.1 the fair CRPS
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _skill_and_pairs(members, observations):
+    skill = (members - observations).abs().mean(dim=0)
+    pairs = (members[:, None] - members[None]).abs().sum(dim=(0, 1))  # over all ordered pairs (i, j)
+    return skill, pairs
+
+
+def crps_standard(members, observations):
+    m = members.shape[0]
+    skill, pairs = _skill_and_pairs(members, observations)
+    return skill - pairs / (2 * m * m)  # the standard CRPS
+
+
+def crps_no_half(members, observations):
+    m = members.shape[0]
+    skill, pairs = _skill_and_pairs(members, observations)
+    return skill - pairs / (m * (m - 1))  # forgets the 1/2
+
+
+def crps_pairs_once(members, observations):
+    m = members.shape[0]
+    skill, pairs = _skill_and_pairs(members, observations)
+    return skill - (pairs / 2) / (2 * m * (m - 1))  # each unordered pair counted once (i < j only)
+
+
+def crps_skill_only(members, observations):
+    return (members - observations).abs().mean(dim=0)  # no spread term
+
+
+def crps_mean_over_points(members, observations):
+    m = members.shape[0]
+    skill, pairs = _skill_and_pairs(members, observations)
+    return float((skill - pairs / (2 * m * (m - 1))).mean())  # one number for the whole forecast
+
+
+def crps_wrong_axis(members, observations):
+    m = members.shape[0]
+    skill = (members - observations).abs().mean(dim=1)  # averages over the points, not the members
+    pairs = (members[:, None] - members[None]).abs().sum(dim=(1, 2))
+    return skill - pairs / (2 * m * (m - 1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 07.2 the rank histogram
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _ranks(members, observations):
+    return (members < observations).sum(dim=0)
+
+
+def rh_counts_above(members, observations):
+    ranks = (members > observations).sum(dim=0)  # the members ABOVE each observation
+    return torch.bincount(ranks, minlength=members.shape[0] + 1)
+
+
+def rh_no_minlength(members, observations):
+    return torch.bincount(_ranks(members, observations))  # max(rank) + 1 bins only
+
+
+def rh_m_bins(members, observations):
+    ranks = _ranks(members, observations)
+    return torch.stack([(ranks == k).sum() for k in range(members.shape[0])])  # ranks 0 .. M - 1 only
+
+
+def rh_ranks(members, observations):
+    return _ranks(members, observations)  # the rank of every point, not the histogram
+
+
+def rh_frequencies(members, observations):
+    counts = torch.bincount(_ranks(members, observations), minlength=members.shape[0] + 1)
+    return counts / counts.sum()  # normalised
+
+
+def rh_wrong_axis(members, observations):
+    return torch.bincount((members < observations).sum(dim=1), minlength=members.shape[0] + 1)
+
+
 def _reference(exercise_id):
     from ensemble_lab.exercises import catalogue
 
@@ -667,5 +749,37 @@ WRONG_ANSWERS = {
         (amb_other_order, ["on random input 1 of 3", "the right three numbers in the wrong order"]),
         (amb_mean_member_as_ensemble, ["the ensemble's Brier: expected", "AVERAGED probabilities"]),
         (amb_returns_per_sample, ["expected a tuple of 3 numbers (mean_member_brier, ambiguity, ensemble_brier)"]),
+    ],
+    "07.1": [
+        (
+            crps_standard,
+            ["on random input 1 of 3", "largest difference", "that is the standard CRPS", "2 M (M - 1) = 40"],
+        ),
+        (crps_no_half, ["on random input 1 of 3", "twice too large", "not by M (M - 1) = 20"]),
+        (crps_pairs_once, ["on random input 1 of 3", "half too small", "ALL pairs (i, j)"]),
+        (crps_skill_only, ["on random input 1 of 3", "expected", "got", "mean_i |x_i - y| alone"]),
+        (
+            crps_mean_over_points,
+            ["expected a tensor of shape (200,), one fair CRPS per point, got a number", "mean over the points"],
+        ),
+        (crps_wrong_axis, ["on random input 1 of 3", "got shape (5,), one number per MEMBER"]),
+    ],
+    "07.2": [
+        (
+            rh_counts_above,
+            [
+                "on random input 1 of 3",
+                "expected [39, 39, 27, 30, 34, 31], got [31, 34, 30, 27, 39, 39]",
+                "the bins are reversed",
+            ],
+        ),
+        (
+            rh_no_minlength,
+            ["every observation below all its members: all in bin 0", "got 1 number [50]", "minlength=M + 1"],
+        ),
+        (rh_m_bins, ["on random input 1 of 3", "got 5 numbers", "M bins instead of M + 1"]),
+        (rh_ranks, ["on random input 1 of 3", "got shape (200,): the rank of every observation"]),
+        (rh_frequencies, ["on random input 1 of 3", "counts, not frequencies (they sum to N = 200)"]),
+        (rh_wrong_axis, ["on random input 1 of 3", "got 101 numbers:", "sum the comparisons over the members, dim=0"]),
     ],
 }

@@ -368,3 +368,24 @@ def test_calibrated_is_not_enough_and_a_perfect_model_is_not_allowed(default_lab
     solved, text = _challenge(lab)
     assert not solved
     assert "model error +0.0 (goal = -0.5) ·" in text
+
+
+def test_the_rank_axis_is_sized_on_the_leads_where_the_members_differ(lab):
+    """The CRPS generator starts every member at the analysis: at lead 0 its members coincide and the truth is
+    below or above all of them, two full end bins.  The axis top is the largest count at the other leads, so it
+    does not flatten their histograms; for the physics (perturbed at lead 0) it is the largest at any lead."""
+    assert lab.set(forecaster="crps-generator", lead=0)
+    r = lab.result
+    assert float(r.spread[0]) == 0.0
+    at_zero = int(r.rank_counts.max())
+    later = []
+    for lead in range(1, lab.world.n_leads + 1):
+        assert lab.set(lead=lead)
+        later.append(int(lab.result.rank_counts.max()))
+    assert lab.result.rank_top == max(later) < at_zero
+    assert lab.set(forecaster="physics", lead=0)
+    counts = [int(lab.result.rank_counts.max())]
+    for lead in range(1, lab.world.n_leads + 1):
+        assert lab.set(lead=lead)
+        counts.append(int(lab.result.rank_counts.max()))
+    assert lab.result.rank_top == max(counts)

@@ -109,7 +109,8 @@ class ForecastResult:
     lead); ``reference_crps_fair``: the physics ensemble's fair CRPS with the same perturbations, model error,
     seed and M (the reference line; equal to ``crps_fair`` when the forecaster is the physics).
     At the chosen ``lead``: ``rank_counts`` ``(M + 1,)`` and their ``flatness`` (``rank_top``: the largest count
-    at any lead, which keeps the histogram's axis still as the lead moves); ``reliability`` of the event
+    at any lead where the members differ, which keeps the histogram's axis still as the lead moves; a lead whose
+    members all coincide, such as a learned forecaster's lead 0, may exceed it); ``reliability`` of the event
     ``x > threshold`` (``threshold`` = the ``quantile`` of the truth's climate), its ``brier`` and ``brier_fair``
     scores (means over points).
     The plume: ``plume`` ``(M, L + 1)`` members of ``variable`` for ``case``, with its ``truth`` and
@@ -314,10 +315,13 @@ class ForecastLab(Lab):
                 "members: the spread-skill ratio is undefined, the ensemble mean equals the truth at some lead"
             )
         counts = [rank_histogram(x[:, :, i], y[:, i], seed=key[-1]) for i in range(y.shape[1])]
+        # the axis is sized on the leads where the members differ: a learned forecaster starts all its members
+        # from the analysis, and lead 0's two full end bins would flatten every other lead's histogram
+        spread = [i for i in range(len(counts)) if float(rows["spread"][i]) > 0] or range(len(counts))
         return {
             **rows,
             "rank_counts": counts,
-            "rank_top": int(max(int(c.max()) for c in counts)),
+            "rank_top": int(max(int(counts[i].max()) for i in spread)),
             "flatness": [rank_histogram_flatness(c) for c in counts],
         }
 
