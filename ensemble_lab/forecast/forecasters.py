@@ -71,14 +71,23 @@ class LearnedForecasters:
     gaussian: GaussianMembers
     meta: dict = field(repr=False)
 
+    #: part name (:data:`PARTS`) -> the attribute that holds its network
+    FIELDS = {
+        "emulator": "emulator",
+        "crps-generator": "generator",
+        "seeds": "seeds",
+        "seeds-post-processed": "seeds_post_processed",
+        "gaussian-members": "gaussian",
+    }
+
+    @classmethod
+    def from_parts(cls, nets: dict, meta: dict) -> LearnedForecasters:
+        """The forecasters from ``{part name: network}`` (every name of :data:`PARTS`) and the record ``meta``."""
+        return cls(**{field_: nets[name] for name, field_ in cls.FIELDS.items()}, meta=meta)
+
     def part(self, name: str):
-        return {
-            "emulator": self.emulator,
-            "crps-generator": self.generator,
-            "seeds": self.seeds,
-            "seeds-post-processed": self.seeds_post_processed,
-            "gaussian-members": self.gaussian,
-        }[name]
+        """The network of part ``name`` (one of :data:`PARTS`)."""
+        return getattr(self, self.FIELDS[name])
 
 
 def forecaster_paths(weights_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -126,26 +135,18 @@ def load_forecasters(weights_dir: str | os.PathLike | None = None) -> LearnedFor
         prefix = name + "."
         net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
         nets[name] = net.eval()
-    out = LearnedForecasters(
-        emulator=nets["emulator"],
-        generator=nets["crps-generator"],
-        seeds=nets["seeds"],
-        seeds_post_processed=nets["seeds-post-processed"],
-        gaussian=nets["gaussian-members"],
-        meta=meta,
-    )
+    out = LearnedForecasters.from_parts(nets, meta)
     _LOADED[key] = out
     return out
 
 
-def _check_world(world) -> Lorenz96World:
-    check_world(world)
+def _check_trained_on(world: Lorenz96World) -> None:
+    """A ValueError unless ``world`` is of the kind the learned forecasters were trained on."""
     if world.n_variables != 40 or abs(world.forcing - 8.0) > 1e-12 or abs(world.lead_interval - 0.2) > 1e-12:
         raise ValueError(
             "the learned forecasters were trained on Lorenz-96 with 40 variables, F = 8 and leads 0.2 apart; "
             f"this world has {world.n_variables} variables, F = {world.forcing}, leads {world.lead_interval} apart"
         )
-    return world
 
 
 def ensemble_forecast(
@@ -168,7 +169,9 @@ def ensemble_forecast(
     ``sampling_steps`` is the number of flow steps of the SEEDS generators.  ``seed`` draws everything random.
     """
     name = check_choice(forecaster, "forecaster", FORECASTERS)
-    w = world if name == "physics" and isinstance(world, Lorenz96World) else _check_world(world)
+    w = check_world(world)
+    if name != "physics":  # the physics runs on any Lorenz-96 world, the networks only on the one they learned
+        _check_trained_on(w)
     m = check_int(n_members, "n_members", minimum=2 if name.startswith("seeds") else 1, maximum=10_000)
     amp = w.obs_noise if amplitude is None else check_in_range(amplitude, "amplitude", 0.0, 100.0)
     kind = check_choice(kind, "kind", PERTURBATIONS)

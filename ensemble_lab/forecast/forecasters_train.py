@@ -148,14 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
                 retrained=True,
             )
             print(f"{name}: {seconds:.1f} s, final loss {record[name]['final_loss']}", file=sys.stderr)
-        forecasters = LearnedForecasters(
-            emulator=nets["emulator"],
-            generator=nets["crps-generator"],
-            seeds=nets["seeds"],
-            seeds_post_processed=nets["seeds-post-processed"],
-            gaussian=nets["gaussian-members"],
-            meta={},
-        )
+        forecasters = LearnedForecasters.from_parts(nets, meta={})
         # score what was retrained (and what depends on it); keep the shipped scores of the rest
         rescored = [
             n for n in FORECASTERS if n in ("physics", *parts) or (n == "gaussian-members" and "emulator" in parts)

@@ -14,8 +14,8 @@ repeated over independent worlds.
 
 Forecast cases are independent (each world's cases are spun up separately), so the paired intervals resample
 cases (:class:`~ensemble_lab.stats.ClusterResampler` with one unit per case); each case's score is its mean over
-the 40 variables.  Worlds are ``lorenz96(n_cases=..., seed=s)`` for ``s`` in :data:`SEEDS` (never the training
-world of the shipped forecasters, seed 13).  Everything runs with one torch thread (:func:`lab_work`).
+the 40 variables.  Worlds are ``lorenz96(n_cases=..., seed=s)`` for ``s`` in :data:`SEEDS` (the shipped forecasters
+were trained on data of seeds 11 to 14: climate runs and a training world).  Everything runs with one torch thread (:func:`lab_work`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ AMPLITUDES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)
 #: an "extreme" value of x: about the 95th percentile of the Lorenz-96 climate (F = 8)
 EXTREME_THRESHOLD = 8.5
 N_RESAMPLES = 1000
+
+
+def _evaluation_world(seed: int, n_cases: int):
+    """An evaluation world, its truth (float32, as the forecasts) and the resampler of its independent cases."""
+    world = lorenz96(n_cases=n_cases, seed=seed)
+    return world, world.truth.float(), ClusterResampler(n=n_cases, n_resamples=N_RESAMPLES, seed=seed)
 
 
 def _per_case(score: torch.Tensor) -> torch.Tensor:
@@ -105,9 +111,7 @@ class DispersionRun:
 def _dispersion(amplitudes, seeds, n_cases: int, n_members: int, lead: int) -> list[DispersionRun]:
     runs = []
     for seed in seeds:
-        world = lorenz96(n_cases=n_cases, seed=seed)
-        resampler = ClusterResampler(n=n_cases, n_resamples=N_RESAMPLES, seed=seed)
-        truth = world.truth.float()
+        world, truth, resampler = _evaluation_world(seed, n_cases)
         for amp in amplitudes:
             ens = physics_ensemble(world, n_members, amp, seed=seed + 100).float()
             crps = crps_ensemble(ens, truth, fair=True)  # (N, L + 1, J)
@@ -168,9 +172,7 @@ def _learned(seeds, n_cases: int, n_members: int) -> list[LearnedRun]:
     nets = load_forecasters()
     runs = []
     for seed in seeds:
-        world = lorenz96(n_cases=n_cases, seed=seed)
-        truth = world.truth.float()
-        resampler = ClusterResampler(n=n_cases, n_resamples=N_RESAMPLES, seed=seed)
+        world, truth, resampler = _evaluation_world(seed, n_cases)
         per_case, crps, ssr = {}, {}, {}
         for name in LEARNED:
             if name == "emulator, one run":
@@ -233,9 +235,7 @@ def _few(seeds, n_cases: int, threshold: float) -> list[FewPlusGeneratedRun]:
     nets = load_forecasters()
     runs = []
     for seed in seeds:
-        world = lorenz96(n_cases=n_cases, seed=seed)
-        truth = world.truth.float()
-        resampler = ClusterResampler(n=n_cases, n_resamples=N_RESAMPLES, seed=seed)
+        world, truth, resampler = _evaluation_world(seed, n_cases)
         start = time.perf_counter()
         physics = ensemble_forecast("physics", world, 31, seed=seed + 100)
         t_physics = (time.perf_counter() - start) / (31 * world.n_leads)
