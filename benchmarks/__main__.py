@@ -27,6 +27,7 @@ ALL = [
     "bench_selection_lab",
     "bench_forecast_scores",
     "bench_forecast_lab",
+    "bench_forests",
     "bench_browser",
     "bench_notebook",
 ]

@@ -36,6 +36,8 @@ CONTRACTS = {
     "ensemble_lab.selection": ("forward_select", "leep"),
     "ensemble_lab.selection.transferability": ("leep", "ms_leep", "e_leep", "osborn", "select_team"),
     "ensemble_lab.decompositions": ("brier_decomposition", "nll_decomposition"),
+    "ensemble_lab.forecast": ("crps_ensemble", "spread_skill_ratio", "rank_histogram", "lorenz96"),
+    "ensemble_lab.forests": ("smoother_weights", "effective_parameters"),
 }
 
 

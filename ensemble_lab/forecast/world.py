@@ -165,6 +165,10 @@ def lorenz96(
         obs_noise: std of the observation noise, in the units of ``x`` (the climatological std is about 3.6).
         breeding_window: time units of truth kept before the start (:attr:`Lorenz96World.history`).
         seed: everything random (initial states, noise) comes from a cpu generator seeded with it.
+
+    >>> w = lorenz96(n_cases=3, n_leads=2, seed=0)
+    >>> tuple(w.truth.shape), w.forcing + w.model_error  # (cases, leads 0..2, variables); the model's forcing
+    ((3, 3, 40), 7.5)
     """
     n_variables = check_int(n_variables, "n_variables", minimum=4, maximum=10_000)
     forcing = check_in_range(forcing, "forcing", -100.0, 100.0)

@@ -76,6 +76,7 @@ FAMILIES = (
     "selection",
     "decompositions",
     "forecast",
+    "forests",
 )
 #: what happened: the first two are what the contract asks for, the other four are failures
 CATEGORIES = ("refused", "ok", "vague", "crash", "silent", "refused-valid")
@@ -2964,6 +2965,87 @@ def routines() -> tuple[Routine, ...]:
             view=lambda r: (r.probability, r.observed_frequency, r.base_rate),
             sane=lambda r: None if int(r.count.sum()) == _FN else f"counts sum to {int(r.count.sum())}, not {_FN}",
         ),
+        # ---- forests: smoother weights, effective parameters, the three mechanisms, the toy worlds
+        *(
+            R(
+                f"ensemble_lab.forests.{name}",
+                "forests",
+                dict(
+                    forest=_fo_forest_arg(),
+                    x_train=_fo_x_train_arg(),
+                    x_query=_fo_x_query_arg(optional=name != "forest_leaves" and name != "smoother_weights"),
+                    n_trees=_optional(integer(3, minimum=1, maximum=_FO_T)),
+                    **({"sparse": flag(False)} if name == "smoother_weights" else {}),
+                ),
+                view=_fo_view,
+                sane=_fo_sane,
+            )
+            for name in ("smoother_weights", "forest_leaves", "effective_parameters", "tree_effective_parameters")
+        ),
+        R(
+            "ensemble_lab.forests.effective_parameters_of",
+            "forests",
+            dict(
+                weights=tensor(
+                    "scores",
+                    _fo_weights,
+                    extra=[
+                        valid_f("negative weights (a boosting smoother)", lambda: _fo_weights() - 0.1),
+                        valid_f("one query row", lambda: _fo_weights()[:1]),
+                        extreme_f("weights of 1e200", lambda: _fo_weights() * 1e200),
+                        extreme_f("weights of 3e38 (float32)", lambda: (_fo_weights() * 3e38).float()),
+                    ],
+                )
+            ),
+            sane=lambda p: None if p >= 0 else f"negative p {p!r}",
+        ),
+        R(
+            "ensemble_lab.forests.forest_mechanisms",
+            "forests",
+            dict(
+                world=_fo_world_arg(),
+                forest=_fo_recipe_arg(),
+                tree=_fo_recipe_arg(optional=True),
+                noise=_optional(nonneg(0.5)),
+                n_train=integer(40, minimum=2, maximum=100_000),
+                n_test=integer(50, minimum=1, maximum=10**7),
+                distance=_optional(nonneg(0.1)),
+                n_inputs=integer(2, minimum=2, maximum=100_000),
+                n_noise=integer(2, minimum=1, maximum=100_000),
+                n_seeds=integer(3, minimum=1, maximum=100_000),
+                seed=seed(0),
+            ),
+            work=("ensemble_lab.forests.mechanisms._simulate",),
+        ),
+        R("ensemble_lab.forests.ToyWorld", "forests", dict(name=choice(("sine", "diagonal")), noise=nonneg(0.5))),
+        R("ensemble_lab.forests.toy_world", "forests", dict(name=choice(("sine", "diagonal")), noise=nonneg(0.5))),
+        R("ensemble_lab.forests.toy_1d", "forests", dict(noise=nonneg(0.5))),
+        R("ensemble_lab.forests.toy_2d", "forests", dict(noise=nonneg(0.5))),
+        R("ensemble_lab.forests.ToyWorld.truth", "forests", dict(x=_fo_toy_x_arg()), owner=_fo_toy),
+        R(
+            "ensemble_lab.forests.ToyWorld.inputs",
+            "forests",
+            dict(n=integer(5, minimum=1, maximum=10**7), seed=seed(0)),
+            owner=_fo_toy,
+        ),
+        R(
+            "ensemble_lab.forests.ToyWorld.outcomes",
+            "forests",
+            dict(x=_fo_toy_x_arg(), noise=_optional(nonneg(0.5)), seed=seed(0)),
+            owner=_fo_toy,
+        ),
+        R(
+            "ensemble_lab.forests.ToyWorld.sample",
+            "forests",
+            dict(n=integer(5, minimum=1, maximum=10**7), noise=_optional(nonneg(0.5)), seed=seed(0)),
+            owner=_fo_toy,
+        ),
+        R(
+            "ensemble_lab.forests.ToyWorld.near",
+            "forests",
+            dict(x=_fo_toy_x_arg(), distance=nonneg(0.1), seed=seed(0)),
+            owner=_fo_toy,
+        ),
     ]
     return tuple(out)
 
@@ -3687,3 +3769,206 @@ def _fw_world_arg(extra=()) -> Arg:
             *extra,
         ],
     )
+
+
+# ---- forests: forests of T = 5 trees fit on N = 24 inputs with d = 3 features; 6 queries --------------------------
+
+_FO_N, _FO_D, _FO_Q, _FO_T = 24, 3, 6, 5
+
+
+def _fo_x() -> torch.Tensor:
+    return torch.rand(_FO_N, _FO_D, generator=_g(51), dtype=torch.float64)
+
+
+def _fo_y() -> np.ndarray:
+    x = _fo_x().numpy()
+    return np.sin(4 * x[:, 0]) + x[:, 1]
+
+
+def _fo_q() -> torch.Tensor:
+    return torch.rand(_FO_Q, _FO_D, generator=_g(52), dtype=torch.float64) * 1.2 - 0.1
+
+
+@functools.cache
+def _fo_fitted(kind: str = "rf"):
+    from sklearn import ensemble, linear_model, pipeline, preprocessing
+
+    x, y = _fo_x().numpy(), _fo_y()
+    labels = (y > np.median(y)).astype(int)
+    models = {
+        "rf": lambda: ensemble.RandomForestRegressor(n_estimators=_FO_T, random_state=0),
+        "rf no bootstrap": lambda: ensemble.RandomForestRegressor(n_estimators=_FO_T, bootstrap=False, random_state=0),
+        "extra trees": lambda: ensemble.ExtraTreesRegressor(n_estimators=_FO_T, random_state=0),
+        "bagging": lambda: ensemble.BaggingRegressor(n_estimators=_FO_T, max_features=2, random_state=0),
+        "classifier": lambda: ensemble.RandomForestClassifier(n_estimators=_FO_T, random_state=0),
+        "class_weight": lambda: ensemble.RandomForestClassifier(_FO_T, class_weight="balanced", random_state=0),
+        "gb": lambda: ensemble.GradientBoostingRegressor(n_estimators=3, random_state=0),
+        "linear": linear_model.LinearRegression,
+        "pipeline": lambda: pipeline.make_pipeline(
+            preprocessing.StandardScaler(), ensemble.RandomForestRegressor(n_estimators=_FO_T, random_state=0)
+        ),
+        "absolute_error": lambda: ensemble.RandomForestRegressor(3, criterion="absolute_error", random_state=0),
+        "sample_weight": lambda: ensemble.RandomForestRegressor(3, bootstrap=False, random_state=0),
+    }
+    model = models[kind]()
+    target = labels if kind in ("classifier", "class_weight") else y
+    weights = {"sample_weight": np.arange(1.0, _FO_N + 1)} if kind == "sample_weight" else {}
+    return model.fit(x, target, **weights)
+
+
+def _fo_unfitted():
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=_FO_T)
+
+
+def _fo_forest_arg() -> Arg:
+    return other(
+        "forest",
+        _fo_fitted,
+        [
+            bad("None", None),
+            bad("str 'forest'", "forest"),
+            bad("dict", {}),
+            bad_f("an unfitted RandomForestRegressor", _fo_unfitted),
+            bad_f("a fitted GradientBoostingRegressor", lambda: _fo_fitted("gb")),
+            bad_f("a fitted LinearRegression", lambda: _fo_fitted("linear")),
+            bad_f("a fitted pipeline", lambda: _fo_fitted("pipeline")),
+            bad_f("a classifier with class_weight", lambda: _fo_fitted("class_weight")),
+            bad_f("criterion='absolute_error'", lambda: _fo_fitted("absolute_error")),
+            bad_f("fit with sample_weight, no bootstrap", lambda: _fo_fitted("sample_weight")),
+            bad_f("a tree out of a bootstrapped forest", lambda: _fo_fitted("rf").estimators_[0]),
+            valid_f("a random forest classifier", lambda: _fo_fitted("classifier")),
+            valid_f("no bootstrap", lambda: _fo_fitted("rf no bootstrap")),
+            valid_f("extra trees", lambda: _fo_fitted("extra trees")),
+            valid_f("bagging, 2 of 3 features", lambda: _fo_fitted("bagging")),
+        ],
+    )
+
+
+def _fo_x_train_arg() -> Arg:
+    def row_swapped():
+        x = _fo_x().clone()
+        x[0] = x[1]
+        return x
+
+    own = [
+        bad_f("rows reversed", lambda: _fo_x().flip(0)),
+        bad_f("a row replaced by another", row_swapped),
+        bad_f("4 rows fewer", lambda: _fo_x()[:-4]),
+        bad_f("2 columns", lambda: _fo_x()[:, :2]),
+        bad_f("a value of 1e39 (beyond float32)", lambda: _inject(_fo_x(), 1e39)),
+        bad_f("bool tensor", lambda: _fo_x() > 0.5),
+        valid_f("float32", lambda: _fo_x().float()),
+        valid_f("list of rows", lambda: _fo_x().tolist()),
+    ]
+    return tensor("inputs", _fo_x, extra=own)
+
+
+def _fo_x_query_arg(*, optional: bool = False) -> Arg:
+    own = [
+        bad_f("2 columns", lambda: _fo_q()[:, :2]),
+        bad_f("a value of 1e39 (beyond float32)", lambda: _inject(_fo_q(), 1e39)),
+        valid_f("one row", lambda: _fo_q()[:1]),
+        valid_f("far from the data", lambda: _fo_q() * 100),
+        valid_f("the training inputs", _fo_x),
+        valid_f("float32", lambda: _fo_q().float()),
+    ]
+    arg = tensor("inputs", _fo_q, extra=own)
+    return _none_allowed(arg) if optional else arg
+
+
+def _fo_view(result):
+    if hasattr(result, "toarray"):
+        return torch.from_numpy(result.toarray())
+    if hasattr(result, "counts"):
+        return (result.counts, result.weight)
+    return result
+
+
+def _fo_sane(result) -> str | None:
+    if hasattr(result, "toarray"):
+        result = torch.from_numpy(result.toarray())
+    if isinstance(result, float):
+        return None if 1 - 1e-9 <= result <= _FO_N + 1e-9 else f"p = {result!r} outside [1, {_FO_N}]"
+    if isinstance(result, torch.Tensor) and result.ndim == 1:  # per tree
+        ok = bool(((result >= 1 - 1e-9) & (result <= _FO_N + 1e-9)).all())
+        return None if ok else f"per-tree p outside [1, {_FO_N}]: {result.tolist()}"
+    if isinstance(result, torch.Tensor):
+        sums = result.sum(1)
+        if float(result.min()) < 0 or float((sums - 1).abs().max()) > 1e-12:
+            return f"rows not on the simplex (sums in [{float(sums.min())!r}, {float(sums.max())!r}])"
+        return None
+    if hasattr(result, "counts"):
+        return None if result.counts.shape[1] == _FO_N else f"counts of shape {result.counts.shape}"
+    return f"unexpected {type(result).__name__}"
+
+
+def _fo_weights() -> torch.Tensor:
+    w = torch.rand(_FO_Q, _FO_N, generator=_g(53), dtype=torch.float64)
+    return w / w.sum(1, keepdim=True)
+
+
+def _fo_recipe(kind: str = "rf"):
+    from sklearn import ensemble, tree
+
+    return {
+        "rf": lambda: ensemble.RandomForestRegressor(n_estimators=_FO_T),
+        "tree": lambda: tree.DecisionTreeRegressor(),
+        "extra trees": lambda: ensemble.ExtraTreesRegressor(n_estimators=_FO_T),
+        "bagging": lambda: ensemble.BaggingRegressor(n_estimators=_FO_T),
+        "classifier": lambda: ensemble.RandomForestClassifier(n_estimators=_FO_T),
+        "gb": lambda: ensemble.GradientBoostingRegressor(n_estimators=3),
+        "absolute_error": lambda: ensemble.RandomForestRegressor(criterion="absolute_error"),
+    }[kind]()
+
+
+def _fo_recipe_arg(*, optional: bool = False) -> Arg:
+    from sklearn.linear_model import LinearRegression
+
+    values = [
+        bad("str 'rf'", "rf"),
+        bad("dict", {}),
+        bad_f("a classifier", lambda: _fo_recipe("classifier")),
+        bad_f("a GradientBoostingRegressor", lambda: _fo_recipe("gb")),
+        bad_f("a LinearRegression", LinearRegression),
+        bad_f("criterion='absolute_error'", lambda: _fo_recipe("absolute_error")),
+        valid_f("a fitted forest (cloned)", lambda: _fo_fitted("rf")),
+        valid_f("extra trees", lambda: _fo_recipe("extra trees")),
+        valid_f("bagging", lambda: _fo_recipe("bagging")),
+        valid_f("a decision tree", lambda: _fo_recipe("tree")),
+    ]
+    if optional:
+        return other("recipe", None, [*values, valid_f("a decision tree recipe", lambda: _fo_recipe("tree"))])
+    return other("recipe", _fo_recipe, [bad("None", None), *values])
+
+
+def _fo_world_arg() -> Arg:
+    from ensemble_lab.forests import toy_1d, toy_2d
+
+    return other(
+        "world",
+        lambda: toy_1d(0.5),
+        [
+            bad("None", None),
+            bad("str 'sine'", "sine"),
+            bad("dict", {}),
+            bad_f("a tensor", lambda: torch.zeros(3)),
+            valid_f("the 2-D world", lambda: toy_2d(0.3)),
+        ],
+    )
+
+
+def _fo_toy():
+    from ensemble_lab.forests import toy_1d
+
+    return toy_1d(0.5)
+
+
+def _fo_toy_x_arg() -> Arg:
+    base = lambda: torch.rand(5, 1, generator=_g(54), dtype=torch.float64)  # noqa: E731
+    own = [
+        bad_f("2 columns (the 1-D world has 1)", lambda: torch.rand(5, 2, generator=_g(55), dtype=torch.float64)),
+        valid_f("outside [0, 1]", lambda: base() * 10 - 5),
+    ]
+    return tensor("inputs", base, extra=own)

@@ -386,6 +386,7 @@ test_device_contract = _contract("device")
 test_decompositions_contract = _contract("decompositions")
 test_selection_contract = _contract("selection")
 test_forecast_contract = _contract("forecast")
+test_forests_contract = _contract("forests")
 
 
 def test_every_family_has_a_property():
