@@ -9,7 +9,8 @@ say how much it smooths, and how that changes away from the training data.
   ``predict_proba``), and the checked leaf structure they are made of (:func:`forest_leaves`);
 - how much a prediction leans on few outcomes (:mod:`.effective`): the effective number of parameters
   :func:`effective_parameters` (at the training inputs, or at new ones), of a weight matrix you already have
-  (:func:`effective_parameters_of`) and of each tree (:func:`tree_effective_parameters`);
+  (:func:`effective_parameters_of`), of each tree (:func:`tree_effective_parameters`) and point by point
+  (:func:`pointwise_parameters`, for paired comparisons);
 - why a forest beats its trees (:mod:`.mechanisms`): :func:`forest_mechanisms` simulates the paper's three
   mechanisms (less outcome-noise variance, less variability given the inputs, less representation bias) and
   returns them in one exact identity (:class:`Mechanisms`);
@@ -30,7 +31,7 @@ differs.
 True
 """
 
-from .effective import effective_parameters, effective_parameters_of, tree_effective_parameters
+from .effective import effective_parameters, effective_parameters_of, pointwise_parameters, tree_effective_parameters
 from .mechanisms import PARTS, Mechanisms, forest_mechanisms
 from .smoother import ForestLeaves, forest_leaves, smoother_weights
 from .toys import TOYS, ToyWorld, toy_1d, toy_2d, toy_world
@@ -42,6 +43,7 @@ __all__ = [
     "effective_parameters",
     "effective_parameters_of",
     "tree_effective_parameters",
+    "pointwise_parameters",
     "forest_mechanisms",
     "Mechanisms",
     "PARTS",

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import as_tensor, check_finite_result, check_finite_tensor
+from .._validation import as_tensor, check_bool, check_finite_result, check_finite_tensor
 from .smoother import forest_leaves, smoother_weights
 
-__all__ = ["effective_parameters", "effective_parameters_of", "tree_effective_parameters"]
+__all__ = ["effective_parameters", "effective_parameters_of", "tree_effective_parameters", "pointwise_parameters"]
 
 
 def effective_parameters_of(weights) -> float:
@@ -86,7 +86,33 @@ def tree_effective_parameters(forest, x_train, x_query=None, *, n_trees: int | N
     >>> bool(effective_parameters(forest, x) < tree_effective_parameters(forest, x).mean())
     True
     """
-    leaves = forest_leaves(forest, x_train, x_train if x_query is None else x_query, n_trees=n_trees)
+    return pointwise_parameters(forest, x_train, x_query, per_tree=True, n_trees=n_trees).mean(dim=1)
+
+
+def pointwise_parameters(
+    forest, x_train, x_query=None, *, per_tree: bool = False, n_trees: int | None = None
+) -> torch.Tensor:
+    """``n_train * ||s(x_j)||^2`` at every query ``j``: the effective parameters point by point, ``(n_query,)``
+    float64 for the ensemble (their mean is :func:`effective_parameters`), or ``(T, n_query)`` for each tree with
+    ``per_tree=True`` (their mean over queries is :func:`tree_effective_parameters`).  Paired comparisons (the
+    forest against its trees at the same inputs, or one input against itself moved) resample these.
+
+    A tree's weight on training point ``i`` in leaf ``l`` is ``c_i / W(l)``, so ``||s(x)||^2 = sum_{i in l}
+    c_i^2 / W(l)^2`` and no weight matrix is formed for the trees.
+
+    >>> import numpy as np
+    >>> from sklearn.tree import DecisionTreeRegressor
+    >>> x = np.arange(4.0)[:, None]
+    >>> tree = DecisionTreeRegressor(max_depth=1).fit(x, [0.0, 0.0, 1.0, 1.0])  # two leaves of two points
+    >>> pointwise_parameters(tree, x, [[0.5], [9.0]]).tolist()                  # 4 * (0.5^2 + 0.5^2)
+    [2.0, 2.0]
+    """
+    per_tree = check_bool(per_tree, "per_tree")
+    query = x_train if x_query is None else x_query
+    if not per_tree:
+        s = smoother_weights(forest, x_train, query, n_trees=n_trees, sparse=True)
+        return torch.from_numpy(s.shape[1] * np.asarray(s.multiply(s).sum(axis=1)).ravel())
+    leaves = forest_leaves(forest, x_train, query, n_trees=n_trees)
     squares = np.bincount(leaves.train.ravel(), weights=np.square(leaves.counts).ravel(), minlength=leaves.weight.size)
     norms = squares[leaves.query] / np.square(leaves.weight[leaves.query])  # (T, n_query)
-    return torch.from_numpy(leaves.n_train * norms.mean(axis=1))
+    return torch.from_numpy(leaves.n_train * norms)

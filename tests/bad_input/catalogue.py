@@ -2976,11 +2976,18 @@ def routines() -> tuple[Routine, ...]:
                     x_query=_fo_x_query_arg(optional=name != "forest_leaves" and name != "smoother_weights"),
                     n_trees=_optional(integer(3, minimum=1, maximum=_FO_T)),
                     **({"sparse": flag(False)} if name == "smoother_weights" else {}),
+                    **({"per_tree": flag(False)} if name == "pointwise_parameters" else {}),
                 ),
                 view=_fo_view,
                 sane=_fo_sane,
             )
-            for name in ("smoother_weights", "forest_leaves", "effective_parameters", "tree_effective_parameters")
+            for name in (
+                "smoother_weights",
+                "forest_leaves",
+                "effective_parameters",
+                "tree_effective_parameters",
+                "pointwise_parameters",
+            )
         ),
         R(
             "ensemble_lab.forests.effective_parameters_of",

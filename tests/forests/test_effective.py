@@ -11,6 +11,7 @@ from sklearn.tree import DecisionTreeRegressor
 from ensemble_lab.forests import (
     effective_parameters,
     effective_parameters_of,
+    pointwise_parameters,
     smoother_weights,
     toy_1d,
     tree_effective_parameters,
@@ -109,3 +110,23 @@ def test_refuses_bad_weights():
         effective_parameters(forest, x, np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"x_query must have 2 columns"):
         tree_effective_parameters(forest, x, np.ones((2, 3)))
+
+
+def test_pointwise_parameters_are_the_dense_squared_norms_of_the_forest_and_of_each_tree():
+    x, y, xq = _data(4)
+    forest = RandomForestRegressor(n_estimators=5, min_samples_leaf=2, random_state=1).fit(x, y)
+    for q in (x, xq):
+        s = smoother_weights(forest, x, q).numpy()
+        got = pointwise_parameters(forest, x, q).numpy()
+        np.testing.assert_allclose(got, 60 * np.sum(s**2, axis=1), rtol=1e-12)
+        assert float(got.mean()) == pytest.approx(effective_parameters(forest, x, q), rel=1e-12)
+        per_tree = pointwise_parameters(forest, x, q, per_tree=True).numpy()
+        assert per_tree.shape == (5, q.shape[0])
+        for t in range(5):  # tree t's weights: the first t + 1 trees' sum minus the first t trees' sum
+            w = smoother_weights(forest, x, q, n_trees=t + 1).numpy() * (t + 1)
+            if t:
+                w = w - smoother_weights(forest, x, q, n_trees=t).numpy() * t
+            np.testing.assert_allclose(per_tree[t], 60 * np.sum(w**2, axis=1), rtol=1e-9)
+        np.testing.assert_allclose(per_tree.mean(axis=1), tree_effective_parameters(forest, x, q).numpy(), rtol=1e-12)
+    with pytest.raises(TypeError, match="per_tree"):
+        pointwise_parameters(forest, x, per_tree="yes")
