@@ -14,8 +14,9 @@ repeated over independent worlds.
 
 Forecast cases are independent (each world's cases are spun up separately), so the paired intervals resample
 cases (:class:`~ensemble_lab.stats.ClusterResampler` with one unit per case); each case's score is its mean over
-the 40 variables.  Worlds are ``lorenz96(n_cases=..., seed=s)`` for ``s`` in :data:`SEEDS` (the shipped forecasters
-were trained on data of seeds 11 to 14: climate runs and a training world).  Everything runs with one torch thread (:func:`lab_work`).
+the 40 variables.  Worlds are ``lorenz96(n_cases=..., seed=s)`` for ``s`` in :data:`SEEDS` (the shipped
+forecasters were trained on data of seeds 11 to 14: climate runs and a training world).  Everything runs with one
+torch thread (:func:`lab_work`).
 """
 
 from __future__ import annotations
