@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._validation import check_seed
-from . import nb01, nb02, nb03, nb04, nb05, nb06, nb07
+from . import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 from .checking import Verdict, run_check
 from .exercise import Exercise
 
@@ -39,7 +39,7 @@ __all__ = ["EXERCISES", "list_exercises", "get", "describe", "check", "hint", "s
 
 #: every exercise of the course, by id, in course order
 EXERCISES: dict[str, Exercise] = {
-    ex.id: ex for module in (nb01, nb02, nb03, nb04, nb05, nb06, nb07) for ex in module.EXERCISES
+    ex.id: ex for module in (nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08) for ex in module.EXERCISES
 }
 
 

@@ -27,6 +27,8 @@ AGREED = {
     "06.2": ("The ambiguity decomposition", "my_ambiguity(member_probs, labels)"),
     "07.1": ("The fair CRPS", "my_fair_crps(members, observations)"),
     "07.2": ("The rank histogram", "my_rank_histogram(members, observations)"),
+    "08.1": ("Smoother weights of one tree", "my_tree_weights(train_leaves, query_leaves, counts)"),
+    "08.2": ("Effective parameters", "my_effective_parameters(weights)"),
 }
 
 
@@ -43,7 +45,7 @@ def test_every_notebook_has_at_least_two_exercises():
     per_notebook = {}
     for i, _ in exercises.list_exercises():
         per_notebook.setdefault(i.split(".")[0], []).append(i)
-    assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06", "07"]
+    assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06", "07", "08"]
     assert all(len(v) >= 2 for v in per_notebook.values())
 
 
@@ -91,7 +93,7 @@ def test_an_unknown_id_names_the_argument_and_lists_the_known_ones():
         lambda: exercises.describe("9.9"),
     ):
         with pytest.raises(
-            ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'06.2', '07.1', '07.2', got '9.9'"
+            ValueError, match=r"exercise_id must be one of '01.1', '01.2', .*'07.1', '07.2', '08.1', '08.2', got '9.9'"
         ):
             call()
     with pytest.raises(TypeError, match="exercise_id must be a string such as '01.1'.*got 1.1"):

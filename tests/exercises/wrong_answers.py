@@ -627,6 +627,79 @@ def rh_wrong_axis(members, observations):
     return torch.bincount((members < observations).sum(dim=1), minlength=members.shape[0] + 1)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# 08.1 the smoother weights of one tree
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _same_leaf(train_leaves, query_leaves):
+    return (query_leaves[:, None] == train_leaves[None, :]).to(torch.float64)  # (n_query, n_train)
+
+
+def tw_ignores_counts(train_leaves, query_leaves, counts):
+    same = _same_leaf(train_leaves, query_leaves)
+    return same / same.sum(dim=1, keepdim=True)  # uniform over the leaf
+
+
+def tw_not_normalised(train_leaves, query_leaves, counts):
+    return _same_leaf(train_leaves, query_leaves) * counts  # rows sum to the leaf's total count
+
+
+def tw_over_all_points(train_leaves, query_leaves, counts):
+    return _same_leaf(train_leaves, query_leaves) * counts / counts.sum()  # the total over ALL training points
+
+
+def tw_by_leaf_size(train_leaves, query_leaves, counts):
+    same = _same_leaf(train_leaves, query_leaves)
+    return same * counts / same.sum(dim=1, keepdim=True)  # the number of points in the leaf, not their counts
+
+
+def tw_transposed(train_leaves, query_leaves, counts):
+    w = (train_leaves[:, None] == query_leaves[None, :]) * counts[:, None]  # (n_train, n_query)
+    return w / w.sum(dim=0, keepdim=True)
+
+
+def tw_normalises_columns(train_leaves, query_leaves, counts):
+    w = _same_leaf(train_leaves, query_leaves) * counts
+    return w / w.sum(dim=0, keepdim=True)  # dim=0: the columns
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 08.2 the effective number of parameters
+# ----------------------------------------------------------------------------------------------------------
+
+
+def ep_mean_of_norms(weights):
+    return float((weights**2).sum(dim=1).mean())  # forgets the n_train factor
+
+
+def ep_sums_weights(weights):
+    n_query, n_train = weights.shape
+    return float(n_train / n_query * weights.sum())  # the weights, not their squares: always n_train
+
+
+def ep_trace(weights):
+    return float(torch.trace(weights))  # the classical degrees of freedom of a square S
+
+
+def ep_divides_by_n_train(weights):
+    n_train = weights.shape[1]
+    return float(n_train / n_train * (weights**2).sum())  # n_train / n_train instead of n_train / n_query
+
+
+def ep_per_query(weights):
+    return weights.shape[1] * (weights**2).sum(dim=1)  # one number per query
+
+
+def ep_no_division(weights):
+    return float(weights.shape[1] * (weights**2).sum())  # the sum over the queries, not the mean
+
+
+def ep_norms_not_squared(weights):
+    n_query, n_train = weights.shape
+    return float(n_train / n_query * weights.norm(dim=1).sum())
+
+
 def _reference(exercise_id):
     from ensemble_lab.exercises import catalogue
 
@@ -781,5 +854,35 @@ WRONG_ANSWERS = {
         (rh_ranks, ["on random input 1 of 3", "got shape (200,): the rank of every observation"]),
         (rh_frequencies, ["on random input 1 of 3", "counts, not frequencies (they sum to N = 200)"]),
         (rh_wrong_axis, ["on random input 1 of 3", "got 101 numbers:", "sum the comparisons over the members, dim=0"]),
+    ],
+    "08.1": [
+        (
+            tw_ignores_counts,
+            [
+                "on random input 1 of 3",
+                "uniform over the leaf",
+                "the bootstrap counts: a point drawn twice weighs twice, a point left out weighs 0",
+            ],
+        ),
+        (tw_not_normalised, ["on random input 1 of 3", "sums to", "the rows must sum to 1"]),
+        (
+            tw_over_all_points,
+            ["on random input 1 of 3", "normalised over ALL the training points (the counts sum to 40)"],
+        ),
+        (tw_by_leaf_size, ["on random input 1 of 3", "divided by the number of training points in the leaf"]),
+        (tw_transposed, ["expected a tensor of shape (25, 40) (n_query, n_train)", "got shape (40, 25)", "transpose"]),
+        (tw_normalises_columns, ["on random input 1 of 3", "got nan", "the columns (dim=0) are normalised"]),
+    ],
+    "08.2": [
+        (ep_mean_of_norms, ["on random input 1 of 3", "n_train = 60 times too small", "mean over the queries"]),
+        (ep_sums_weights, ["on random input 1 of 3", "got 60", "SQUARES gives n_train for every smoother"]),
+        (
+            ep_trace,
+            ["on random input 1 of 3", "the trace of S", "here S is (40, 60)", "query j is not training point j"],
+        ),
+        (ep_divides_by_n_train, ["on random input 1 of 3", "dividing by n_train instead of n_query", "here 60 / 40"]),
+        (ep_per_query, ["on random input 1 of 3", "expected a number", "got shape (40,): one value per query"]),
+        (ep_no_division, ["on random input 1 of 3", "n_query = 40 times too large"]),
+        (ep_norms_not_squared, ["on random input 1 of 3", "the norms are not squared"]),
     ],
 }
