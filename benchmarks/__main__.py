@@ -28,6 +28,7 @@ ALL = [
     "bench_forecast_scores",
     "bench_forecast_lab",
     "bench_forests",
+    "bench_forests_lab",
     "bench_browser",
     "bench_notebook",
 ]

@@ -998,3 +998,344 @@ class EventReliabilityPlot:
 
 
 __all__ += ["LeadScorePlot", "RankHistogramBars", "PlumePlot", "EventReliabilityPlot"]
+
+
+# ---- forests Lab drawings
+
+
+def _nice_top(x: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten that is >= ``x`` (> 0), so that
+    a range moves in steps.
+
+    >>> _nice_top(0.31), _nice_top(3.0), _nice_top(240.0), _nice_top(301.0)
+    (0.4, 3.0, 250.0, 400.0)
+    """
+    x = max(float(x), 1e-12)
+    scale = 10.0 ** math.floor(math.log10(x))
+    for m in (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+        if m * scale >= x * (1 - 1e-12):
+            return round(m * scale, 12)
+    return round(10.0 * scale, 12)  # pragma: no cover - the loop always returns
+
+
+def _set_visible(artists, visible: bool) -> None:
+    for a in artists:
+        a.set_visible(visible)
+
+
+class SmootherCurvePlot:
+    """A 1-D smoother: the training outcomes (grey dots), those the forest's prediction at the query averages
+    (blue, sized by their weight), the truth, one tree's and the forest's fitted curves, and the query (a dashed
+    vertical line, with both predictions there as dots).  It shares its Axes with a :class:`WeightFieldPlot` (the
+    2-D world): ``hide()`` hides it.  ``update`` returns True when a title or a range changed (a full draw)."""
+
+    def __init__(self, ax: Axes, max_size: float = 160.0):
+        self.ax = ax
+        self.max_size = float(max_size)
+        self.data = ax.scatter([], [], s=7, color=_MUTED, alpha=0.55, linewidths=0, label="training outcomes")
+        self.used = ax.scatter(
+            [], [], s=[], color=_ENSEMBLE, alpha=0.45, linewidths=0, label="averaged at the query (size: weight)"
+        )
+        (self.truth,) = ax.plot([], [], "-", color=PALETTE["black"], lw=1.2, label="truth")
+        (self.tree,) = ax.plot([], [], "-", color=PALETTE["orange"], lw=1.0, label="tree 0")
+        (self.forest,) = ax.plot([], [], "-", color=_ENSEMBLE, lw=2.0, label="forest")
+        self.query = ax.axvline(0, color=_GAP, lw=1, ls="--")
+        (self.tree_dot,) = ax.plot([], [], "v", color=PALETTE["orange"], ms=8, markeredgecolor=PALETTE["black"])
+        (self.forest_dot,) = ax.plot([], [], "o", color=_ENSEMBLE, ms=8, markeredgecolor=PALETTE["black"])
+        self.legend = _legend_below(ax, [self.data, self.used, self.truth, self.tree, self.forest], ncol=3, y=-0.22)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+        self.visible = True
+
+    @property
+    def artists(self) -> list:
+        return [self.data, self.used, self.truth, self.tree, self.forest, self.query, self.tree_dot, self.forest_dot]
+
+    def hide(self) -> bool:
+        """Hide every artist (the Axes shows the 2-D drawing); True if it was shown."""
+        was = self.visible
+        _set_visible([*self.artists, self.legend], False)
+        self.visible = False
+        self._static = None
+        return was
+
+    def update(self, x, y, grid, truth, tree, forest, weights, query: float, title: str = "") -> bool:
+        """``x``, ``y``, ``weights`` ``(n,)``: the training inputs, outcomes and the forest's weights at ``query``;
+        ``grid``, ``truth``, ``tree``, ``forest``: ``(G,)`` curves."""
+        xs, ys, w = _to_numpy(x).astype(float), _to_numpy(y).astype(float), _to_numpy(weights).astype(float)
+        g = _to_numpy(grid).astype(float)
+        self.data.set_offsets(np.column_stack([xs, ys]))
+        used = w > 0
+        self.used.set_offsets(np.column_stack([xs[used], ys[used]]))
+        self.used.set_sizes(12.0 + self.max_size * w[used])
+        self.truth.set_data(g, _to_numpy(truth).astype(float))
+        tr, fo = _to_numpy(tree).astype(float), _to_numpy(forest).astype(float)
+        self.tree.set_data(g, tr)
+        self.forest.set_data(g, fo)
+        self.query.set_xdata([query, query])
+        i = int(np.argmin(np.abs(g - query)))
+        self.tree_dot.set_data([query], [tr[i]])
+        self.forest_dot.set_data([query], [fo[i]])
+        if not self.visible:
+            _set_visible([*self.artists, self.legend], True)
+            self.visible = True
+        top = max(float(np.abs(ys).max()), float(np.abs(tr).max()), 1.0)
+        lim = math.ceil(top * 1.05 / 0.5) * 0.5
+        static = (title, lim)
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_xlim(-0.02, 1.02)
+        self.ax.set_ylim(-lim, lim)
+        self.ax.set_xlabel("x")
+        self.ax.set_ylabel("outcome")
+        self._static = static
+        return True
+
+
+class KernelStemPlot:
+    """The weights of a 1-D smoother's prediction at a query, against each training input's offset from the query
+    (``x_i - query``, a fixed window of +-``window``): the forest's as blue stems, one tree's as orange triangles
+    at their height.  A query move only moves the stems; the vertical range snaps to round numbers, so most
+    moves only blit.  ``hide()`` hides it (the 2-D world shares its Axes); ``update`` returns True when a title
+    or a range changed."""
+
+    def __init__(self, ax: Axes, window: float = 0.2):
+        from matplotlib.collections import LineCollection
+
+        self.ax = ax
+        self.window = float(window)
+        self.stems = LineCollection([], colors=_ENSEMBLE, linewidths=2.2, alpha=0.8, label="forest's weights")
+        ax.add_collection(self.stems)
+        (self.tree,) = ax.plot([], [], "v", color=PALETTE["orange"], ms=6, ls="none", label="tree 0's weights")
+        self.query = ax.axvline(0, color=_GAP, lw=1, ls="--", label="the query")
+        self.legend = _legend_below(ax, [self.stems, self.tree, self.query], ncol=3, y=-0.22)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+        self.visible = True
+
+    @property
+    def artists(self) -> list:
+        return [self.stems, self.tree, self.query]
+
+    def hide(self) -> bool:
+        """Hide every artist (the Axes shows the 2-D drawing); True if it was shown."""
+        was = self.visible
+        _set_visible([*self.artists, self.legend], False)
+        self.visible = False
+        self._static = None
+        return was
+
+    def update(self, x, tree_weights, forest_weights, query: float, title: str = "") -> bool:
+        """``x`` ``(n,)`` training inputs; ``tree_weights``, ``forest_weights`` ``(n,)`` at ``query``."""
+        xs = _to_numpy(x).astype(float) - float(query)
+        wt, wf = _to_numpy(tree_weights).astype(float), _to_numpy(forest_weights).astype(float)
+        on = wf > 0
+        self.stems.set_segments([[(a, 0.0), (a, b)] for a, b in zip(xs[on], wf[on], strict=True)])
+        ton = wt > 0
+        self.tree.set_data(xs[ton], wt[ton])
+        if not self.visible:
+            _set_visible([*self.artists, self.legend], True)
+            self.visible = True
+        top = _nice_top(max(float(wf.max()), float(wt.max()), 1e-3))
+        static = (title, top)
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_xlim(-self.window, self.window)
+        self.ax.set_ylim(0, top * 1.06)
+        self.ax.set_xlabel("training input − query")
+        self.ax.set_ylabel("weight in the prediction")
+        self._static = static
+        return True
+
+
+class WeightFieldPlot:
+    """A 2-D smoother on [0, 1]^2: its prediction as an image (a colour-blind-safe diverging map, fixed range), the
+    training inputs (grey dots), those its prediction at the query averages (black rings sized by their weight)
+    and the query (a green cross).  ``hide()`` hides it (the 1-D world shares its Axes); ``update`` returns True
+    when a title changed or it was hidden."""
+
+    def __init__(self, ax: Axes, side: int, limit: float = 1.5, max_size: float = 200.0):
+        self.ax = ax
+        self.side = int(side)
+        self.max_size = float(max_size)
+        half = 0.5 / (self.side - 1)
+        self.image = ax.imshow(
+            np.zeros((self.side, self.side)),
+            origin="lower",
+            extent=(-half, 1 + half, -half, 1 + half),
+            cmap="PuOr_r",
+            vmin=-limit,
+            vmax=limit,
+            aspect="auto",
+            interpolation="nearest",
+        )
+        self.points = ax.scatter([], [], s=5, color=PALETTE["black"], alpha=0.35, linewidths=0)
+        self.used = ax.scatter([], [], s=[], facecolors="none", edgecolors=PALETTE["black"], linewidths=1.3)
+        (self.query,) = ax.plot(
+            [], [], "X", color=PALETTE["bluish green"], ms=11, markeredgecolor=PALETTE["black"], mew=1.0
+        )
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+        self.visible = True
+        self.hide()
+
+    @property
+    def artists(self) -> list:
+        return [self.image, self.points, self.used, self.query]
+
+    def hide(self) -> bool:
+        was = self.visible
+        _set_visible(self.artists, False)
+        self.visible = False
+        self._static = None
+        return was
+
+    def update(self, x, field, weights, query: Sequence[float], title: str = "") -> bool:
+        """``x`` ``(n, 2)`` training inputs; ``field`` ``(side, side)`` predictions indexed ``[iy, ix]``;
+        ``weights`` ``(n,)`` the prediction's weights at ``query`` ``(qx, qy)``."""
+        xs = _to_numpy(x).astype(float)
+        f = _to_numpy(field).astype(float)
+        if f.shape != (self.side, self.side):
+            raise ValueError(f"field must have shape ({self.side}, {self.side}), got {f.shape}")
+        w = _to_numpy(weights).astype(float)
+        self.image.set_data(f)
+        self.points.set_offsets(xs)
+        used = w > 0
+        self.used.set_offsets(xs[used])
+        self.used.set_sizes(10.0 + self.max_size * w[used])
+        self.query.set_data([float(query[0])], [float(query[1])])
+        shown = self.visible
+        if not shown:
+            _set_visible(self.artists, True)
+            self.visible = True
+        if title == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_xlim(-0.03, 1.03)
+        self.ax.set_ylim(-0.03, 1.03)
+        self.ax.set_xlabel("x1")
+        self.ax.set_ylabel("x2")
+        self._static = title
+        return True
+
+
+class DistanceCurvePlot:
+    """Numbers against the distance of the test points from the training inputs (one position per distance,
+    labelled with it): one line per label (blue solid, orange dashed, grey dotted), a vertical line and dots at
+    the highlighted distance.  The vertical range starts at 0 and snaps to 1, 2 or 5 times a power of ten.
+    ``update`` returns True when a title or a range changed."""
+
+    _STYLES = ((_ENSEMBLE, "-", "o", 2.0), (PALETTE["orange"], "--", "s", 1.6), (_MUTED, ":", "^", 1.6))
+
+    def __init__(self, ax: Axes, distances: Sequence[float], labels: Sequence[str]):
+        if not 1 <= len(labels) <= len(self._STYLES):
+            raise ValueError(f"labels must hold 1 to {len(self._STYLES)} names, got {len(labels)}")
+        self.ax = ax
+        self.distances = tuple(float(d) for d in distances)
+        self.x = np.arange(len(self.distances), dtype=float)
+        self.lines, self.dots = [], []
+        for label, (color, ls, marker, lw) in zip(labels, self._STYLES, strict=False):
+            (line,) = ax.plot([], [], ls, color=color, lw=lw, marker=marker, ms=3, label=label)
+            (dot,) = ax.plot([], [], marker, color=color, ms=8, markeredgecolor=PALETTE["black"])
+            self.lines.append(line)
+            self.dots.append(dot)
+        self.now = ax.axvline(0, color=_MUTED, lw=1, zorder=1)
+        ax.set_xticks(self.x, [f"{d:g}" for d in self.distances], fontsize="small")
+        ax.set_xlim(-0.3, len(self.distances) - 0.7)
+        ax.set_xlabel("distance from the training inputs")
+        _legend_below(ax, self.lines, ncol=len(self.lines), y=-0.3)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [self.now, *self.lines, *self.dots]
+
+    def update(self, curves: Sequence, distance: float, title: str = "", ylabel: str = "") -> bool:
+        """``curves``: one ``(len(distances),)`` series per label; ``distance``: the highlighted one."""
+        j = self.distances.index(float(distance))
+        top = 0.0
+        for line, dot, curve in zip(self.lines, self.dots, curves, strict=True):
+            y = _to_numpy(curve).astype(float)
+            line.set_data(self.x, y)
+            dot.set_data([self.x[j]], [y[j]])
+            top = max(top, float(np.max(y)))
+        self.now.set_xdata([self.x[j], self.x[j]])
+        static = (title, ylabel, _nice_top(max(top, 1e-9)))
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylabel(ylabel)
+        self.ax.set_ylim(0, static[2] * 1.05)
+        self._static = static
+        return True
+
+
+class MechanismBars:
+    """A forest's gain over its tree split into parts (the paper's three mechanisms and their total), as bars
+    with whiskers of +-2 standard errors; with no numbers the bars are hidden and a note says how to get them.
+    ``update`` returns True when a title, the note or a range changed."""
+
+    def __init__(self, ax: Axes, names: Sequence[str]):
+        from matplotlib.collections import LineCollection
+
+        self.ax = ax
+        self.names = tuple(names)
+        n = len(self.names)
+        colors = [SERIES_COLORS[j % len(SERIES_COLORS)] for j in range(n - 1)] + [_ENSEMBLE]
+        self.bars = ax.bar(np.arange(n), np.zeros(n), 0.6, color=colors, edgecolor=PALETTE["black"], linewidth=0.6)
+        for bar, hatch in zip(self.bars, ("//", "..", "xx", ""), strict=False):
+            bar.set_hatch(hatch)
+        self.whiskers = LineCollection([], colors=PALETTE["black"], linewidths=1.5)
+        ax.add_collection(self.whiskers)
+        ax.axhline(0, color=_MUTED, lw=0.8)
+        self.note = ax.text(0.5, 0.55, "", transform=ax.transAxes, ha="center", va="center", fontsize="small")
+        ax.set_xticks(np.arange(n), list(self.names), fontsize="small")
+        ax.set_xlim(-0.6, n - 0.4)
+        ax.set_title(" ", fontsize="medium")
+        self._static = None
+
+    @property
+    def artists(self) -> list:
+        return [*self.bars, self.whiskers, self.note]
+
+    def update(self, values, errors, title: str = "", ylabel: str = "", note: str = "") -> bool:
+        """``values``, ``errors``: one number per name (whiskers ``values +- 2 errors``), or None (no numbers:
+        ``note`` shows instead)."""
+        if values is None:
+            for bar in self.bars:
+                bar.set_height(0.0)
+                bar.set_visible(False)
+            self.whiskers.set_segments([])
+            self.note.set_text(note)
+            static = (title, ylabel, note, None)
+        else:
+            v = [float(a) for a in values]
+            e = [float(b) for b in errors]
+            if len(v) != len(self.names) or len(e) != len(self.names):
+                raise ValueError(f"values and errors must hold {len(self.names)} numbers, got {len(v)} and {len(e)}")
+            for bar, a in zip(self.bars, v, strict=True):
+                bar.set_height(a)
+                bar.set_visible(True)
+            self.whiskers.set_segments(
+                [[(i, a - 2 * b), (i, a + 2 * b)] for i, (a, b) in enumerate(zip(v, e, strict=True))]
+            )
+            self.note.set_text("")
+            hi = max(0.0, *(a + 2 * b for a, b in zip(v, e, strict=True)))
+            lo = min(0.0, *(a - 2 * b for a, b in zip(v, e, strict=True)))
+            span = _nice_top(max(hi, -lo, 1e-9))
+            limits = (-span if lo < -0.05 * span else -0.05 * span, span if hi > 0.05 * span else 0.05 * span)
+            static = (title, ylabel, "", limits)
+        if static == self._static:
+            return False
+        self.ax.set_title(title, fontsize="medium")
+        self.ax.set_ylabel(ylabel)
+        if static[3] is not None:
+            self.ax.set_ylim(static[3][0] * 1.05, static[3][1] * 1.05)
+        self._static = static
+        return True
+
+
+__all__ += ["SmootherCurvePlot", "KernelStemPlot", "WeightFieldPlot", "DistanceCurvePlot", "MechanismBars"]

@@ -6,7 +6,8 @@ say how much it smooths, and how that changes away from the training data.
 
 - the weights (:mod:`.smoother`): :func:`smoother_weights` ``(n_query, n_train)`` of a fitted scikit-learn tree,
   random forest, extra-trees or bagging ensemble (``S @ y`` is ``predict``, ``S @ onehot(y)`` is
-  ``predict_proba``), and the checked leaf structure they are made of (:func:`forest_leaves`);
+  ``predict_proba``), the checked leaf structure they are made of (:func:`forest_leaves`) and the weights of
+  a prefix of its trees from it (:func:`weights_of_leaves`);
 - how much a prediction leans on few outcomes (:mod:`.effective`): the effective number of parameters
   :func:`effective_parameters` (at the training inputs, or at new ones), of a weight matrix you already have
   (:func:`effective_parameters_of`), of each tree (:func:`tree_effective_parameters`) and point by point
@@ -33,13 +34,14 @@ True
 
 from .effective import effective_parameters, effective_parameters_of, pointwise_parameters, tree_effective_parameters
 from .mechanisms import PARTS, Mechanisms, forest_mechanisms
-from .smoother import ForestLeaves, forest_leaves, smoother_weights
+from .smoother import ForestLeaves, forest_leaves, smoother_weights, weights_of_leaves
 from .toys import TOYS, ToyWorld, toy_1d, toy_2d, toy_world
 
 __all__ = [
     "smoother_weights",
     "forest_leaves",
     "ForestLeaves",
+    "weights_of_leaves",
     "effective_parameters",
     "effective_parameters_of",
     "tree_effective_parameters",

@@ -73,6 +73,7 @@ __all__ = [
     "ForestLeaves",
     "forest_leaves",
     "smoother_weights",
+    "weights_of_leaves",
     "check_forest",
     "check_inputs",
     "MAX_ENTRIES",
@@ -389,6 +390,57 @@ def smoother_weights(forest, x_train, x_query, *, n_trees: int | None = None, sp
     if sparse:
         return s
     return torch.from_numpy(s.toarray())
+
+
+def weights_of_leaves(
+    leaves: ForestLeaves, n_trees: int | None = None, *, tree: int | None = None, sparse: bool = False
+):
+    """The smoother weights ``(n_query, n_train)`` of a :class:`ForestLeaves` you already have: of its first
+    ``n_trees`` trees (None: all), or of its tree ``tree`` alone (0-based).  Fit once, build the leaves once
+    (:func:`forest_leaves`), then take every prefix of the forest cheaply: ``weights_of_leaves(forest_leaves(f,
+    x, q), k)`` equals ``smoother_weights(f, x, q, n_trees=k)``.
+
+    Returns a float64 tensor on the cpu (``sparse=True``: a scipy CSR matrix), rows non-negative summing to 1.
+
+    >>> import numpy as np
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.uniform(size=(30, 2)), rng.normal(size=30)
+    >>> forest = RandomForestRegressor(n_estimators=8, random_state=0).fit(x, y)
+    >>> leaves = forest_leaves(forest, x, x[:4])
+    >>> bool(np.array_equal(weights_of_leaves(leaves, 3).numpy(), smoother_weights(forest, x, x[:4], n_trees=3)))
+    True
+    >>> bool(np.allclose(weights_of_leaves(leaves, tree=5).numpy() @ y, forest.estimators_[5].predict(x[:4])))
+    True
+    """
+    if not isinstance(leaves, ForestLeaves):
+        raise TypeError(f"leaves must be a ForestLeaves (from forest_leaves), got {type(leaves).__name__}")
+    sparse = check_bool(sparse, "sparse")
+    total = leaves.n_trees
+    if tree is not None:
+        if n_trees is not None:
+            raise ValueError(f"n_trees and tree: give one of them, got n_trees={n_trees!r} and tree={tree!r}")
+        t = check_int(tree, "tree", minimum=0, maximum=total - 1)
+        part = slice(t, t + 1)
+    else:
+        k = total if n_trees is None else check_int(n_trees, "n_trees", minimum=1, maximum=total)
+        part = slice(0, k)
+    if not sparse and leaves.n_query * leaves.n_train > MAX_ENTRIES:
+        raise ValueError(
+            f"leaves make a dense ({leaves.n_query}, {leaves.n_train}) matrix, above {MAX_ENTRIES:,} entries; "
+            "pass sparse=True"
+        )
+    # the trees' global node ids index the whole ``weight``: a slice of trees keeps them valid
+    s = _sparse(
+        ForestLeaves(
+            train=leaves.train[part],
+            query=leaves.query[part],
+            counts=leaves.counts[part],
+            weight=leaves.weight,
+            offsets=leaves.offsets[part],
+        )
+    )
+    return s if sparse else torch.from_numpy(s.toarray())
 
 
 def _rows(x) -> int | None:

@@ -11,6 +11,7 @@ from .calibration import CalibrationLab, CalibrationResult, CalibrationState, Ca
 from .cascades import CascadesLab, CascadesResult, CascadesState, CascadesView
 from .deep_ensembles import DeepEnsemblesLab, DeepEnsemblesResult, DeepEnsemblesState, DeepEnsemblesView
 from .forecast import ForecastLab, ForecastResult, ForecastState, ForecastView
+from .forests import ForestsLab, ForestsResult, ForestsState, ForestsView
 from .prompts import PromptsLab, PromptsResult, PromptsState, PromptsView
 from .selection import SelectionLab, SelectionLabResult, SelectionState, SelectionView
 from .soups import SoupsLab, SoupsResult, SoupsState, SoupsView
@@ -51,4 +52,8 @@ __all__ = [
     "SoupsResult",
     "SoupsState",
     "SoupsView",
+    "ForestsLab",
+    "ForestsResult",
+    "ForestsState",
+    "ForestsView",
 ]

@@ -355,3 +355,28 @@ def test_refuses_bad_arguments(fitted):
         smoother_weights(model, x, torch.zeros(2, 3, dtype=torch.complex64))
     with pytest.raises(ValueError, match=r"x_query and x_train make a dense"):
         smoother_weights(model, x, np.zeros((2**21, 3)))
+
+
+def test_weights_of_leaves_are_smoother_weights_of_every_prefix_and_each_tree(fitted):
+    from ensemble_lab.forests.smoother import weights_of_leaves
+
+    x, y, _, xq, _ = fitted
+    forest = RandomForestRegressor(n_estimators=6, min_samples_leaf=2, random_state=0).fit(x, y)
+    leaves = forest_leaves(forest, x, xq)
+    for k in range(1, 7):
+        assert torch.equal(weights_of_leaves(leaves, k), smoother_weights(forest, x, xq, n_trees=k))
+    assert torch.equal(weights_of_leaves(leaves), smoother_weights(forest, x, xq))
+    s = weights_of_leaves(leaves, 4, sparse=True)
+    assert scipy.sparse.issparse(s)
+    assert np.array_equal(s.toarray(), weights_of_leaves(leaves, 4).numpy())
+    for t, tree in enumerate(forest.estimators_):
+        w = weights_of_leaves(leaves, tree=t)
+        assert np.allclose(w.numpy() @ y, tree.predict(xq), rtol=0, atol=1e-10)
+    with pytest.raises(TypeError, match=r"leaves must be a ForestLeaves"):
+        weights_of_leaves(forest)
+    with pytest.raises(ValueError, match=r"n_trees must be in \[1, 6\]"):
+        weights_of_leaves(leaves, 7)
+    with pytest.raises(ValueError, match=r"tree must be in \[0, 5\]"):
+        weights_of_leaves(leaves, tree=6)
+    with pytest.raises(ValueError, match=r"n_trees and tree: give one of them"):
+        weights_of_leaves(leaves, 2, tree=1)
