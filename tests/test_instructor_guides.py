@@ -25,6 +25,7 @@ AGREED_IDS = {
     "05_model_soups_wise_ft": ("05.1", "05.2"),
     "06_ensemble_selection": ("06.1", "06.2"),
     "07_ensemble_forecasting": ("07.1", "07.2"),
+    "08_random_forests_as_smoothers": ("08.1", "08.2"),
 }
 SECTIONS = {  # a level-2 heading matching each pattern (case-insensitive)
     "objectives": r"learning objectives",

@@ -27,6 +27,7 @@ LESSONS = {  # notebook -> the exercise ids agreed for it (issue 16)
     "05_model_soups_wise_ft": ("05.1", "05.2"),
     "06_ensemble_selection": ("06.1", "06.2"),
     "07_ensemble_forecasting": ("07.1", "07.2"),
+    "08_random_forests_as_smoothers": ("08.1", "08.2"),
 }
 GLOSSARY_TERMS = (  # issue 16's list, then the terms the course leans on
     "NLL", "Brier", "ECE", "AURC", "MACs", "coverage", "selective risk", "basin",

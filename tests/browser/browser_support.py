@@ -287,6 +287,10 @@ SCENARIOS: dict[str, Scenario] = {
     "07": Scenario(
         "el-forecast", ".el-members", cycle_readout(("5", "31", "10", "25", "3", "15")), probe=".el-summary"
     ),
+    # a slider's readout: the number of trees (a prefix of one fitted forest); the summary's numbers change
+    "08": Scenario(
+        "el-forests", ".el-n-trees", cycle_readout(("5", "100", "10", "50", "1", "25")), probe=".el-summary"
+    ),
 }
 
 
