@@ -1023,7 +1023,32 @@ def _set_visible(artists, visible: bool) -> None:
         a.set_visible(visible)
 
 
-class SmootherCurvePlot:
+class _SharedAxesDrawing:
+    """A drawing that shares its Axes with another one (the 1-D and the 2-D world's): ``hide()`` hides its
+    artists (and its legend, if it has one) and forgets its static state, so that the next ``update`` shows them
+    again (``_show()``) and redraws the titles and ranges in full.  Subclasses set ``artists``, ``visible`` and
+    ``_static``."""
+
+    legend = None
+
+    def _own(self) -> list:
+        return [*self.artists, *([] if self.legend is None else [self.legend])]
+
+    def hide(self) -> bool:
+        """Hide every artist (the Axes shows the other drawing); True if it was shown."""
+        was = self.visible
+        _set_visible(self._own(), False)
+        self.visible = False
+        self._static = None
+        return was
+
+    def _show(self) -> None:
+        if not self.visible:
+            _set_visible(self._own(), True)
+            self.visible = True
+
+
+class SmootherCurvePlot(_SharedAxesDrawing):
     """A 1-D smoother: the training outcomes (grey dots), those the forest's prediction at the query averages
     (blue, sized by their weight), the truth, one tree's and the forest's fitted curves, and the query (a dashed
     vertical line, with both predictions there as dots).  It shares its Axes with a :class:`WeightFieldPlot` (the
@@ -1051,14 +1076,6 @@ class SmootherCurvePlot:
     def artists(self) -> list:
         return [self.data, self.used, self.truth, self.tree, self.forest, self.query, self.tree_dot, self.forest_dot]
 
-    def hide(self) -> bool:
-        """Hide every artist (the Axes shows the 2-D drawing); True if it was shown."""
-        was = self.visible
-        _set_visible([*self.artists, self.legend], False)
-        self.visible = False
-        self._static = None
-        return was
-
     def update(self, x, y, grid, truth, tree, forest, weights, query: float, title: str = "") -> bool:
         """``x``, ``y``, ``weights`` ``(n,)``: the training inputs, outcomes and the forest's weights at ``query``;
         ``grid``, ``truth``, ``tree``, ``forest``: ``(G,)`` curves."""
@@ -1076,9 +1093,7 @@ class SmootherCurvePlot:
         i = int(np.argmin(np.abs(g - query)))
         self.tree_dot.set_data([query], [tr[i]])
         self.forest_dot.set_data([query], [fo[i]])
-        if not self.visible:
-            _set_visible([*self.artists, self.legend], True)
-            self.visible = True
+        self._show()
         top = max(float(np.abs(ys).max()), float(np.abs(tr).max()), 1.0)
         lim = math.ceil(top * 1.05 / 0.5) * 0.5
         static = (title, lim)
@@ -1093,7 +1108,7 @@ class SmootherCurvePlot:
         return True
 
 
-class KernelStemPlot:
+class KernelStemPlot(_SharedAxesDrawing):
     """The weights of a 1-D smoother's prediction at a query, against each training input's offset from the query
     (``x_i - query``, a fixed window of +-``window``): the forest's as blue stems, one tree's as orange triangles
     at their height.  A query move only moves the stems; the vertical range snaps to round numbers, so most
@@ -1118,14 +1133,6 @@ class KernelStemPlot:
     def artists(self) -> list:
         return [self.stems, self.tree, self.query]
 
-    def hide(self) -> bool:
-        """Hide every artist (the Axes shows the 2-D drawing); True if it was shown."""
-        was = self.visible
-        _set_visible([*self.artists, self.legend], False)
-        self.visible = False
-        self._static = None
-        return was
-
     def update(self, x, tree_weights, forest_weights, query: float, title: str = "") -> bool:
         """``x`` ``(n,)`` training inputs; ``tree_weights``, ``forest_weights`` ``(n,)`` at ``query``."""
         xs = _to_numpy(x).astype(float) - float(query)
@@ -1134,9 +1141,7 @@ class KernelStemPlot:
         self.stems.set_segments([[(a, 0.0), (a, b)] for a, b in zip(xs[on], wf[on], strict=True)])
         ton = wt > 0
         self.tree.set_data(xs[ton], wt[ton])
-        if not self.visible:
-            _set_visible([*self.artists, self.legend], True)
-            self.visible = True
+        self._show()
         top = _nice_top(max(float(wf.max()), float(wt.max()), 1e-3))
         static = (title, top)
         if static == self._static:
@@ -1150,7 +1155,7 @@ class KernelStemPlot:
         return True
 
 
-class WeightFieldPlot:
+class WeightFieldPlot(_SharedAxesDrawing):
     """A 2-D smoother on [0, 1]^2: its prediction as an image (a colour-blind-safe diverging map, fixed range), the
     training inputs (grey dots), those its prediction at the query averages (black rings sized by their weight)
     and the query (a green cross).  ``hide()`` hides it (the 1-D world shares its Axes); ``update`` returns True
@@ -1185,13 +1190,6 @@ class WeightFieldPlot:
     def artists(self) -> list:
         return [self.image, self.points, self.used, self.query]
 
-    def hide(self) -> bool:
-        was = self.visible
-        _set_visible(self.artists, False)
-        self.visible = False
-        self._static = None
-        return was
-
     def update(self, x, field, weights, query: Sequence[float], title: str = "") -> bool:
         """``x`` ``(n, 2)`` training inputs; ``field`` ``(side, side)`` predictions indexed ``[iy, ix]``;
         ``weights`` ``(n,)`` the prediction's weights at ``query`` ``(qx, qy)``."""
@@ -1206,10 +1204,7 @@ class WeightFieldPlot:
         self.used.set_offsets(xs[used])
         self.used.set_sizes(10.0 + self.max_size * w[used])
         self.query.set_data([float(query[0])], [float(query[1])])
-        shown = self.visible
-        if not shown:
-            _set_visible(self.artists, True)
-            self.visible = True
+        self._show()
         if title == self._static:
             return False
         self.ax.set_title(title, fontsize="medium")
