@@ -32,7 +32,13 @@ differs.
 True
 """
 
-from .effective import effective_parameters, effective_parameters_of, pointwise_parameters, tree_effective_parameters
+from .effective import (
+    effective_parameters,
+    effective_parameters_of,
+    pointwise_parameters,
+    tree_effective_parameters,
+    tree_parameters_of_leaves,
+)
 from .mechanisms import PARTS, Mechanisms, forest_mechanisms
 from .smoother import ForestLeaves, forest_leaves, smoother_weights, weights_of_leaves
 from .toys import TOYS, ToyWorld, toy_1d, toy_2d, toy_world
@@ -46,6 +52,7 @@ __all__ = [
     "effective_parameters_of",
     "tree_effective_parameters",
     "pointwise_parameters",
+    "tree_parameters_of_leaves",
     "forest_mechanisms",
     "Mechanisms",
     "PARTS",

@@ -30,9 +30,15 @@ import numpy as np
 import torch
 
 from .._validation import as_tensor, check_bool, check_finite_result, check_finite_tensor
-from .smoother import forest_leaves, smoother_weights
+from .smoother import ForestLeaves, forest_leaves, smoother_weights
 
-__all__ = ["effective_parameters", "effective_parameters_of", "tree_effective_parameters", "pointwise_parameters"]
+__all__ = [
+    "effective_parameters",
+    "effective_parameters_of",
+    "tree_effective_parameters",
+    "pointwise_parameters",
+    "tree_parameters_of_leaves",
+]
 
 
 def effective_parameters_of(weights) -> float:
@@ -64,10 +70,7 @@ def effective_parameters(forest, x_train, x_query=None, *, n_trees: int | None =
     >>> effective_parameters(DecisionTreeRegressor().fit(x, np.arange(5.0)), x)  # S = I on distinct inputs
     5.0
     """
-    query = x_train if x_query is None else x_query
-    s = smoother_weights(forest, x_train, query, n_trees=n_trees, sparse=True)
-    n_train, n_query = s.shape[1], s.shape[0]
-    return float(n_train * np.square(s.data).sum() / n_query)
+    return float(pointwise_parameters(forest, x_train, x_query, n_trees=n_trees).mean())
 
 
 def tree_effective_parameters(forest, x_train, x_query=None, *, n_trees: int | None = None) -> torch.Tensor:
@@ -112,7 +115,23 @@ def pointwise_parameters(
     if not per_tree:
         s = smoother_weights(forest, x_train, query, n_trees=n_trees, sparse=True)
         return torch.from_numpy(s.shape[1] * np.asarray(s.multiply(s).sum(axis=1)).ravel())
-    leaves = forest_leaves(forest, x_train, query, n_trees=n_trees)
+    return tree_parameters_of_leaves(forest_leaves(forest, x_train, query, n_trees=n_trees))
+
+
+def tree_parameters_of_leaves(leaves: ForestLeaves) -> torch.Tensor:
+    """``n_train * ||s_t(x_j)||^2`` ``(T, n_query)`` float64 of every tree ``t`` at every query ``j`` of a
+    :class:`~ensemble_lab.forests.smoother.ForestLeaves` you already have (what ``pointwise_parameters(...,
+    per_tree=True)`` returns, without applying the trees again).
+
+    >>> import numpy as np
+    >>> from sklearn.tree import DecisionTreeRegressor
+    >>> x = np.arange(4.0)[:, None]
+    >>> tree = DecisionTreeRegressor(max_depth=1).fit(x, [0.0, 0.0, 1.0, 1.0])
+    >>> tree_parameters_of_leaves(forest_leaves(tree, x, [[0.5]])).tolist()
+    [[2.0]]
+    """
+    if not isinstance(leaves, ForestLeaves):
+        raise TypeError(f"leaves must be a ForestLeaves (from forest_leaves), got {type(leaves).__name__}")
     squares = np.bincount(leaves.train.ravel(), weights=np.square(leaves.counts).ravel(), minlength=leaves.weight.size)
     norms = squares[leaves.query] / np.square(leaves.weight[leaves.query])  # (T, n_query)
     return torch.from_numpy(leaves.n_train * norms)

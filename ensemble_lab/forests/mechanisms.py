@@ -170,10 +170,9 @@ def _draws(models, x0: np.ndarray, groups: int) -> np.ndarray:
     return p.reshape(groups, -1, x0.shape[0])
 
 
-def _simulate(world, forest, tree, sigma, n_train, n_test, distance, n_inputs, n_noise, n_seeds, seed):
+def _simulate(world, forest, t_forest, tree, sigma, n_train, n_test, distance, n_inputs, n_noise, n_seeds, seed):
     g = torch.Generator().manual_seed(seed)
     seeds = torch.randint(0, 2**31 - 1, (n_inputs, 5 + n_noise), generator=g).tolist()
-    t_forest = _check_recipe(forest, "forest")
     rows_tree, rows_forest, p_tree, p_forest = [], [], [], []
     first = True
     for i in range(n_inputs):
@@ -302,7 +301,7 @@ def forest_mechanisms(
     if trees > 10**7:
         raise ValueError(f"n_inputs, n_seeds and n_noise ask for {trees:,} tree fits, above 10,000,000; use fewer")
     tree_parts, forest_parts, p_tree, p_forest = _simulate(
-        world, forest, tree, sigma, n_train, n_test, distance, n_inputs, n_noise, n_seeds, seed
+        world, forest, t_forest, tree, sigma, n_train, n_test, distance, n_inputs, n_noise, n_seeds, seed
     )
     tp, fp = tree_parts.mean(0).tolist(), forest_parts.mean(0).tolist()
     gains = tree_parts - forest_parts

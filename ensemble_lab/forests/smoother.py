@@ -150,24 +150,17 @@ def check_forest(forest, name: str = "forest", *, fitted: bool = True, regressor
     )
     if regressor and is_classifier:
         raise TypeError(f"{name} must be a regressor (the errors here are squared errors), got {_kind(forest)}")
-    if kind == "tree":
-        _check_tree(forest, name)
-        if fitted and not hasattr(forest, "tree_"):
-            raise ValueError(f"{name} must be a fitted {_kind(forest)}: call {name}.fit(x_train, y_train) first")
-        return kind
-    if kind == "forest":
-        _check_tree(forest, name)
-        if fitted and not hasattr(forest, "estimators_"):
-            raise ValueError(f"{name} must be a fitted {_kind(forest)}: call {name}.fit(x_train, y_train) first")
-        return kind
-    base = forest.estimator
-    if base is not None:
-        if not isinstance(base, TREES):
+    if kind == "bagging":
+        base = forest.estimator
+        if base is not None and not isinstance(base, TREES):
             raise TypeError(f"{name} must be a Bagging ensemble of decision trees, got one of {_kind(base)}")
-        _check_tree(base, name, " (its estimator)")
-    if fitted:
-        if not hasattr(forest, "estimators_"):
-            raise ValueError(f"{name} must be a fitted {_kind(forest)}: call {name}.fit(x_train, y_train) first")
+        if base is not None:
+            _check_tree(base, name, " (its estimator)")
+    else:  # a tree, or a forest: its own parameters are its trees'
+        _check_tree(forest, name)
+    if fitted and not hasattr(forest, "tree_" if kind == "tree" else "estimators_"):
+        raise ValueError(f"{name} must be a fitted {_kind(forest)}: call {name}.fit(x_train, y_train) first")
+    if fitted and kind == "bagging":
         for t, tree in enumerate(forest.estimators_):
             if not isinstance(tree, TREES):
                 raise TypeError(f"{name} must be a Bagging ensemble of decision trees, got one of {_kind(tree)}")

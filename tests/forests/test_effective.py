@@ -11,10 +11,12 @@ from sklearn.tree import DecisionTreeRegressor
 from ensemble_lab.forests import (
     effective_parameters,
     effective_parameters_of,
+    forest_leaves,
     pointwise_parameters,
     smoother_weights,
     toy_1d,
     tree_effective_parameters,
+    tree_parameters_of_leaves,
 )
 
 
@@ -130,3 +132,13 @@ def test_pointwise_parameters_are_the_dense_squared_norms_of_the_forest_and_of_e
         np.testing.assert_allclose(per_tree.mean(axis=1), tree_effective_parameters(forest, x, q).numpy(), rtol=1e-12)
     with pytest.raises(TypeError, match="per_tree"):
         pointwise_parameters(forest, x, per_tree="yes")
+
+
+def test_tree_parameters_of_leaves_are_the_per_tree_pointwise_parameters():
+    x, y, xq = _data(5)
+    forest = RandomForestRegressor(n_estimators=4, max_samples=0.8, random_state=2).fit(x, y)
+    got = tree_parameters_of_leaves(forest_leaves(forest, x, xq))
+    assert torch.equal(got, pointwise_parameters(forest, x, xq, per_tree=True))
+    assert got.shape == (4, 30)
+    with pytest.raises(TypeError, match="leaves must be a ForestLeaves"):
+        tree_parameters_of_leaves(np.zeros((2, 3)))

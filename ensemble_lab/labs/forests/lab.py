@@ -46,10 +46,11 @@ from ...forests import (
     effective_parameters_of,
     forest_leaves,
     forest_mechanisms,
-    pointwise_parameters,
     toy_world,
+    tree_parameters_of_leaves,
+    weights_of_leaves,
 )
-from ...forests.smoother import ForestLeaves, weights_of_leaves
+from ...forests.smoother import ForestLeaves
 from ..base import Lab, cached
 from ..challenges import Target, challenge
 from ..state import SEED, LabState, Setting
@@ -163,8 +164,8 @@ class ForestFit:
     41 x 41 in 2-D, x fastest), then the training inputs moved by each distance (:meth:`ToyWorld.near`, seed
     ``seed + NEAR_SEED``); ``leaves``: their :class:`~ensemble_lab.forests.ForestLeaves`; ``truth`` ``f(points)``;
     ``tree_parameters`` ``(T, len(DISTANCES) * n)``: each tree's effective parameters at each moved point
-    (:func:`pointwise_parameters`); ``tree_errors`` ``(T, len(DISTANCES) + 1)``: each tree's excess error at each
-    distance and, last, over the grid.
+    (:func:`~ensemble_lab.forests.tree_parameters_of_leaves`); ``tree_errors`` ``(T, len(DISTANCES) + 1)``: each
+    tree's excess error at each distance and, last, over the grid.
     """
 
     key: tuple
@@ -345,8 +346,8 @@ class ForestsLab(Lab):
         points = torch.cat([grid, near])
         leaves = forest_leaves(forest, x, points)
         truth = world.truth(points)
-        tree_p = pointwise_parameters(forest, x, near, per_tree=True)
         n_grid, n = grid.shape[0], x.shape[0]
+        tree_p = tree_parameters_of_leaves(leaves)[:, n_grid:]  # at the moved points, from the leaves built above
         sets = [slice(n_grid + j * n, n_grid + (j + 1) * n) for j in range(len(DISTANCES))] + [slice(0, n_grid)]
         y_np, f_np = y.numpy(), truth.numpy()
         errors = np.empty((N_TREES, len(sets)))
