@@ -278,6 +278,25 @@ class Lab(traitlets.HasTraits):
             self.status = f"the page's link was not opened: {_message(exc)}"
             return False
 
+    @contextmanager
+    def working(self, what: str, *, progress: bool = False):
+        """Show ``what`` in the busy line while the block runs (and, with ``progress``, as a one-step progress bar
+        that completes when the block does); the busy line is cleared however the block ends."""
+        self.busy = what
+        bar = None
+        try:
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=1, desc=what.rstrip("…"), leave=False)
+            yield
+            if bar is not None:
+                bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.busy = ""
+
     def challenge_status(self) -> list[tuple[Any, bool, str]]:
         """``[(challenge, solved, progress text), ...]`` for the current result and State, one per challenge."""
         return [c.status(self.result, self.state) for c in self.CHALLENGES]

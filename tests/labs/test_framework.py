@@ -126,6 +126,24 @@ def test_cached_is_per_instance_and_compute_runs_on_one_thread():
     assert torch.get_num_threads() == before
 
 
+def test_working_shows_the_busy_line_and_clears_it_however_the_block_ends():
+    lab = _CountingLab()
+    with lab.working("fitting…"):
+        assert lab.busy == "fitting…"
+    assert lab.busy == ""
+    seen = []
+
+    def fail():
+        with lab.working("fitting…", progress=True):
+            seen.append(lab.busy)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail()
+    assert seen == ["fitting…"]
+    assert lab.busy == ""
+
+
 def test_buttons_unknown_and_revision():
     lab = _CountingLab()
     assert not lab.press("explode")

@@ -269,13 +269,7 @@ class ForecastLab(Lab):
             if slow
             else f"computing {MAX_MEMBERS} members ({forecaster})…"
         )
-        self.busy = what
-        bar = None
-        try:
-            if slow:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=1, desc=what.rstrip("…"), disable=not self.progress, leave=False)
+        with self.working(what, progress=slow and self.progress):
             nets = None if forecaster == "physics" else self.nets()
             start = time.perf_counter()
             x = ensemble_forecast(
@@ -289,13 +283,7 @@ class ForecastLab(Lab):
                 forecasters=nets,
             )
             self.seconds[forecaster] = (time.perf_counter() - start) / MAX_MEMBERS
-            if bar is not None:
-                bar.update(1)
-            return x.double().contiguous()
-        finally:
-            if bar is not None:
-                bar.close()
-            self.busy = ""
+        return x.double().contiguous()
 
     @cached(maxsize=16)
     def prefix_curves(self, key: tuple) -> dict[str, torch.Tensor]:

@@ -401,25 +401,14 @@ class ForestsLab(Lab):
             f"simulating the three mechanisms: {runs['n_inputs']} training sets x {runs['n_seeds']} noiseless and "
             f"{runs['n_noise']} noisy forests of {MECHANISM_TREES} trees…"
         )
-        self.busy = what
-        bar = None
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=1, desc=what.rstrip("…"), disable=not self.progress, leave=False)
-            recipe = RandomForestRegressor(
-                n_estimators=MECHANISM_TREES,
-                min_samples_leaf=leaf,
-                max_features=1.0 if max_features is None else max_features,
-                bootstrap=bootstrap,
-            )
-            m = forest_mechanisms(toy_world(problem, noise), recipe, n_train=N_TRAIN[problem], seed=seed, **runs)
-            bar.update(1)
-            return m
-        finally:
-            if bar is not None:
-                bar.close()
-            self.busy = ""
+        recipe = RandomForestRegressor(
+            n_estimators=MECHANISM_TREES,
+            min_samples_leaf=leaf,
+            max_features=1.0 if max_features is None else max_features,
+            bootstrap=bootstrap,
+        )
+        with self.working(what, progress=self.progress):
+            return forest_mechanisms(toy_world(problem, noise), recipe, n_train=N_TRAIN[problem], seed=seed, **runs)
 
     # -- the computation ------------------------------------------------------------------------------------
     def query_row(self, state) -> int:
